@@ -1,0 +1,153 @@
+// Package cpu is optima's CPU compute backend: a kernels.Backend whose float32
+// GEMM runs on a cache-blocked, packed micro-kernel (Goto/BLIS style) written in
+// Go assembly for AVX2+FMA, chosen at run time, with a portable Go fallback.
+// Float64 GEMM and the Cholesky factorization use gonum (pure Go).
+//
+// The package uses no cgo.
+package cpu
+
+import (
+	"fmt"
+	"runtime"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/gonum/blas/gonum"
+	"gonum.org/v1/gonum/lapack/lapack64"
+
+	"github.com/optima-llm/optima/kernels"
+)
+
+// Backend is the CPU implementation of kernels.Backend. It holds no mutable
+// state besides its configuration and is safe for concurrent use.
+type Backend struct {
+	threads int
+}
+
+var _ kernels.Backend = (*Backend)(nil)
+
+// New returns a CPU backend that runs its heavy kernels on up to threads
+// goroutines; threads <= 0 means runtime.GOMAXPROCS(0).
+func New(threads int) *Backend {
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	return &Backend{threads: threads}
+}
+
+// Name returns "cpu".
+func (*Backend) Name() string { return "cpu" }
+
+// Capabilities reports Device "cpu", the thread count, the SIMD flavour of the
+// float32 GEMM micro-kernel ("avx2-fma" or "generic") and Float64 true.
+func (b *Backend) Capabilities() kernels.Capabilities {
+	return kernels.Capabilities{
+		Device:  "cpu",
+		Threads: b.threads,
+		SIMD:    simdName(),
+		Float64: true,
+	}
+}
+
+// Sgemm computes C = alpha·op(A)·op(B) + beta·C in float32 (see
+// kernels.Backend.Sgemm). Products accumulate in float32 with fused
+// multiply-adds. It panics when a dimension is negative, a leading dimension
+// is smaller than the stored row width, or a slice is too short.
+func (b *Backend) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, bm []float32, ldb int, beta float32, c []float32, ldc int) {
+	checkGemm("Sgemm", transA, transB, m, n, k, len(a), lda, len(bm), ldb, len(c), ldc)
+	sgemm(b.threads, transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
+}
+
+// Dgemm computes C = alpha·op(A)·op(B) + beta·C in float64 with gonum's
+// pure-Go DGEMM (which runs on GOMAXPROCS goroutines). Panics as Sgemm.
+func (b *Backend) Dgemm(transA, transB bool, m, n, k int, alpha float64, a []float64, lda int, bm []float64, ldb int, beta float64, c []float64, ldc int) {
+	checkGemm("Dgemm", transA, transB, m, n, k, len(a), lda, len(bm), ldb, len(c), ldc)
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 || alpha == 0 {
+		scaleD(m, n, beta, c, ldc)
+		return
+	}
+	gonum.Implementation{}.Dgemm(blasTrans(transA), blasTrans(transB), m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
+}
+
+// Cholesky factors the n×n symmetric positive definite row-major matrix a in
+// place into its lower Cholesky factor L (A = L·Lᵀ) with gonum's Dpotrf; only
+// the lower triangle is read and the upper triangle is zeroed. It returns an
+// error wrapping kernels.ErrNotPositiveDefinite when a pivot is not positive;
+// a is then partly overwritten. It panics when len(a) < n*n.
+func (b *Backend) Cholesky(a []float64, n int) error {
+	if n < 0 {
+		panic(fmt.Sprintf("cpu: Cholesky: negative n %d", n))
+	}
+	if len(a) < n*n {
+		panic(fmt.Sprintf("cpu: Cholesky: len(a) = %d < n*n = %d", len(a), n*n))
+	}
+	if n == 0 {
+		return nil
+	}
+	_, ok := lapack64.Potrf(blas64.Symmetric{Uplo: blas.Lower, N: n, Stride: n, Data: a[:n*n]})
+	if !ok {
+		return fmt.Errorf("cpu: Cholesky of %d×%d matrix: %w", n, n, kernels.ErrNotPositiveDefinite)
+	}
+	for i := range n {
+		clear(a[i*n+i+1 : i*n+n])
+	}
+	return nil
+}
+
+func blasTrans(t bool) blas.Transpose {
+	if t {
+		return blas.Trans
+	}
+	return blas.NoTrans
+}
+
+// scaleD sets C = beta·C without reading C when beta is 0.
+func scaleD(m, n int, beta float64, c []float64, ldc int) {
+	for i := range m {
+		row := c[i*ldc : i*ldc+n]
+		switch beta {
+		case 0:
+			clear(row)
+		case 1:
+		default:
+			for j := range row {
+				row[j] *= beta
+			}
+		}
+	}
+}
+
+// checkGemm panics unless the GEMM arguments describe valid row-major
+// matrices: A is m×k (k×m when transA) with row stride lda, B is k×n (n×k when
+// transB) with stride ldb, and C is m×n with stride ldc.
+func checkGemm(op string, transA, transB bool, m, n, k, la, lda, lb, ldb, lc, ldc int) {
+	if m < 0 || n < 0 || k < 0 {
+		panic(fmt.Sprintf("cpu: %s: negative dimension m=%d n=%d k=%d", op, m, n, k))
+	}
+	ar, ac := m, k
+	if transA {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if transB {
+		br, bc = n, k
+	}
+	checkMat(op, "A", ar, ac, la, lda)
+	checkMat(op, "B", br, bc, lb, ldb)
+	checkMat(op, "C", m, n, lc, ldc)
+}
+
+func checkMat(op, name string, rows, cols, length, ld int) {
+	if ld < max(1, cols) {
+		panic(fmt.Sprintf("cpu: %s: leading dimension of %s is %d, want >= %d (%d×%d as stored)", op, name, ld, max(1, cols), rows, cols))
+	}
+	if rows == 0 || cols == 0 {
+		return
+	}
+	if need := (rows-1)*ld + cols; length < need {
+		panic(fmt.Sprintf("cpu: %s: len(%s) = %d, want >= %d (%d×%d as stored, ld %d)", op, name, length, need, rows, cols, ld))
+	}
+}

@@ -1,0 +1,55 @@
+package cpu
+
+import (
+	"fmt"
+	"sync"
+)
+
+// gramBlock is the most tokens whose products are summed in float32 before
+// being added into the float64 accumulator.
+const gramBlock = 256
+
+var gramPool sync.Pool // *[]float32 scratch of in*in
+
+// AccumulateGram adds XᵀX to h: h is in×in float64 row-major (both triangles
+// written), x is tokens×in float32 row-major. Each block of at most 256
+// tokens is multiplied in float32 with the Sgemm kernel and added into h in
+// float64, so the rounding error is bounded by the block length, not the token
+// count. It panics when len(h) < in*in or len(x) < tokens*in.
+func (b *Backend) AccumulateGram(h []float64, x []float32, tokens, in int) {
+	if tokens < 0 || in < 0 {
+		panic(fmt.Sprintf("cpu: AccumulateGram: negative dimension tokens=%d in=%d", tokens, in))
+	}
+	if len(h) < in*in {
+		panic(fmt.Sprintf("cpu: AccumulateGram: len(h) = %d < in*in = %d", len(h), in*in))
+	}
+	if len(x) < tokens*in {
+		panic(fmt.Sprintf("cpu: AccumulateGram: len(x) = %d < tokens*in = %d", len(x), tokens*in))
+	}
+	if tokens == 0 || in == 0 {
+		return
+	}
+	var tmp []float32
+	if p, ok := gramPool.Get().(*[]float32); ok && cap(*p) >= in*in {
+		tmp = (*p)[:in*in]
+	} else {
+		tmp = make([]float32, in*in)
+	}
+	for t0 := 0; t0 < tokens; t0 += gramBlock {
+		bt := min(gramBlock, tokens-t0)
+		xb := x[t0*in : (t0+bt)*in]
+		sgemm(b.threads, true, false, in, in, bt, 1, xb, in, xb, in, 0, tmp, in)
+		// Add the lower triangle of the block to both triangles of h, so a
+		// symmetric h stays exactly symmetric.
+		for i := range in {
+			hi := h[i*in : i*in+in]
+			ti := tmp[i*in : i*in+i+1]
+			for j, v := range ti[:i] {
+				hi[j] += float64(v)
+				h[j*in+i] += float64(v)
+			}
+			hi[i] += float64(ti[i])
+		}
+	}
+	gramPool.Put(&tmp)
+}
