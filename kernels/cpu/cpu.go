@@ -22,6 +22,7 @@ import (
 // state besides its configuration and is safe for concurrent use.
 type Backend struct {
 	threads int
+	kern    microKernel
 }
 
 var _ kernels.Backend = (*Backend)(nil)
@@ -32,7 +33,7 @@ func New(threads int) *Backend {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	return &Backend{threads: threads}
+	return &Backend{threads: threads, kern: bestKernel()}
 }
 
 // Name returns "cpu".
@@ -44,7 +45,7 @@ func (b *Backend) Capabilities() kernels.Capabilities {
 	return kernels.Capabilities{
 		Device:  "cpu",
 		Threads: b.threads,
-		SIMD:    simdName(),
+		SIMD:    b.kern.name,
 		Float64: true,
 	}
 }
@@ -55,7 +56,7 @@ func (b *Backend) Capabilities() kernels.Capabilities {
 // is smaller than the stored row width, or a slice is too short.
 func (b *Backend) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, bm []float32, ldb int, beta float32, c []float32, ldc int) {
 	checkGemm("Sgemm", transA, transB, m, n, k, len(a), lda, len(bm), ldb, len(c), ldc)
-	sgemm(b.threads, transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
+	sgemm(b.kern, b.threads, transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
 }
 
 // Dgemm computes C = alpha·op(A)·op(B) + beta·C in float64 with gonum's

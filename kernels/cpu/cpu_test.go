@@ -10,8 +10,10 @@ import (
 
 func TestConformance(t *testing.T) {
 	for _, threads := range []int{0, 1, 3} {
-		t.Run(fmt.Sprintf("threads=%d", threads), func(t *testing.T) {
-			kerneltest.Run(t, cpu.New(threads))
-		})
+		for _, b := range []*cpu.Backend{cpu.New(threads), cpu.NewGeneric(threads)} {
+			t.Run(fmt.Sprintf("%s/threads=%d", b.Capabilities().SIMD, threads), func(t *testing.T) {
+				kerneltest.Run(t, b)
+			})
+		}
 	}
 }

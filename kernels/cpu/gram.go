@@ -38,7 +38,7 @@ func (b *Backend) AccumulateGram(h []float64, x []float32, tokens, in int) {
 	for t0 := 0; t0 < tokens; t0 += gramBlock {
 		bt := min(gramBlock, tokens-t0)
 		xb := x[t0*in : (t0+bt)*in]
-		sgemm(b.threads, true, false, in, in, bt, 1, xb, in, xb, in, 0, tmp, in)
+		sgemm(b.kern, b.threads, true, false, in, in, bt, 1, xb, in, xb, in, 0, tmp, in)
 		// Add the lower triangle of the block to both triangles of h, so a
 		// symmetric h stays exactly symmetric.
 		for i := range in {

@@ -1,9 +1,47 @@
 package cpu
 
-import "gonum.org/v1/gonum/blas/gonum"
+import (
+	"sync"
+	"unsafe"
+)
+
+// Register tile and cache blocking of the float32 GEMM (Goto/BLIS). A packed
+// A panel holds mr rows interleaved per k (a[l*mr+r]); a packed B panel holds
+// nr columns per k (b[l*nr+c]). The kc×nr B micro-panel stays in L1, the
+// mc×kc A block in L2 and the kc×nc B block in L2/L3.
+const (
+	mr = 6
+	nr = 16
+	kc = 256
+	mc = 144 // multiple of mr
+	nc = 2048
+)
+
+// microKernel computes the mr×nr tile T = Ap·Bp over k steps from packed
+// panels and stores C = T + beta·C at c with row stride ldc (elements); when
+// beta is 0, C is not read. It must read exactly k*mr elements from a and
+// k*nr from b, and touch only the mr×nr tile of C.
+type microKernel struct {
+	name string
+	fn   func(k int, a, b, c *float32, ldc int, beta float32)
+}
+
+// workspace is one goroutine's packing buffers.
+type workspace struct {
+	a    []float32 // mc*kc
+	b    []float32 // kc*nc rounded up to nr
+	tile [mr * nr]float32
+}
+
+var workspaces = sync.Pool{New: func() any {
+	return &workspace{a: make([]float32, mc*kc), b: make([]float32, kc*(nc+nr))}
+}}
+
+// minParallelFlops is the size below which a product runs on one goroutine.
+const minParallelFlops = 2 << 20
 
 // sgemm is the float32 GEMM driver; arguments are already checked.
-func sgemm(threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+func sgemm(kern microKernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return
 	}
@@ -11,10 +49,225 @@ func sgemm(threads int, transA, transB bool, m, n, k int, alpha float32, a []flo
 		scaleS(m, n, beta, c, ldc)
 		return
 	}
-	gonum.Implementation{}.Sgemm(blasTrans(transA), blasTrans(transB), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	p := gemmParams{kern: kern, transA: transA, transB: transB, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc}
+	if threads <= 1 || 2*m*n*k < minParallelFlops {
+		p.run(0, m, 0, n)
+		return
+	}
+	// Split C into a pm×pn grid of blocks, one per goroutine, in whole
+	// micro-tiles, choosing the grid that packs the least (sum of block sides).
+	tm, tn := ceilDiv(m, mr), ceilDiv(n, nr)
+	bestPm, bestPn, best := 1, 1, -1.0
+	for pm := 1; pm <= threads; pm++ {
+		if threads%pm != 0 {
+			continue
+		}
+		pn := threads / pm
+		if pm > tm || pn > tn {
+			continue
+		}
+		cost := float64(m)/float64(pm) + float64(n)/float64(pn)
+		if best < 0 || cost < best {
+			bestPm, bestPn, best = pm, pn, cost
+		}
+	}
+	if best < 0 { // fewer tiles than threads along one side: split the other.
+		if tm >= tn {
+			bestPm, bestPn = min(threads, tm), 1
+		} else {
+			bestPm, bestPn = 1, min(threads, tn)
+		}
+	}
+	var wg sync.WaitGroup
+	for bi := range bestPm {
+		m0, m1 := split(tm, bestPm, bi)
+		m0, m1 = m0*mr, min(m1*mr, m)
+		for bj := range bestPn {
+			n0, n1 := split(tn, bestPn, bj)
+			n0, n1 = n0*nr, min(n1*nr, n)
+			if m0 >= m1 || n0 >= n1 {
+				continue
+			}
+			wg.Go(func() { p.run(m0, m1, n0, n1) })
+		}
+	}
+	wg.Wait()
 }
 
-func simdName() string { return "generic" }
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+// split returns the i-th of parts near-equal ranges of [0, total).
+func split(total, parts, i int) (int, int) {
+	return total * i / parts, total * (i + 1) / parts
+}
+
+type gemmParams struct {
+	kern           microKernel
+	transA, transB bool
+	k              int
+	alpha, beta    float32
+	a, b, c        []float32
+	lda, ldb, ldc  int
+}
+
+// run computes the block C[m0:m1, n0:n1] sequentially.
+func (p *gemmParams) run(m0, m1, n0, n1 int) {
+	ws := workspaces.Get().(*workspace)
+	defer workspaces.Put(ws)
+	for jc := n0; jc < n1; jc += nc {
+		ncb := min(nc, n1-jc)
+		for pc := 0; pc < p.k; pc += kc {
+			kcb := min(kc, p.k-pc)
+			beta := p.beta
+			if pc > 0 {
+				beta = 1
+			}
+			packB(ws.b, p.b, p.ldb, p.transB, pc, kcb, jc, ncb)
+			for ic := m0; ic < m1; ic += mc {
+				mcb := min(mc, m1-ic)
+				packA(ws.a, p.a, p.lda, p.transA, ic, mcb, pc, kcb, p.alpha)
+				p.macro(ws, mcb, ncb, kcb, ic, jc, beta)
+			}
+		}
+	}
+}
+
+// macro runs the micro-kernel over an mcb×ncb block of C at (ic, jc).
+func (p *gemmParams) macro(ws *workspace, mcb, ncb, kcb, ic, jc int, beta float32) {
+	fn := p.kern.fn
+	for jr := 0; jr < ncb; jr += nr {
+		nw := min(nr, ncb-jr)
+		bp := &ws.b[jr*kcb]
+		for ir := 0; ir < mcb; ir += mr {
+			mh := min(mr, mcb-ir)
+			ap := &ws.a[ir*kcb]
+			ci := (ic+ir)*p.ldc + jc + jr
+			if mh == mr && nw == nr {
+				fn(kcb, ap, bp, &p.c[ci], p.ldc, beta)
+				continue
+			}
+			fn(kcb, ap, bp, &ws.tile[0], nr, 0)
+			for i := range mh {
+				row := p.c[ci+i*p.ldc : ci+i*p.ldc+nw]
+				t := ws.tile[i*nr : i*nr+nw]
+				if beta == 0 {
+					copy(row, t)
+					continue
+				}
+				for j := range row {
+					row[j] = t[j] + beta*row[j]
+				}
+			}
+		}
+	}
+}
+
+// packA packs alpha·op(A)[i0:i0+mcb, p0:p0+kcb] into panels of mr rows,
+// zero-padding the last panel: panel q, step l, row r is at q*mr*kcb+l*mr+r.
+func packA(dst, a []float32, lda int, trans bool, i0, mcb, p0, kcb int, alpha float32) {
+	for q := 0; q*mr < mcb; q++ {
+		rows := min(mr, mcb-q*mr)
+		d := dst[q*mr*kcb : (q+1)*mr*kcb]
+		ib := i0 + q*mr
+		if trans { // op(A)(i,l) = a[l*lda+i]: rows of a are contiguous in i.
+			for l := range kcb {
+				src := a[(p0+l)*lda+ib : (p0+l)*lda+ib+rows]
+				dl := d[l*mr : l*mr+mr]
+				for r, v := range src {
+					dl[r] = alpha * v
+				}
+				clear(dl[rows:])
+			}
+			continue
+		}
+		if rows == mr {
+			s0 := a[(ib+0)*lda+p0 : (ib+0)*lda+p0+kcb]
+			s1 := a[(ib+1)*lda+p0 : (ib+1)*lda+p0+kcb]
+			s2 := a[(ib+2)*lda+p0 : (ib+2)*lda+p0+kcb]
+			s3 := a[(ib+3)*lda+p0 : (ib+3)*lda+p0+kcb]
+			s4 := a[(ib+4)*lda+p0 : (ib+4)*lda+p0+kcb]
+			s5 := a[(ib+5)*lda+p0 : (ib+5)*lda+p0+kcb]
+			for l := range kcb {
+				dl := d[l*mr : l*mr+mr : l*mr+mr]
+				dl[0] = alpha * s0[l]
+				dl[1] = alpha * s1[l]
+				dl[2] = alpha * s2[l]
+				dl[3] = alpha * s3[l]
+				dl[4] = alpha * s4[l]
+				dl[5] = alpha * s5[l]
+			}
+			continue
+		}
+		clear(d)
+		for r := range rows {
+			src := a[(ib+r)*lda+p0 : (ib+r)*lda+p0+kcb]
+			for l, v := range src {
+				d[l*mr+r] = alpha * v
+			}
+		}
+	}
+}
+
+// packB packs op(B)[p0:p0+kcb, j0:j0+ncb] into panels of nr columns,
+// zero-padding the last panel: panel q, step l, column c is at
+// q*nr*kcb+l*nr+c.
+func packB(dst, b []float32, ldb int, trans bool, p0, kcb, j0, ncb int) {
+	for q := 0; q*nr < ncb; q++ {
+		cols := min(nr, ncb-q*nr)
+		d := dst[q*nr*kcb : (q+1)*nr*kcb]
+		jb := j0 + q*nr
+		if !trans { // op(B)(l,j) = b[l*ldb+j]: contiguous in j.
+			for l := range kcb {
+				src := b[(p0+l)*ldb+jb : (p0+l)*ldb+jb+cols]
+				dl := d[l*nr : l*nr+nr]
+				copy(dl, src)
+				clear(dl[cols:])
+			}
+			continue
+		}
+		// op(B)(l,j) = b[j*ldb+l]: row j of b is column j of op(B).
+		if cols < nr {
+			clear(d)
+		}
+		for cc := range cols {
+			src := b[(jb+cc)*ldb+p0 : (jb+cc)*ldb+p0+kcb]
+			for l, v := range src {
+				d[l*nr+cc] = v
+			}
+		}
+	}
+}
+
+// kernGeneric is the portable micro-kernel.
+func kernGeneric(k int, a, b, c *float32, ldc int, beta float32) {
+	ap := unsafe.Slice(a, k*mr)
+	bp := unsafe.Slice(b, k*nr)
+	var acc [mr][nr]float32
+	for l := range k {
+		bl := (*[nr]float32)(bp[l*nr : l*nr+nr])
+		al := (*[mr]float32)(ap[l*mr : l*mr+mr])
+		for r := range mr {
+			ar := al[r]
+			row := &acc[r]
+			for j := range nr {
+				row[j] += ar * bl[j]
+			}
+		}
+	}
+	cs := unsafe.Slice(c, (mr-1)*ldc+nr)
+	for r := range mr {
+		row := cs[r*ldc : r*ldc+nr]
+		if beta == 0 {
+			copy(row, acc[r][:])
+			continue
+		}
+		for j := range row {
+			row[j] = acc[r][j] + beta*row[j]
+		}
+	}
+}
+
+var genericKernel = microKernel{name: "generic", fn: kernGeneric}
 
 // scaleS sets C = beta·C without reading C when beta is 0.
 func scaleS(m, n int, beta float32, c []float32, ldc int) {
