@@ -1,0 +1,158 @@
+package tinymodel
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/optima-llm/optima/kernels/cpu"
+	"github.com/optima-llm/optima/model"
+	_ "github.com/optima-llm/optima/model/llama"
+)
+
+func TestWriteReadRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*Options)
+	}{
+		{"untied", func(*Options) {}},
+		{"tied bias", func(o *Options) { o.Tied, o.AttentionBias, o.Seed = true, true, 9 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := Default()
+			tc.edit(&o)
+			dir := t.TempDir()
+			cfg, w, err := Write(dir, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg2, w2, err := Read(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !equalWeights(w, w2) {
+				t.Errorf("weights differ after round trip")
+			}
+			if diff := cmp.Diff(cfg, cfg2, cmpopts.IgnoreFields(model.Config{}, "Raw")); diff != "" {
+				t.Errorf("config differs (-want +got):\n%s", diff)
+			}
+			// The family accepts it and produces finite logits.
+			fam, err := model.New(cfg2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var all []string
+			all = append(all, fam.EmbedTensors()...)
+			for i := range fam.NumBlocks() {
+				all = append(all, fam.BlockTensors(i)...)
+			}
+			all = append(all, fam.HeadTensors()...)
+			for _, n := range all {
+				if w2[n] == nil {
+					t.Fatalf("tensor %s missing", n)
+				}
+			}
+			ids := ByteTokenizer{}.Encode("hello, tiny")
+			x := make([]float32, len(ids)*o.Hidden)
+			be := cpu.New(1)
+			if err := fam.Embed(w2, ids, x); err != nil {
+				t.Fatal(err)
+			}
+			for i := range fam.NumBlocks() {
+				if err := fam.ForwardBlock(be, i, w2, x, 1, len(ids), nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			logits := make([]float32, len(ids)*o.Vocab)
+			if err := fam.Logits(be, w2, x, len(ids), logits); err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range logits {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					t.Fatal("non-finite logit")
+				}
+			}
+		})
+	}
+}
+
+func TestSeedsDiffer(t *testing.T) {
+	a, b := Default(), Default()
+	b.Seed = 2
+	if equalWeights(Weights(a), Weights(b)) {
+		t.Fatal("different seeds gave equal weights")
+	}
+	if !equalWeights(Weights(a), Weights(a)) {
+		t.Fatal("same seed gave different weights")
+	}
+}
+
+func TestByteTokenizer(t *testing.T) {
+	s := "héllo\x00\xff"
+	if got := (ByteTokenizer{}).Decode(ByteTokenizer{}.Encode(s)); got != s {
+		t.Fatalf("round trip %q -> %q", s, got)
+	}
+}
+
+func TestReadErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := Write(dir, Default()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "model.safetensors"), []byte("short"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Read(dir); err == nil {
+		t.Fatal("no error for a truncated safetensors file")
+	}
+}
+
+func FuzzParseSafetensors(f *testing.F) {
+	dir := f.TempDir()
+	o := Default()
+	o.Layers, o.Vocab, o.Hidden, o.Intermediate = 1, 4, 8, 8
+	if _, _, err := Write(dir, o); err != nil {
+		f.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "model.safetensors"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte{8, 0, 0, 0, 0, 0, 0, 0, '{', '}'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		w, err := parseSafetensors(b)
+		if err != nil {
+			return
+		}
+		for _, tn := range w {
+			if len(tn.Data) != tn.Numel() {
+				t.Fatalf("tensor %s: %d values for shape %v", tn.Name, len(tn.Data), tn.Shape)
+			}
+		}
+	})
+}
+
+// equalWeights compares names, shapes and values bit for bit (cmp on 10⁵
+// floats through reflection is slow).
+func equalWeights(a, b model.Weights) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for n, ta := range a {
+		tb := b[n]
+		if tb == nil || tb.Name != ta.Name || !cmp.Equal(ta.Shape, tb.Shape) || len(ta.Data) != len(tb.Data) {
+			return false
+		}
+		for i, v := range ta.Data {
+			if math.Float32bits(v) != math.Float32bits(tb.Data[i]) {
+				return false
+			}
+		}
+	}
+	return true
+}
