@@ -9,11 +9,13 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	for _, threads := range []int{0, 1, 3} {
-		for _, b := range []*cpu.Backend{cpu.New(threads), cpu.NewGeneric(threads)} {
-			t.Run(fmt.Sprintf("%s/threads=%d", b.Capabilities().SIMD, threads), func(t *testing.T) {
-				kerneltest.Run(t, b)
-			})
-		}
+	// The default backend (fastest kernel, GOMAXPROCS threads), then every
+	// kernel this CPU runs on an odd thread count. Products below the
+	// parallel threshold run on one goroutine in every configuration.
+	t.Run("default", func(t *testing.T) { kerneltest.Run(t, cpu.New(0)) })
+	for _, name := range cpu.KernelNames() {
+		t.Run(fmt.Sprintf("%s/threads=3", name), func(t *testing.T) {
+			kerneltest.Run(t, cpu.NewWithKernel(3, name))
+		})
 	}
 }

@@ -13,9 +13,11 @@ var gramPool sync.Pool // *[]float32 scratch of in*in
 
 // AccumulateGram adds XᵀX to h: h is in×in float64 row-major (both triangles
 // written), x is tokens×in float32 row-major. Each block of at most 256
-// tokens is multiplied in float32 with the Sgemm kernel and added into h in
+// tokens is multiplied in float32 with the Sgemm micro-kernel and added into h in
 // float64, so the rounding error is bounded by the block length, not the token
-// count. It panics when len(h) < in*in or len(x) < tokens*in.
+// count. Only the lower triangle of each block product is computed (micro-tiles
+// above the diagonal are skipped) and mirrored, so h stays exactly symmetric
+// when it starts symmetric. It panics when len(h) < in*in or len(x) < tokens*in.
 func (b *Backend) AccumulateGram(h []float64, x []float32, tokens, in int) {
 	if tokens < 0 || in < 0 {
 		panic(fmt.Sprintf("cpu: AccumulateGram: negative dimension tokens=%d in=%d", tokens, in))
@@ -38,7 +40,7 @@ func (b *Backend) AccumulateGram(h []float64, x []float32, tokens, in int) {
 	for t0 := 0; t0 < tokens; t0 += gramBlock {
 		bt := min(gramBlock, tokens-t0)
 		xb := x[t0*in : (t0+bt)*in]
-		sgemm(b.kern, b.threads, true, false, in, in, bt, 1, xb, in, xb, in, 0, tmp, in)
+		gramLower(b.kern, b.threads, in, bt, xb, tmp)
 		// Add the lower triangle of the block to both triangles of h, so a
 		// symmetric h stays exactly symmetric.
 		for i := range in {

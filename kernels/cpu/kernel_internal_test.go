@@ -9,21 +9,21 @@ import (
 // (k = kc): the ceiling of the blocked GEMM on one core.
 func BenchmarkMicroKernel(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 1))
-	a := make([]float32, kc*mr)
-	bp := make([]float32, kc*nr)
+	a := make([]float32, kc*maxTile)
+	bp := make([]float32, kc*maxNR)
 	for i := range a {
 		a[i] = r.Float32()
 	}
 	for i := range bp {
 		bp[i] = r.Float32()
 	}
-	var c [mr * nr]float32
-	for _, kern := range []microKernel{bestKernel(), genericKernel} {
+	var c [maxTile]float32
+	for _, kern := range microKernels() {
 		b.Run(kern.name, func(b *testing.B) {
 			for b.Loop() {
-				kern.fn(kc, &a[0], &bp[0], &c[0], nr, 1)
+				kern.fn(kc, &a[0], &bp[0], &c[0], kern.nr, 1)
 			}
-			b.ReportMetric(2*mr*nr*kc*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			b.ReportMetric(2*float64(kern.mr*kern.nr*kc)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
 	}
 }

@@ -2,6 +2,6 @@
 
 package cpu
 
-// bestKernel returns the portable micro-kernel: there is no assembly for
-// this architecture.
-func bestKernel() microKernel { return genericKernel }
+// microKernels returns the portable micro-kernel: there is no assembly for this
+// architecture.
+func microKernels() []microKernel { return []microKernel{genericKernel} }

@@ -1,40 +1,43 @@
 package cpu
 
 import (
+	"math"
 	"sync"
 	"unsafe"
 )
 
-// Register tile and cache blocking of the float32 GEMM (Goto/BLIS). A packed
-// A panel holds mr rows interleaved per k (a[l*mr+r]); a packed B panel holds
-// nr columns per k (b[l*nr+c]). The kc×nr B micro-panel stays in L1, the
-// mc×kc A block in L2 and the kc×nc B block in L2/L3.
+// Cache blocking of the float32 GEMM (Goto/BLIS). A packed A panel holds mr
+// rows interleaved per k (a[l*mr+r]); a packed B panel holds nr columns per k
+// (b[l*nr+c]). The kc×nr B micro-panel stays in L1, the mc×kc A block in L2
+// and the kc×nc B block in L2/L3.
 const (
-	mr = 6
-	nr = 16
-	kc = 256
-	mc = 144 // multiple of mr
-	nc = 2048
+	kc    = 256
+	mcMax = 144 // rounded down to a multiple of the kernel's mr
+	nc    = 2048
+	// maxTile bounds mr*nr of every kernel; maxNR bounds nr.
+	maxTile = 512
+	maxNR   = 32
 )
 
 // microKernel computes the mr×nr tile T = Ap·Bp over k steps from packed
 // panels and stores C = T + beta·C at c with row stride ldc (elements); when
-// beta is 0, C is not read. It must read exactly k*mr elements from a and
+// beta is 0, C is not read. fn must read exactly k*mr elements from a and
 // k*nr from b, and touch only the mr×nr tile of C.
 type microKernel struct {
-	name string
-	fn   func(k int, a, b, c *float32, ldc int, beta float32)
+	name   string
+	mr, nr int
+	fn     func(k int, a, b, c *float32, ldc int, beta float32)
 }
 
 // workspace is one goroutine's packing buffers.
 type workspace struct {
-	a    []float32 // mc*kc
-	b    []float32 // kc*nc rounded up to nr
-	tile [mr * nr]float32
+	a    []float32 // mcMax*kc
+	b    []float32 // kc*nc rounded up to maxNR
+	tile [maxTile]float32
 }
 
 var workspaces = sync.Pool{New: func() any {
-	return &workspace{a: make([]float32, mc*kc), b: make([]float32, kc*(nc+nr))}
+	return &workspace{a: make([]float32, mcMax*kc), b: make([]float32, kc*(nc+maxNR))}
 }}
 
 // minParallelFlops is the size below which a product runs on one goroutine.
@@ -54,8 +57,51 @@ func sgemm(kern microKernel, threads int, transA, transB bool, m, n, k int, alph
 		p.run(0, m, 0, n)
 		return
 	}
+	p.parallel(threads, m, n)
+}
+
+// gramLower writes the lower triangle of XᵀX into the n×n matrix c (row
+// stride n), where x is k×n row-major; micro-tiles wholly above the diagonal
+// are skipped, so elements above the diagonal are left unspecified.
+func gramLower(kern microKernel, threads int, n, k int, x []float32, c []float32) {
+	if n == 0 {
+		return
+	}
+	if k == 0 {
+		scaleS(n, n, 0, c, n)
+		return
+	}
+	p := gemmParams{kern: kern, transA: true, k: k, alpha: 1, a: x, lda: n, b: x, ldb: n, c: c, ldc: n, lower: true}
+	tm := ceilDiv(n, kern.mr)
+	parts := min(threads, tm)
+	if parts <= 1 || n*n*k < minParallelFlops {
+		p.run(0, n, 0, n)
+		return
+	}
+	// Row bands of equal triangle area: band i ends at n·sqrt((i+1)/parts).
+	var wg sync.WaitGroup
+	prev := 0
+	for i := range parts {
+		end := tm
+		if i < parts-1 {
+			end = int(float64(tm)*math.Sqrt(float64(i+1)/float64(parts)) + 0.5)
+		}
+		m0, m1 := prev*kern.mr, min(end*kern.mr, n)
+		prev = end
+		if m0 >= m1 {
+			continue
+		}
+		wg.Go(func() { p.run(m0, m1, 0, min(m1, n)) })
+	}
+	wg.Wait()
+}
+
+// parallel computes C on threads goroutines.
+func (p *gemmParams) parallel(threads, m, n int) {
+	kern := p.kern
 	// Split C into a pm×pn grid of blocks, one per goroutine, in whole
 	// micro-tiles, choosing the grid that packs the least (sum of block sides).
+	mr, nr := kern.mr, kern.nr
 	tm, tn := ceilDiv(m, mr), ceilDiv(n, nr)
 	bestPm, bestPn, best := 1, 1, -1.0
 	for pm := 1; pm <= threads; pm++ {
@@ -108,12 +154,14 @@ type gemmParams struct {
 	alpha, beta    float32
 	a, b, c        []float32
 	lda, ldb, ldc  int
+	lower          bool // skip micro-tiles wholly above the diagonal
 }
 
 // run computes the block C[m0:m1, n0:n1] sequentially.
 func (p *gemmParams) run(m0, m1, n0, n1 int) {
 	ws := workspaces.Get().(*workspace)
 	defer workspaces.Put(ws)
+	mc := mcMax / p.kern.mr * p.kern.mr
 	for jc := n0; jc < n1; jc += nc {
 		ncb := min(nc, n1-jc)
 		for pc := 0; pc < p.k; pc += kc {
@@ -122,10 +170,10 @@ func (p *gemmParams) run(m0, m1, n0, n1 int) {
 			if pc > 0 {
 				beta = 1
 			}
-			packB(ws.b, p.b, p.ldb, p.transB, pc, kcb, jc, ncb)
+			packB(ws.b, p.b, p.ldb, p.transB, pc, kcb, jc, ncb, p.kern.nr)
 			for ic := m0; ic < m1; ic += mc {
 				mcb := min(mc, m1-ic)
-				packA(ws.a, p.a, p.lda, p.transA, ic, mcb, pc, kcb, p.alpha)
+				packA(ws.a, p.a, p.lda, p.transA, ic, mcb, pc, kcb, p.alpha, p.kern.mr)
 				p.macro(ws, mcb, ncb, kcb, ic, jc, beta)
 			}
 		}
@@ -134,12 +182,15 @@ func (p *gemmParams) run(m0, m1, n0, n1 int) {
 
 // macro runs the micro-kernel over an mcb×ncb block of C at (ic, jc).
 func (p *gemmParams) macro(ws *workspace, mcb, ncb, kcb, ic, jc int, beta float32) {
-	fn := p.kern.fn
+	fn, mr, nr := p.kern.fn, p.kern.mr, p.kern.nr
 	for jr := 0; jr < ncb; jr += nr {
 		nw := min(nr, ncb-jr)
 		bp := &ws.b[jr*kcb]
 		for ir := 0; ir < mcb; ir += mr {
 			mh := min(mr, mcb-ir)
+			if p.lower && jc+jr > ic+ir+mh-1 {
+				continue // wholly above the diagonal
+			}
 			ap := &ws.a[ir*kcb]
 			ci := (ic+ir)*p.ldc + jc + jr
 			if mh == mr && nw == nr {
@@ -164,7 +215,7 @@ func (p *gemmParams) macro(ws *workspace, mcb, ncb, kcb, ic, jc int, beta float3
 
 // packA packs alpha·op(A)[i0:i0+mcb, p0:p0+kcb] into panels of mr rows,
 // zero-padding the last panel: panel q, step l, row r is at q*mr*kcb+l*mr+r.
-func packA(dst, a []float32, lda int, trans bool, i0, mcb, p0, kcb int, alpha float32) {
+func packA(dst, a []float32, lda int, trans bool, i0, mcb, p0, kcb int, alpha float32, mr int) {
 	for q := 0; q*mr < mcb; q++ {
 		rows := min(mr, mcb-q*mr)
 		d := dst[q*mr*kcb : (q+1)*mr*kcb]
@@ -180,7 +231,7 @@ func packA(dst, a []float32, lda int, trans bool, i0, mcb, p0, kcb int, alpha fl
 			}
 			continue
 		}
-		if rows == mr {
+		if mr == 6 && rows == 6 {
 			s0 := a[(ib+0)*lda+p0 : (ib+0)*lda+p0+kcb]
 			s1 := a[(ib+1)*lda+p0 : (ib+1)*lda+p0+kcb]
 			s2 := a[(ib+2)*lda+p0 : (ib+2)*lda+p0+kcb]
@@ -188,7 +239,7 @@ func packA(dst, a []float32, lda int, trans bool, i0, mcb, p0, kcb int, alpha fl
 			s4 := a[(ib+4)*lda+p0 : (ib+4)*lda+p0+kcb]
 			s5 := a[(ib+5)*lda+p0 : (ib+5)*lda+p0+kcb]
 			for l := range kcb {
-				dl := d[l*mr : l*mr+mr : l*mr+mr]
+				dl := d[l*6 : l*6+6 : l*6+6]
 				dl[0] = alpha * s0[l]
 				dl[1] = alpha * s1[l]
 				dl[2] = alpha * s2[l]
@@ -211,7 +262,7 @@ func packA(dst, a []float32, lda int, trans bool, i0, mcb, p0, kcb int, alpha fl
 // packB packs op(B)[p0:p0+kcb, j0:j0+ncb] into panels of nr columns,
 // zero-padding the last panel: panel q, step l, column c is at
 // q*nr*kcb+l*nr+c.
-func packB(dst, b []float32, ldb int, trans bool, p0, kcb, j0, ncb int) {
+func packB(dst, b []float32, ldb int, trans bool, p0, kcb, j0, ncb, nr int) {
 	for q := 0; q*nr < ncb; q++ {
 		cols := min(nr, ncb-q*nr)
 		d := dst[q*nr*kcb : (q+1)*nr*kcb]
@@ -238,25 +289,41 @@ func packB(dst, b []float32, ldb int, trans bool, p0, kcb, j0, ncb int) {
 	}
 }
 
-// kernGeneric is the portable micro-kernel.
+// kernGeneric is the portable 4×4 micro-kernel.
 func kernGeneric(k int, a, b, c *float32, ldc int, beta float32) {
-	ap := unsafe.Slice(a, k*mr)
-	bp := unsafe.Slice(b, k*nr)
-	var acc [mr][nr]float32
+	ap := unsafe.Slice(a, k*4)
+	bp := unsafe.Slice(b, k*4)
+	var c00, c01, c02, c03, c10, c11, c12, c13 float32
+	var c20, c21, c22, c23, c30, c31, c32, c33 float32
 	for l := range k {
-		bl := (*[nr]float32)(bp[l*nr : l*nr+nr])
-		al := (*[mr]float32)(ap[l*mr : l*mr+mr])
-		for r := range mr {
-			ar := al[r]
-			row := &acc[r]
-			for j := range nr {
-				row[j] += ar * bl[j]
-			}
-		}
+		al := (*[4]float32)(ap[l*4 : l*4+4])
+		bl := (*[4]float32)(bp[l*4 : l*4+4])
+		b0, b1, b2, b3 := bl[0], bl[1], bl[2], bl[3]
+		a0 := al[0]
+		c00 += a0 * b0
+		c01 += a0 * b1
+		c02 += a0 * b2
+		c03 += a0 * b3
+		a1 := al[1]
+		c10 += a1 * b0
+		c11 += a1 * b1
+		c12 += a1 * b2
+		c13 += a1 * b3
+		a2 := al[2]
+		c20 += a2 * b0
+		c21 += a2 * b1
+		c22 += a2 * b2
+		c23 += a2 * b3
+		a3 := al[3]
+		c30 += a3 * b0
+		c31 += a3 * b1
+		c32 += a3 * b2
+		c33 += a3 * b3
 	}
-	cs := unsafe.Slice(c, (mr-1)*ldc+nr)
-	for r := range mr {
-		row := cs[r*ldc : r*ldc+nr]
+	acc := [4][4]float32{{c00, c01, c02, c03}, {c10, c11, c12, c13}, {c20, c21, c22, c23}, {c30, c31, c32, c33}}
+	cs := unsafe.Slice(c, 3*ldc+4)
+	for r := range 4 {
+		row := cs[r*ldc : r*ldc+4]
 		if beta == 0 {
 			copy(row, acc[r][:])
 			continue
@@ -267,7 +334,7 @@ func kernGeneric(k int, a, b, c *float32, ldc int, beta float32) {
 	}
 }
 
-var genericKernel = microKernel{name: "generic", fn: kernGeneric}
+var genericKernel = microKernel{name: "generic", mr: 4, nr: 4, fn: kernGeneric}
 
 // scaleS sets C = beta·C without reading C when beta is 0.
 func scaleS(m, n int, beta float32, c []float32, ldc int) {
@@ -284,3 +351,6 @@ func scaleS(m, n int, beta float32, c []float32, ldc int) {
 		}
 	}
 }
+
+// bestKernel returns the fastest micro-kernel this CPU runs.
+func bestKernel() microKernel { return microKernels()[0] }

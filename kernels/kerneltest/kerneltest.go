@@ -284,15 +284,15 @@ func testSgemm(t *testing.T, b kernels.Backend) {
 	}
 }
 
-// testSgemmLarge checks shapes big enough to cross every cache block and
-// thread split of a blocked implementation.
+// testSgemmLarge checks shapes that cross typical cache blocks (k > 512,
+// m > 144, n > 2048) and are big enough to be split over threads.
 func testSgemmLarge(t *testing.T, b kernels.Backend) {
 	r := rand.New(rand.NewPCG(3, 4))
 	cases := []gemmCase{
-		{transA: false, transB: true, m: 301, n: 263, k: 577, alpha: 1, beta: 0, padA: 1, padB: 2, padC: 3},
-		{transA: true, transB: false, m: 259, n: 211, k: 300, alpha: 0.5, beta: 1, padA: 2, padB: 0, padC: 1},
-		{transA: false, transB: false, m: 97, n: 1029, k: 131, alpha: -1, beta: 0.25, padA: 0, padB: 3, padC: 0},
-		{transA: true, transB: true, m: 130, n: 70, k: 1100, alpha: 1, beta: 0, padA: 1, padB: 1, padC: 1},
+		{transA: false, transB: true, m: 151, n: 37, k: 300, alpha: 1, beta: 0, padA: 1, padB: 2, padC: 3},
+		{transA: true, transB: false, m: 150, n: 40, k: 520, alpha: 0.5, beta: 1, padA: 2, padB: 0, padC: 1},
+		{transA: false, transB: false, m: 13, n: 2100, k: 40, alpha: -1, beta: 0.25, padA: 0, padB: 3, padC: 0},
+		{transA: true, transB: true, m: 70, n: 50, k: 600, alpha: 1, beta: 0, padA: 1, padB: 1, padC: 1},
 	}
 	for _, c := range cases {
 		t.Run(c.String(), func(t *testing.T) {
