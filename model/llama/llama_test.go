@@ -1,7 +1,6 @@
 package llama
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/optima-llm/optima/internal/tinymodel"
 	"github.com/optima-llm/optima/kernels/cpu"
 	"github.com/optima-llm/optima/model"
 )
@@ -29,93 +29,17 @@ type golden struct {
 
 var variants = []string{"gqa_untied", "gqa_tied_bias"}
 
-// readConfig parses the fields of config.json the family reads (a minimal
-// stand-in for model/hf, enough for the fixtures).
-func readConfig(t testing.TB, path string) *model.Config {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var raw map[string]any
-	if err := json.Unmarshal(b, &raw); err != nil {
-		t.Fatal(err)
-	}
-	num := func(k string) float64 { v, _ := raw[k].(float64); return v }
-	bl := func(k string) bool { v, _ := raw[k].(bool); return v }
-	cfg := &model.Config{
-		Architecture:      raw["architectures"].([]any)[0].(string),
-		ModelType:         raw["model_type"].(string),
-		HiddenSize:        int(num("hidden_size")),
-		IntermediateSize:  int(num("intermediate_size")),
-		NumHiddenLayers:   int(num("num_hidden_layers")),
-		NumAttentionHeads: int(num("num_attention_heads")),
-		NumKeyValueHeads:  int(num("num_key_value_heads")),
-		HeadDim:           int(num("head_dim")),
-		VocabSize:         int(num("vocab_size")),
-		RMSNormEps:        num("rms_norm_eps"),
-		RopeTheta:         num("rope_theta"),
-		TieWordEmbeddings: bl("tie_word_embeddings"),
-		AttentionBias:     bl("attention_bias"),
-		MLPBias:           bl("mlp_bias"),
-		HiddenAct:         raw["hidden_act"].(string),
-		Raw:               raw,
-	}
-	if rp, ok := raw["rope_parameters"].(map[string]any); ok && cfg.RopeTheta == 0 {
-		cfg.RopeTheta, _ = rp["rope_theta"].(float64)
-	}
-	return cfg
-}
-
-// readSafetensors reads an all-F32 safetensors file (a minimal reader for
-// the fixtures).
-func readSafetensors(t testing.TB, path string) model.Weights {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := binary.LittleEndian.Uint64(b)
-	var hdr map[string]json.RawMessage
-	if err := json.Unmarshal(b[8:8+n], &hdr); err != nil {
-		t.Fatal(err)
-	}
-	data := b[8+n:]
-	w := model.Weights{}
-	for name, msg := range hdr {
-		if name == "__metadata__" {
-			continue
-		}
-		var info struct {
-			Dtype   string
-			Shape   []int
-			Offsets [2]int `json:"data_offsets"`
-		}
-		if err := json.Unmarshal(msg, &info); err != nil {
-			t.Fatal(err)
-		}
-		if info.Dtype != "F32" {
-			t.Fatalf("%s: dtype %s", name, info.Dtype)
-		}
-		raw := data[info.Offsets[0]:info.Offsets[1]]
-		vals := make([]float32, len(raw)/4)
-		for i := range vals {
-			vals[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-		}
-		w[name] = &model.Tensor{Name: name, Shape: info.Shape, Data: vals}
-	}
-	return w
-}
-
 func loadFixture(t testing.TB, name string) (*Family, model.Weights, *golden) {
 	t.Helper()
 	dir := filepath.Join("testdata", name)
-	cfg := readConfig(t, filepath.Join(dir, "config.json"))
+	cfg, w, err := tinymodel.Read(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	fam, err := model.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := readSafetensors(t, filepath.Join(dir, "model.safetensors"))
 	b, err := os.ReadFile(filepath.Join(dir, "golden.json"))
 	if err != nil {
 		t.Fatal(err)
