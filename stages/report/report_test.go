@@ -1,0 +1,264 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/optima-llm/optima/kernels/cpu"
+	"github.com/optima-llm/optima/model"
+	"github.com/optima-llm/optima/model/tokenizer"
+)
+
+func TestTotalize(t *testing.T) {
+	var a, b LinearReport
+	a = LinearReport{Name: "q", Out: 4, In: 10, Sparsity: 0.5, CGIterations: 10, FallbackRows: 1, Seconds: 0.5}
+	a.SetErrors(2, 1, 10)
+	b = LinearReport{Name: "down", Out: 2, In: 30, Sparsity: 0.25, CGIterations: 5, Seconds: 0.25}
+	b.SetErrors(6, 3, 10)
+	if a.ErrBefore != 0.2 || a.ErrAfter != 0.1 {
+		t.Errorf("SetErrors: %v, %v", a.ErrBefore, a.ErrAfter)
+	}
+	got := Totalize([]LinearReport{a, b})
+	want := Totals{
+		Linears: 2, Params: 100,
+		Sparsity:  (0.5*40 + 0.25*60) / 100, // 0.35, not the plain mean 0.375
+		NumBefore: 8, NumAfter: 4, Den: 20,
+		ErrBefore: 0.4, ErrAfter: 0.2, // Σnum/Σden, not the mean of ratios
+		CGIterations: 15, FallbackRows: 1, Seconds: 0.75,
+	}
+	if diff := cmp.Diff(want, got, cmpopts.EquateApprox(0, 1e-15)); diff != "" {
+		t.Errorf("Totalize (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(Totals{}, Totalize(nil)); diff != "" {
+		t.Errorf("Totalize(nil) (-want +got):\n%s", diff)
+	}
+	var z LinearReport
+	z.SetErrors(1, 1, 0)
+	if z.ErrBefore != 0 || z.ErrAfter != 0 {
+		t.Errorf("zero denominator gives %v, %v; want 0", z.ErrBefore, z.ErrAfter)
+	}
+}
+
+func TestReportJSONRoundTripAndText(t *testing.T) {
+	l := LinearReport{Name: "model.layers.0.mlp.up_proj", Group: "model.layers.0.mlp.gate_up", Out: 1536, In: 576,
+		Sparsity: 0.5, CGIterations: 25, FallbackRows: 2, Seconds: 1.5, Damping: 0.003}
+	l.SetErrors(0.3, 0.1, 1)
+	r := New(map[string]any{"sparsity": 0.5, "selector": "wanda"}, []LinearReport{l})
+	var buf bytes.Buffer
+	if err := r.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{`"err_before": 0.3`, `"cg_iterations": 25`, `"num_after": 0.1`, `"selector": "wanda"`} {
+		if !strings.Contains(buf.String(), key) {
+			t.Errorf("JSON lacks %s:\n%s", key, buf.String())
+		}
+	}
+	var back Report
+	if err := json.Unmarshal(buf.Bytes(), &back); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(r, &back, cmpopts.IgnoreFields(Report{}, "Config")); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+	buf.Reset()
+	if err := r.WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"model.layers.0.mlp.up_proj", "1536×576", "50.00%", "0.3", "total (1 linears)", "884736 params"} {
+		if !strings.Contains(buf.String(), s) {
+			t.Errorf("text lacks %q:\n%s", s, buf.String())
+		}
+	}
+}
+
+func TestQuadratic(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 1))
+	const rows, cols = 300, 5 // more rows than one block
+	d := make([]float32, rows*cols)
+	for i := range d {
+		d[i] = float32(r.NormFloat64())
+	}
+	// h = AᵀA, symmetric positive semi-definite.
+	a := make([]float64, 7*cols)
+	for i := range a {
+		a[i] = r.NormFloat64()
+	}
+	h := make([]float64, cols*cols)
+	for i := range cols {
+		for j := range cols {
+			for k := range 7 {
+				h[i*cols+j] += a[k*cols+i] * a[k*cols+j]
+			}
+		}
+	}
+	var want float64
+	for i := range rows {
+		for j := range cols {
+			for k := range cols {
+				want += float64(d[i*cols+j]) * h[j*cols+k] * float64(d[i*cols+k])
+			}
+		}
+	}
+	got := Quadratic(cpu.New(1), d, rows, cols, h)
+	if math.Abs(got-want) > 1e-10*math.Abs(want) {
+		t.Errorf("Quadratic = %v, want %v", got, want)
+	}
+	// With H = I it is the squared Frobenius norm.
+	eye := []float64{1, 0, 0, 1}
+	if got := Quadratic(cpu.New(1), []float32{1, 2, 3, 4}, 2, 2, eye); got != 30 {
+		t.Errorf("Quadratic with I = %v, want 30", got)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("no panic on a short h")
+		}
+	}()
+	Quadratic(cpu.New(1), d, rows, cols, h[1:])
+}
+
+// fakeSource serves tensors from memory and records what was loaded.
+type fakeSource struct {
+	tensors map[string]*model.Tensor
+	loaded  []string
+	fail    string
+}
+
+func (f *fakeSource) Path() string          { return "/fake/model" }
+func (f *fakeSource) Config() *model.Config { return &model.Config{} }
+func (f *fakeSource) Names() []string {
+	var n []string
+	for k := range f.tensors {
+		n = append(n, k)
+	}
+	slices.Sort(n)
+	return n
+}
+func (f *fakeSource) Load(name string) (*model.Tensor, error) {
+	f.loaded = append(f.loaded, name)
+	if name == f.fail {
+		return nil, fmt.Errorf("model.safetensors: tensor %s: %w", name, errors.New("truncated"))
+	}
+	return f.tensors[name], nil
+}
+func (f *fakeSource) Tokenizer() (tokenizer.Tokenizer, error) { return nil, errors.New("none") }
+func (f *fakeSource) Close() error                            { return nil }
+
+func tensor(name string, shape []int, data ...float32) *model.Tensor {
+	return &model.Tensor{Name: name, Shape: shape, Data: data}
+}
+
+func TestSparsity(t *testing.T) {
+	negz := float32(math.Copysign(0, -1))
+	src := &fakeSource{tensors: map[string]*model.Tensor{
+		// 2:4 in both rows (the second row has 3 zeros in one group), -0 counts.
+		"model.layers.0.mlp.up_proj.weight": tensor("", []int{2, 8},
+			0, 1, 0, 2, 3, 0, negz, 4,
+			0, 0, 0, 5, 6, 0, 7, 0),
+		// One group of 4 with a single zero.
+		"model.layers.0.self_attn.q_proj.weight": tensor("", []int{1, 8},
+			0, 0, 1, 1, 1, 0, 1, 1),
+		// Width 6: no 2:4 check.
+		"model.layers.0.self_attn.o_proj.weight": tensor("", []int{1, 6}, 0, 0, 0, 1, 1, 1),
+		"model.layers.0.input_layernorm.weight":  tensor("", []int{4}, 0, 0, 0, 0),
+		"model.embed_tokens.weight":              tensor("", []int{2, 2}, 0, 0, 0, 0),
+		"lm_head.weight":                         tensor("", []int{2, 2}, 0, 0, 0, 0),
+		"model.layers.0.self_attn.q_proj.bias":   tensor("", []int{2, 2}, 0, 0, 0, 0),
+	}}
+	got, err := Sparsity(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := SparsityReport{
+		Path: "/fake/model",
+		Tensors: []TensorSparsity{
+			{Name: "model.layers.0.mlp.up_proj.weight", Rows: 2, Cols: 8, Zeros: 9, Sparsity: 9.0 / 16, Groups: 4, NM24: true},
+			{Name: "model.layers.0.self_attn.o_proj.weight", Rows: 1, Cols: 6, Zeros: 3, Sparsity: 0.5},
+			{Name: "model.layers.0.self_attn.q_proj.weight", Rows: 1, Cols: 8, Zeros: 3, Sparsity: 3.0 / 8, Groups: 2, BadGroups: 1},
+		},
+		Params: 30, Zeros: 15, Sparsity: 0.5, NM24: false,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Sparsity (-want +got):\n%s", diff)
+	}
+	for _, n := range src.loaded {
+		if strings.Contains(n, "embed") || strings.Contains(n, "lm_head") || strings.HasSuffix(n, ".bias") {
+			t.Errorf("loaded %s, which is not a linear weight", n)
+		}
+	}
+	var buf bytes.Buffer
+	if err := got.WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"up_proj.weight", "56.25%", "yes", "no (1 of 2 groups)", "n/a", "total (3 tensors)", "50.00%"} {
+		if !strings.Contains(buf.String(), s) {
+			t.Errorf("text lacks %q:\n%s", s, buf.String())
+		}
+	}
+	buf.Reset()
+	if err := got.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var back SparsityReport
+	if err := json.Unmarshal(buf.Bytes(), &back); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(got, back); diff != "" {
+		t.Errorf("JSON round trip (-want +got):\n%s", diff)
+	}
+
+	// All tensors 2:4 → overall 2:4.
+	delete(src.tensors, "model.layers.0.self_attn.q_proj.weight")
+	delete(src.tensors, "model.layers.0.self_attn.o_proj.weight")
+	if got, _ := Sparsity(src); !got.NM24 {
+		t.Errorf("overall NM24 false with only 2:4 tensors")
+	}
+	// Load errors are returned with the tensor name.
+	src.fail = "model.layers.0.mlp.up_proj.weight"
+	if _, err := Sparsity(src); err == nil || !strings.Contains(err.Error(), src.fail) {
+		t.Errorf("load failure: err = %v", err)
+	}
+	// No linear weights: empty, not 2:4.
+	empty, err := Sparsity(&fakeSource{tensors: map[string]*model.Tensor{}})
+	if err != nil || empty.NM24 || empty.Sparsity != 0 || len(empty.Tensors) != 0 {
+		t.Errorf("empty source: %+v, %v", empty, err)
+	}
+}
+
+func TestCountZerosRandom(t *testing.T) {
+	// Against a direct count on random 2:4-pruned and unpruned data.
+	r := rand.New(rand.NewPCG(2, 2))
+	const rows, cols = 7, 12
+	w := make([]float32, rows*cols)
+	for i := range w {
+		if r.IntN(2) == 0 {
+			w[i] = float32(r.NormFloat64())
+		}
+	}
+	ts := countZeros("w", w, rows, cols)
+	var zeros, bad int64
+	for g := 0; g < len(w)/4; g++ {
+		z := 0
+		for _, v := range w[4*g : 4*g+4] {
+			if v == 0 {
+				z++
+			}
+		}
+		zeros += int64(z)
+		if z < 2 {
+			bad++
+		}
+	}
+	if ts.Zeros != zeros || ts.BadGroups != bad || ts.Groups != rows*cols/4 || ts.NM24 != (bad == 0) {
+		t.Errorf("countZeros = %+v, want zeros %d, bad %d", ts, zeros, bad)
+	}
+}
