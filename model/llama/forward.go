@@ -161,7 +161,7 @@ var scorePool sync.Pool
 
 // attention computes causal grouped-query attention per sequence and head:
 // out_h = softmax(q_h·k_gᵀ·hd^-0.5 + causal mask)·v_g with g = h/(nh/nkv)
-// (HF's repeat_kv), softmax in float32 with max subtraction. q and out are
+// (HF's repeat_kv), softmax in float32 with max subtraction (exp by expf). q and out are
 // [tokens, nh·hd], k and v [tokens, nkv·hd]; tokens = nseq·seqlen. Work
 // items (sequence, head, block of query rows) run on goroutines; only keys up
 // to the block's last row are multiplied.
@@ -216,7 +216,7 @@ func (f *Family) attention(be kernels.Backend, q, k, v, out []float32, nseq, seq
 					}
 					var sum float32
 					for j := range valid {
-						e := float32(math.Exp(float64(row[j] - mx)))
+						e := expf(row[j] - mx)
 						row[j] = e
 						sum += e
 					}
@@ -357,12 +357,13 @@ func addInto(x, y []float32, workers int) {
 	})
 }
 
-// swiglu overwrites gate with silu(gate)·up, silu(g) = g/(1+exp(-g)).
+// swiglu overwrites gate with silu(gate)·up, silu(g) = g/(1+exp(-g)) in
+// float32 as torch computes it.
 func swiglu(gate, up []float32, workers int) {
 	parallelFor(len(gate), workers, func(lo, hi int) {
 		g, u := gate[lo:hi], up[lo:hi]
 		for j, x := range g {
-			s := float32(float64(x) / (1 + math.Exp(-float64(x))))
+			s := x / (1 + expf(-x))
 			g[j] = s * u[j]
 		}
 	})
