@@ -3,7 +3,9 @@ package cpu
 import (
 	"math"
 	"sync"
-	"unsafe"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
 )
 
 // Cache blocking of the float32 GEMM (Goto/BLIS). A packed A panel holds mr
@@ -23,6 +25,7 @@ const (
 // panels and stores C = T + beta·C at c with row stride ldc (elements); when
 // beta is 0, C is not read. fn must read exactly k*mr elements from a and
 // k*nr from b, and touch only the mr×nr tile of C.
+// A microKernel with a nil fn means gonum's SGEMM instead of the driver.
 type microKernel struct {
 	name   string
 	mr, nr int
@@ -52,6 +55,10 @@ func sgemm(kern microKernel, threads int, transA, transB bool, m, n, k int, alph
 		scaleS(m, n, beta, c, ldc)
 		return
 	}
+	if kern.fn == nil {
+		gonum.Implementation{}.Sgemm(blasTrans(transA), blasTrans(transB), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
 	p := gemmParams{kern: kern, transA: transA, transB: transB, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc}
 	if threads <= 1 || 2*m*n*k < minParallelFlops {
 		p.run(0, m, 0, n)
@@ -69,6 +76,10 @@ func gramLower(kern microKernel, threads int, n, k int, x []float32, c []float32
 	}
 	if k == 0 {
 		scaleS(n, n, 0, c, n)
+		return
+	}
+	if kern.fn == nil {
+		gonum.Implementation{}.Sgemm(blas.Trans, blas.NoTrans, n, n, k, 1, x, n, x, n, 0, c, n)
 		return
 	}
 	p := gemmParams{kern: kern, transA: true, k: k, alpha: 1, a: x, lda: n, b: x, ldb: n, c: c, ldc: n, lower: true}
@@ -289,52 +300,10 @@ func packB(dst, b []float32, ldb int, trans bool, p0, kcb, j0, ncb, nr int) {
 	}
 }
 
-// kernGeneric is the portable 4×4 micro-kernel.
-func kernGeneric(k int, a, b, c *float32, ldc int, beta float32) {
-	ap := unsafe.Slice(a, k*4)
-	bp := unsafe.Slice(b, k*4)
-	var c00, c01, c02, c03, c10, c11, c12, c13 float32
-	var c20, c21, c22, c23, c30, c31, c32, c33 float32
-	for l := range k {
-		al := (*[4]float32)(ap[l*4 : l*4+4])
-		bl := (*[4]float32)(bp[l*4 : l*4+4])
-		b0, b1, b2, b3 := bl[0], bl[1], bl[2], bl[3]
-		a0 := al[0]
-		c00 += a0 * b0
-		c01 += a0 * b1
-		c02 += a0 * b2
-		c03 += a0 * b3
-		a1 := al[1]
-		c10 += a1 * b0
-		c11 += a1 * b1
-		c12 += a1 * b2
-		c13 += a1 * b3
-		a2 := al[2]
-		c20 += a2 * b0
-		c21 += a2 * b1
-		c22 += a2 * b2
-		c23 += a2 * b3
-		a3 := al[3]
-		c30 += a3 * b0
-		c31 += a3 * b1
-		c32 += a3 * b2
-		c33 += a3 * b3
-	}
-	acc := [4][4]float32{{c00, c01, c02, c03}, {c10, c11, c12, c13}, {c20, c21, c22, c23}, {c30, c31, c32, c33}}
-	cs := unsafe.Slice(c, 3*ldc+4)
-	for r := range 4 {
-		row := cs[r*ldc : r*ldc+4]
-		if beta == 0 {
-			copy(row, acc[r][:])
-			continue
-		}
-		for j := range row {
-			row[j] = acc[r][j] + beta*row[j]
-		}
-	}
-}
-
-var genericKernel = microKernel{name: "generic", mr: 4, nr: 4, fn: kernGeneric}
+// genericKernel stands for gonum's pure-Go SGEMM (with gonum's SSE helpers
+// on amd64), used where no assembly micro-kernel runs: it is several times
+// faster than a scalar Go micro-kernel behind the same driver.
+var genericKernel = microKernel{name: "generic"}
 
 // scaleS sets C = beta·C without reading C when beta is 0.
 func scaleS(m, n int, beta float32, c []float32, ldc int) {
