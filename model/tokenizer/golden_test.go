@@ -1,18 +1,18 @@
-package tokenizer
+package tokenizer_test
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
-	"io"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/optima-llm/optima/model/gguf"
+	"github.com/optima-llm/optima/model/tokenizer"
 )
 
 // smollm2Golden is testdata/smollm2_golden.json, written by
@@ -34,21 +34,28 @@ type smollm2Golden struct {
 
 // smollm2 builds the tokenizer of the GGUF named by OPTIMA_SMOLLM2_GGUF, or
 // skips the test when it is unset.
-func smollm2(t testing.TB) *BPE {
+// It goes through model/gguf as the product does (this is an external test
+// package because model/gguf imports this one).
+func smollm2(t testing.TB) *tokenizer.BPE {
 	t.Helper()
 	path := os.Getenv("OPTIMA_SMOLLM2_GGUF")
 	if path == "" {
 		t.Skip("set OPTIMA_SMOLLM2_GGUF to SmolLM2-135M-Instruct.Q4_1.gguf to run the real-vocabulary golden test")
 	}
-	cfg, err := readGGUFTokenizer(path)
+	m, err := gguf.OpenModel(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := NewBPE(cfg)
+	defer m.Close()
+	tok, err := m.Tokenizer()
 	if err != nil {
-		t.Fatalf("%s: %v", path, err)
+		t.Fatal(err)
 	}
-	return tok
+	bpe, ok := tok.(*tokenizer.BPE)
+	if !ok {
+		t.Fatalf("%s: tokenizer is %T, want *tokenizer.BPE", path, tok)
+	}
+	return bpe
 }
 
 // wikiText2Stream is "\n\n".join of the Hugging Face wikitext-2-raw-v1 test
@@ -130,111 +137,35 @@ func TestSmolLM2Golden(t *testing.T) {
 	}
 }
 
-// readGGUFTokenizer reads the tokenizer.ggml.* keys of a GGUF file (v2/v3,
-// little-endian) into a BPEConfig. It is a minimal test-only reader so that
-// this package's tests do not import model/gguf (which imports this package).
-func readGGUFTokenizer(path string) (BPEConfig, error) {
-	f, err := os.Open(path)
+// BenchmarkEncodeWikiText2 encodes the whole WikiText-2 test stream (1.29 MB)
+// with SmolLM2's vocabulary; "cold" empties the per-piece cache first.
+//
+//	OPTIMA_SMOLLM2_GGUF=/work/models/SmolLM2-135M-Instruct.Q4_1.gguf go test -run '^$' -bench EncodeWikiText2 ./model/tokenizer
+func BenchmarkEncodeWikiText2(b *testing.B) {
+	tok := smollm2(b)
+	wiki := os.Getenv("OPTIMA_WIKITEXT2_TEST")
+	if wiki == "" {
+		wiki = "/work/shared/data/wikitext-2-raw/wiki.test.raw"
+	}
+	text, err := wikiText2Stream(wiki)
 	if err != nil {
-		return BPEConfig{}, err
+		b.Skip(err)
 	}
-	defer f.Close()
-	r := bufio.NewReaderSize(f, 1<<20)
-	le := binary.LittleEndian
-	var hdr [24]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return BPEConfig{}, fmt.Errorf("%s: header: %w", path, err)
-	}
-	if string(hdr[:4]) != "GGUF" {
-		return BPEConfig{}, fmt.Errorf("%s: not a GGUF file", path)
-	}
-	nkv := le.Uint64(hdr[16:])
-	u := func(n int) ([]byte, error) {
-		b := make([]byte, n)
-		_, err := io.ReadFull(r, b)
-		return b, err
-	}
-	str := func() (string, error) {
-		b, err := u(8)
-		if err != nil {
-			return "", err
+	for _, cold := range []bool{false, true} {
+		name := "warm"
+		if cold {
+			name = "cold"
 		}
-		s, err := u(int(le.Uint64(b)))
-		return string(s), err
-	}
-	size := map[uint32]int{0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
-	var value func(typ uint32) (any, error)
-	value = func(typ uint32) (any, error) {
-		switch typ {
-		case 8:
-			return str()
-		case 9:
-			b, err := u(12)
-			if err != nil {
-				return nil, err
-			}
-			et, n := le.Uint32(b), le.Uint64(b[4:])
-			out := make([]any, n)
-			for i := range out {
-				if out[i], err = value(et); err != nil {
-					return nil, err
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(text)))
+			var n int
+			for b.Loop() {
+				if cold {
+					tok.ResetCache()
 				}
+				n = len(tok.Encode(text))
 			}
-			return out, nil
-		}
-		n, ok := size[typ]
-		if !ok {
-			return nil, fmt.Errorf("value type %d", typ)
-		}
-		b, err := u(n)
-		if err != nil {
-			return nil, err
-		}
-		var v uint64
-		for i := n - 1; i >= 0; i-- {
-			v = v<<8 | uint64(b[i])
-		}
-		return int64(v), nil
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+		})
 	}
-	kv := map[string]any{}
-	for range nkv {
-		k, err := str()
-		if err != nil {
-			return BPEConfig{}, fmt.Errorf("%s: %w", path, err)
-		}
-		b, err := u(4)
-		if err != nil {
-			return BPEConfig{}, fmt.Errorf("%s: %w", path, err)
-		}
-		v, err := value(le.Uint32(b))
-		if err != nil {
-			return BPEConfig{}, fmt.Errorf("%s: key %s: %w", path, k, err)
-		}
-		kv[k] = v
-	}
-	strs := func(k string) []string {
-		a, _ := kv[k].([]any)
-		out := make([]string, len(a))
-		for i, x := range a {
-			out[i], _ = x.(string)
-		}
-		return out
-	}
-	cfg := BPEConfig{Tokens: strs("tokenizer.ggml.tokens"), Merges: strs("tokenizer.ggml.merges"), BOS: -1, EOS: -1}
-	cfg.Pre, _ = kv["tokenizer.ggml.pre"].(string)
-	if a, ok := kv["tokenizer.ggml.token_type"].([]any); ok {
-		for _, x := range a {
-			cfg.TokenTypes = append(cfg.TokenTypes, int32(x.(int64)))
-		}
-	}
-	if v, ok := kv["tokenizer.ggml.bos_token_id"].(int64); ok {
-		cfg.BOS = int32(v)
-	}
-	if v, ok := kv["tokenizer.ggml.eos_token_id"].(int64); ok {
-		cfg.EOS = int32(v)
-	}
-	if v, ok := kv["tokenizer.ggml.add_bos_token"].(int64); ok {
-		cfg.AddBOS = v != 0
-	}
-	return cfg, nil
 }
