@@ -234,7 +234,7 @@ func (s scoreSelector) Select(w []float32, rows, cols int, colNorms []float64, p
 	}
 	score := make([]float64, cols)
 	idx := make([]int, cols)
-	keys := make([]key, cols)
+	sorted := make([]float64, cols)
 	byScore := func(a, b int) int {
 		if c := cmp.Compare(score[a], score[b]); c != 0 {
 			return c
@@ -256,12 +256,20 @@ func (s scoreSelector) Select(w []float32, rows, cols int, colNorms []float64, p
 			if k == 0 {
 				continue
 			}
-			for j := range keys {
-				keys[j] = key{score[j], j}
-			}
-			slices.SortFunc(keys, compareKeys)
-			for _, kj := range keys[:k] {
-				out[kj.j] = true
+			// The stable-sort prefix of length k, found from the k-th
+			// smallest score t: every score below t, then the
+			// lowest-indexed scores equal to t.
+			copy(sorted, score)
+			slices.Sort(sorted)
+			t := sorted[k-1]
+			ties := k - sort.SearchFloat64s(sorted, t)
+			for j, v := range score {
+				if v < t {
+					out[j] = true
+				} else if v == t && ties > 0 {
+					out[j] = true
+					ties--
+				}
 			}
 			continue
 		}
@@ -285,20 +293,4 @@ func (s scoreSelector) Select(w []float32, rows, cols int, colNorms []float64, p
 		}
 	}
 	return nil
-}
-
-// key orders a column by (score, index): the stable ascending sort order.
-type key struct {
-	s float64
-	j int
-}
-
-func compareKeys(a, b key) int {
-	if a.s < b.s {
-		return -1
-	}
-	if a.s > b.s {
-		return 1
-	}
-	return a.j - b.j
 }
