@@ -65,7 +65,7 @@ func (h *Hessian) Add(be kernels.Backend, x []float32, tokens int) error {
 		panic(fmt.Sprintf("hessian %s: Add: len(x) = %d, want tokens*in = %d*%d", h.Group, len(x), tokens, h.In))
 	}
 	for i, v := range x {
-		if f := float64(v); math.IsNaN(f) || math.IsInf(f, 0) {
+		if v-v != 0 { // NaN or ±Inf
 			return fmt.Errorf("%w: hessian %s: input %v at token %d, channel %d", ErrNonFinite, h.Group, v, i/h.In, i%h.In)
 		}
 	}
@@ -78,12 +78,18 @@ func (h *Hessian) Add(be kernels.Backend, x []float32, tokens int) error {
 	return nil
 }
 
-// symmetrize copies the upper triangle of Sum into the lower one.
+// symmetrize copies the upper triangle of Sum into the lower one, in tiles
+// so that the strided writes stay in cache.
 func (h *Hessian) symmetrize() {
+	const tile = 64
 	n := h.In
-	for i := range n {
-		for j := i + 1; j < n; j++ {
-			h.Sum[j*n+i] = h.Sum[i*n+j]
+	for i0 := 0; i0 < n; i0 += tile {
+		for j0 := i0; j0 < n; j0 += tile {
+			for i := i0; i < min(i0+tile, n); i++ {
+				for j := max(j0, i+1); j < min(j0+tile, n); j++ {
+					h.Sum[j*n+i] = h.Sum[i*n+j]
+				}
+			}
 		}
 	}
 }

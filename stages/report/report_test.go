@@ -14,7 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/optima-llm/optima/kernels/cpu"
+	"github.com/optima-llm/optima/kernels"
 	"github.com/optima-llm/optima/model"
 	"github.com/optima-llm/optima/model/tokenizer"
 )
@@ -81,6 +81,25 @@ func TestReportJSONRoundTripAndText(t *testing.T) {
 	}
 }
 
+// dgemm is a reference backend with only Dgemm (no transposes), so that the
+// tests do not depend on kernels/cpu.
+type dgemm struct{ kernels.Backend }
+
+func (dgemm) Dgemm(transA, transB bool, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+	if transA || transB {
+		panic("dgemm: transposes not supported")
+	}
+	for i := range m {
+		for j := range n {
+			var s float64
+			for l := range k {
+				s += a[i*lda+l] * b[l*ldb+j]
+			}
+			c[i*ldc+j] = alpha*s + beta*c[i*ldc+j]
+		}
+	}
+}
+
 func TestQuadratic(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 1))
 	const rows, cols = 300, 5 // more rows than one block
@@ -109,13 +128,13 @@ func TestQuadratic(t *testing.T) {
 			}
 		}
 	}
-	got := Quadratic(cpu.New(1), d, rows, cols, h)
+	got := Quadratic(dgemm{}, d, rows, cols, h)
 	if math.Abs(got-want) > 1e-10*math.Abs(want) {
 		t.Errorf("Quadratic = %v, want %v", got, want)
 	}
 	// With H = I it is the squared Frobenius norm.
 	eye := []float64{1, 0, 0, 1}
-	if got := Quadratic(cpu.New(1), []float32{1, 2, 3, 4}, 2, 2, eye); got != 30 {
+	if got := Quadratic(dgemm{}, []float32{1, 2, 3, 4}, 2, 2, eye); got != 30 {
 		t.Errorf("Quadratic with I = %v, want 30", got)
 	}
 	defer func() {
@@ -123,7 +142,7 @@ func TestQuadratic(t *testing.T) {
 			t.Error("no panic on a short h")
 		}
 	}()
-	Quadratic(cpu.New(1), d, rows, cols, h[1:])
+	Quadratic(dgemm{}, d, rows, cols, h[1:])
 }
 
 // fakeSource serves tensors from memory and records what was loaded.
