@@ -1,7 +1,11 @@
-// Package cpu is optima's CPU compute backend: a kernels.Backend whose float32
-// GEMM runs on a cache-blocked, packed micro-kernel (Goto/BLIS style) written in
-// Go assembly for AVX2+FMA, chosen at run time, with a portable Go fallback.
-// Float64 GEMM and the Cholesky factorization use gonum (pure Go).
+// Package cpu is optima's CPU compute backend: a kernels.Backend whose GEMMs
+// run a cache-blocked driver with packed panels (Goto/BLIS: K. Goto and R. van
+// de Geijn, "Anatomy of high-performance matrix multiplication", ACM TOMS
+// 34(3), 2008) around register-tile micro-kernels in Go assembly: AVX2+FMA
+// (6×16 float32, 6×8 float64) as the baseline and AVX-512F (12×32, 12×16)
+// where the CPU has it, chosen at run time with golang.org/x/sys/cpu. Other
+// CPUs and architectures use gonum's pure-Go BLAS ("generic"). The Cholesky
+// factorization is gonum's Dpotrf.
 //
 // The package uses no cgo.
 package cpu
@@ -12,7 +16,6 @@ import (
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
-	"gonum.org/v1/gonum/blas/gonum"
 	"gonum.org/v1/gonum/lapack/lapack64"
 
 	"github.com/optima-llm/optima/kernels"
@@ -22,7 +25,8 @@ import (
 // state besides its configuration and is safe for concurrent use.
 type Backend struct {
 	threads int
-	kern    microKernel
+	kern32  microKernel[float32]
+	kern64  microKernel[float64]
 }
 
 var _ kernels.Backend = (*Backend)(nil)
@@ -33,19 +37,20 @@ func New(threads int) *Backend {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	return &Backend{threads: threads, kern: bestKernel()}
+	k32, k64 := bestKernels()
+	return &Backend{threads: threads, kern32: k32, kern64: k64}
 }
 
 // Name returns "cpu".
 func (*Backend) Name() string { return "cpu" }
 
-// Capabilities reports Device "cpu", the thread count, the SIMD flavour of the
-// float32 GEMM micro-kernel ("avx2-fma" or "generic") and Float64 true.
+// Capabilities reports Device "cpu", the thread count, the instruction set of
+// the GEMM micro-kernels ("avx512", "avx2-fma" or "generic") and Float64 true.
 func (b *Backend) Capabilities() kernels.Capabilities {
 	return kernels.Capabilities{
 		Device:  "cpu",
 		Threads: b.threads,
-		SIMD:    b.kern.name,
+		SIMD:    b.kern32.name,
 		Float64: true,
 	}
 }
@@ -56,21 +61,15 @@ func (b *Backend) Capabilities() kernels.Capabilities {
 // is smaller than the stored row width, or a slice is too short.
 func (b *Backend) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, bm []float32, ldb int, beta float32, c []float32, ldc int) {
 	checkGemm("Sgemm", transA, transB, m, n, k, len(a), lda, len(bm), ldb, len(c), ldc)
-	sgemm(b.kern, b.threads, transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
+	gemm(b.kern32, b.threads, transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
 }
 
-// Dgemm computes C = alpha·op(A)·op(B) + beta·C in float64 with gonum's
-// pure-Go DGEMM (which runs on GOMAXPROCS goroutines). Panics as Sgemm.
+// Dgemm computes C = alpha·op(A)·op(B) + beta·C in float64 with the same
+// blocked driver and a float64 micro-kernel of the same instruction set
+// (gonum's DGEMM where the kernel is "generic"). Panics as Sgemm.
 func (b *Backend) Dgemm(transA, transB bool, m, n, k int, alpha float64, a []float64, lda int, bm []float64, ldb int, beta float64, c []float64, ldc int) {
 	checkGemm("Dgemm", transA, transB, m, n, k, len(a), lda, len(bm), ldb, len(c), ldc)
-	if m == 0 || n == 0 {
-		return
-	}
-	if k == 0 || alpha == 0 {
-		scaleD(m, n, beta, c, ldc)
-		return
-	}
-	gonum.Implementation{}.Dgemm(blasTrans(transA), blasTrans(transB), m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
+	gemm(b.kern64, b.threads, transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
 }
 
 // Cholesky factors the n×n symmetric positive definite row-major matrix a in
@@ -103,22 +102,6 @@ func blasTrans(t bool) blas.Transpose {
 		return blas.Trans
 	}
 	return blas.NoTrans
-}
-
-// scaleD sets C = beta·C without reading C when beta is 0.
-func scaleD(m, n int, beta float64, c []float64, ldc int) {
-	for i := range m {
-		row := c[i*ldc : i*ldc+n]
-		switch beta {
-		case 0:
-			clear(row)
-		case 1:
-		default:
-			for j := range row {
-				row[j] *= beta
-			}
-		}
-	}
 }
 
 // checkGemm panics unless the GEMM arguments describe valid row-major

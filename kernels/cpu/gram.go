@@ -16,8 +16,10 @@ var gramPool sync.Pool // *[]float32 scratch of in*in
 // tokens is multiplied in float32 with the Sgemm micro-kernel and added into h in
 // float64, so the rounding error is bounded by the block length, not the token
 // count. Only the lower triangle of each block product is computed (micro-tiles
-// above the diagonal are skipped) and mirrored, so h stays exactly symmetric
-// when it starts symmetric. It panics when len(h) < in*in or len(x) < tokens*in.
+// above the diagonal are skipped): the lower triangle of h is read and
+// accumulated, then copied onto the upper triangle, so h comes out exactly
+// symmetric (h must be symmetric on entry, as every sum of Gram matrices is).
+// It panics when len(h) < in*in or len(x) < tokens*in.
 func (b *Backend) AccumulateGram(h []float64, x []float32, tokens, in int) {
 	if tokens < 0 || in < 0 {
 		panic(fmt.Sprintf("cpu: AccumulateGram: negative dimension tokens=%d in=%d", tokens, in))
@@ -40,18 +42,31 @@ func (b *Backend) AccumulateGram(h []float64, x []float32, tokens, in int) {
 	for t0 := 0; t0 < tokens; t0 += gramBlock {
 		bt := min(gramBlock, tokens-t0)
 		xb := x[t0*in : (t0+bt)*in]
-		gramLower(b.kern, b.threads, in, bt, xb, tmp)
-		// Add the lower triangle of the block to both triangles of h, so a
-		// symmetric h stays exactly symmetric.
+		gramLower(b.kern32, b.threads, in, bt, xb, tmp)
 		for i := range in {
-			hi := h[i*in : i*in+in]
-			ti := tmp[i*in : i*in+i+1]
-			for j, v := range ti[:i] {
+			hi := h[i*in : i*in+i+1]
+			for j, v := range tmp[i*in : i*in+i+1] {
 				hi[j] += float64(v)
-				h[j*in+i] += float64(v)
 			}
-			hi[i] += float64(ti[i])
 		}
 	}
+	mirrorLower(h, in)
 	gramPool.Put(&tmp)
+}
+
+// mirrorLower copies the lower triangle of the n×n matrix h onto its upper
+// triangle, in square tiles to stay in cache.
+func mirrorLower(h []float64, n int) {
+	const tile = 32
+	for i0 := 0; i0 < n; i0 += tile {
+		i1 := min(i0+tile, n)
+		for j0 := 0; j0 <= i0; j0 += tile {
+			j1 := min(j0+tile, n)
+			for i := i0; i < i1; i++ {
+				for j := j0; j < min(j1, i); j++ {
+					h[j*n+i] = h[i*n+j]
+				}
+			}
+		}
+	}
 }

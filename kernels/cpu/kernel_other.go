@@ -2,6 +2,9 @@
 
 package cpu
 
-// microKernels returns the portable micro-kernel: there is no assembly for this
+// microKernels32 returns the generic kernel: there is no assembly for this
 // architecture.
-func microKernels() []microKernel { return []microKernel{genericKernel} }
+func microKernels32() []microKernel[float32] { return []microKernel[float32]{genericKernel32} }
+
+// microKernels64 returns the generic kernel.
+func microKernels64() []microKernel[float64] { return []microKernel[float64]{genericKernel64} }
