@@ -180,10 +180,9 @@ type BPE struct {
 // Tokens not written in the byte-level alphabet are filed under their
 // byte-level spelling, and only control/user-defined tokens written in it are
 // matched whole, as transformers does for a GGUF. Duplicate token strings
-// resolve to the last id, like the dict that transformers builds; bytes whose
-// symbol is missing from Tokens fall back to
-// "<0xHH>" tokens when present and are dropped otherwise (tokenizers' BPE
-// without an unknown token).
+// resolve to the last id, like the dict that transformers builds. Bytes whose
+// symbol is missing from Tokens are dropped, as tokenizers' BPE does without
+// an unknown token or byte fallback (how transformers builds it from a GGUF).
 func NewBPE(cfg BPEConfig) (*BPE, error) {
 	name := cfg.Pre
 	if name == "" {
@@ -234,8 +233,6 @@ func NewBPE(cfg BPEConfig) (*BPE, error) {
 		t.byteID[b] = -1
 		if id, ok := t.vocab[string(byteToRune[b])]; ok {
 			t.byteID[b] = id
-		} else if id, ok := t.vocab[fmt.Sprintf("<0x%02X>", b)]; ok {
-			t.byteID[b] = id
 		}
 	}
 	for i, tok := range cfg.Tokens {
@@ -249,7 +246,7 @@ func NewBPE(cfg BPEConfig) (*BPE, error) {
 	}
 	t.decoded = make([][]byte, len(cfg.Tokens))
 	for i, tok := range cfg.Tokens {
-		t.decoded[i] = t.tokenBytes(int32(i), tok)
+		t.decoded[i] = tokenBytes(tok)
 	}
 	return t, nil
 }
@@ -291,17 +288,10 @@ func (t *BPE) isAdded(id int32) bool {
 	return ty == TokenControl || ty == TokenUserDefined
 }
 
-// tokenBytes is what Hugging Face's decoders make of one token: ByteFallback
-// turns "<0xHH>" byte tokens into the byte, ByteLevel maps each symbol back
-// to its byte, and a token with a symbol outside the byte-level alphabet is
-// taken as its UTF-8 text.
-func (t *BPE) tokenBytes(id int32, tok string) []byte {
-	if t.tokenType(id) == TokenByte && len(tok) == 6 && strings.HasPrefix(tok, "<0x") && tok[5] == '>' {
-		var b byte
-		if _, err := fmt.Sscanf(tok[3:5], "%02X", &b); err == nil {
-			return []byte{b}
-		}
-	}
+// tokenBytes is what Hugging Face's ByteLevel decoder makes of one token:
+// each symbol mapped back to its byte, or, for a token with a symbol outside
+// the byte-level alphabet, its UTF-8 text.
+func tokenBytes(tok string) []byte {
 	out := make([]byte, 0, len(tok))
 	for _, r := range tok {
 		b, ok := runeToByte[r]

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -167,5 +168,67 @@ func BenchmarkEncodeWikiText2(b *testing.B) {
 			}
 			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 		})
+	}
+}
+
+// TestWriteHFTokenizer writes Hugging Face tokenizer directories for
+// tools/oracle/tokenizer_hfjson_check.py when OPTIMA_HF_TOKENIZER_OUT names
+// a directory: smollm2/ and smollm2-bos/ (AddBOS forced on) from the GGUF
+// (when OPTIMA_SMOLLM2_GGUF is set), and fixture-<pre>/ for each
+// pre-tokenizer of testdata/bpe_fixture.json.
+func TestWriteHFTokenizer(t *testing.T) {
+	out := os.Getenv("OPTIMA_HF_TOKENIZER_OUT")
+	if out == "" {
+		t.Skip("set OPTIMA_HF_TOKENIZER_OUT to write tokenizer.json directories for the Python check")
+	}
+	write := func(name string, tok *tokenizer.BPE) {
+		dir := filepath.Join(out, name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		tj, err := tok.HFTokenizerJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cj, err := tok.HFTokenizerConfigJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for file, b := range map[string][]byte{"tokenizer.json": tj, "tokenizer_config.json": cj} {
+			if err := os.WriteFile(filepath.Join(dir, file), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if os.Getenv("OPTIMA_SMOLLM2_GGUF") != "" {
+		tok := smollm2(t)
+		write("smollm2", tok)
+		cfg := tok.Config()
+		cfg.AddBOS = true
+		bos, err := tokenizer.NewBPE(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write("smollm2-bos", bos)
+	}
+	b, err := os.ReadFile("testdata/bpe_fixture.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fx struct {
+		Tokens     []string             `json:"tokens"`
+		TokenTypes []int32              `json:"token_types"`
+		Merges     []string             `json:"merges"`
+		IDs        map[string][][]int32 `json:"ids"`
+	}
+	if err := json.Unmarshal(b, &fx); err != nil {
+		t.Fatal(err)
+	}
+	for pre := range fx.IDs {
+		tok, err := tokenizer.NewBPE(tokenizer.BPEConfig{Tokens: fx.Tokens, TokenTypes: fx.TokenTypes, Merges: fx.Merges, Pre: pre, BOS: -1, EOS: 0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		write("fixture-"+pre, tok)
 	}
 }
