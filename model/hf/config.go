@@ -1,0 +1,229 @@
+// Package hf reads and writes Hugging Face model directories: config.json,
+// model.safetensors (or shards with model.safetensors.index.json) and the
+// tokenizer files next to them.
+package hf
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+
+	"github.com/optima-llm/optima/model"
+)
+
+// ErrConfig is wrapped by errors about a malformed config.json.
+var ErrConfig = errors.New("hf: bad config")
+
+// modelTypeArch maps model_type to the architecture used when
+// config.json has no "architectures".
+var modelTypeArch = map[string]string{"llama": "LlamaForCausalLM"}
+
+// ReadConfig reads and parses a config.json file; see ParseConfig.
+func ReadConfig(path string) (*model.Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("hf: %w", err)
+	}
+	return ParseConfig(b, path)
+}
+
+// ParseConfig parses config.json bytes. Missing keys take the defaults of
+// transformers' LlamaConfig: vocab_size 32000, hidden_size 4096,
+// intermediate_size 11008, num_hidden_layers 32, num_attention_heads 32,
+// num_key_value_heads = num_attention_heads, head_dim = hidden_size /
+// num_attention_heads, hidden_act "silu", max_position_embeddings 2048,
+// rms_norm_eps 1e-6, rope_theta 10000 (also read from
+// rope_parameters.rope_theta), tie_word_embeddings false, attention_bias
+// false, mlp_bias false, bos_token_id 1, eos_token_id 2 (the first of a
+// list). A null token id becomes -1. name is used in errors, which wrap
+// ErrConfig. Raw keeps the whole JSON object.
+func ParseConfig(b []byte, name string) (*model.Config, error) {
+	var raw map[string]any
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("%w %s: %v", ErrConfig, name, err)
+	}
+	if raw == nil {
+		return nil, fmt.Errorf("%w %s: not a JSON object", ErrConfig, name)
+	}
+	c := &model.Config{Raw: raw}
+	var err error
+	str := func(key, def string) string {
+		if err != nil {
+			return ""
+		}
+		v, ok := raw[key]
+		if !ok || v == nil {
+			return def
+		}
+		s, ok := v.(string)
+		if !ok {
+			err = fmt.Errorf("%w %s: %s is %v, want a string", ErrConfig, name, key, v)
+		}
+		return s
+	}
+	num := func(key string, def float64) float64 {
+		if err != nil {
+			return 0
+		}
+		v, ok := raw[key]
+		if !ok || v == nil {
+			return def
+		}
+		f, ok := v.(float64)
+		if !ok || math.IsNaN(f) {
+			err = fmt.Errorf("%w %s: %s is %v, want a number", ErrConfig, name, key, v)
+		}
+		return f
+	}
+	integer := func(key string, def int) int {
+		f := num(key, float64(def))
+		if err == nil && (f != math.Trunc(f) || f < 0 || f > 1<<31) {
+			err = fmt.Errorf("%w %s: %s is %v, want a non-negative integer", ErrConfig, name, key, f)
+		}
+		return int(f)
+	}
+	boolean := func(key string, def bool) bool {
+		if err != nil {
+			return false
+		}
+		v, ok := raw[key]
+		if !ok || v == nil {
+			return def
+		}
+		bv, ok := v.(bool)
+		if !ok {
+			err = fmt.Errorf("%w %s: %s is %v, want a bool", ErrConfig, name, key, v)
+		}
+		return bv
+	}
+	tokenID := func(key string, def int) int {
+		if err != nil {
+			return 0
+		}
+		v, ok := raw[key]
+		if !ok {
+			return def
+		}
+		if l, isList := v.([]any); isList {
+			if len(l) == 0 {
+				return -1
+			}
+			v = l[0]
+		}
+		if v == nil {
+			return -1
+		}
+		f, ok := v.(float64)
+		if !ok || f != math.Trunc(f) || f < 0 || f > 1<<31 {
+			err = fmt.Errorf("%w %s: %s is %v, want a token id", ErrConfig, name, key, v)
+		}
+		return int(f)
+	}
+
+	c.ModelType = str("model_type", "")
+	if archs, ok := raw["architectures"].([]any); ok && len(archs) > 0 {
+		if c.Architecture, ok = archs[0].(string); !ok {
+			return nil, fmt.Errorf("%w %s: architectures[0] is %v, want a string", ErrConfig, name, archs[0])
+		}
+	} else if a, ok := modelTypeArch[c.ModelType]; ok {
+		c.Architecture = a
+	} else if err == nil {
+		return nil, fmt.Errorf("%w %s: no architectures and unknown model_type %q", ErrConfig, name, c.ModelType)
+	}
+	c.VocabSize = integer("vocab_size", 32000)
+	c.HiddenSize = integer("hidden_size", 4096)
+	c.IntermediateSize = integer("intermediate_size", 11008)
+	c.NumHiddenLayers = integer("num_hidden_layers", 32)
+	c.NumAttentionHeads = integer("num_attention_heads", 32)
+	c.NumKeyValueHeads = integer("num_key_value_heads", c.NumAttentionHeads)
+	c.HiddenAct = str("hidden_act", "silu")
+	c.MaxPositionEmbeddings = integer("max_position_embeddings", 2048)
+	c.RMSNormEps = num("rms_norm_eps", 1e-6)
+	c.RopeTheta = num("rope_theta", 10000)
+	if rp, ok := raw["rope_parameters"].(map[string]any); ok {
+		if th, ok := rp["rope_theta"].(float64); ok {
+			c.RopeTheta = th
+		}
+	}
+	c.TieWordEmbeddings = boolean("tie_word_embeddings", false)
+	c.AttentionBias = boolean("attention_bias", false)
+	c.MLPBias = boolean("mlp_bias", false)
+	c.BOSTokenID = tokenID("bos_token_id", 1)
+	c.EOSTokenID = tokenID("eos_token_id", 2)
+	if err != nil {
+		return nil, err
+	}
+	if c.NumAttentionHeads == 0 || c.NumKeyValueHeads == 0 || c.NumAttentionHeads%c.NumKeyValueHeads != 0 {
+		return nil, fmt.Errorf("%w %s: %d attention heads do not split into %d kv heads", ErrConfig, name, c.NumAttentionHeads, c.NumKeyValueHeads)
+	}
+	c.HeadDim = integer("head_dim", c.HiddenSize/c.NumAttentionHeads)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ConfigJSON encodes cfg as config.json: cfg.Raw (or an empty object) with
+// the typed fields written over it, indented. A token id of -1 is written as
+// null; an eos_token_id list in Raw that contains cfg.EOSTokenID is kept;
+// rope_theta goes to rope_parameters.rope_theta when Raw has
+// rope_parameters. dtype, if not empty, sets torch_dtype ("float32",
+// "bfloat16", ...).
+func ConfigJSON(cfg *model.Config, dtype string) ([]byte, error) {
+	out := make(map[string]any, len(cfg.Raw)+24)
+	for k, v := range cfg.Raw {
+		out[k] = v
+	}
+	id := func(v int) any {
+		if v < 0 {
+			return nil
+		}
+		return v
+	}
+	set := map[string]any{
+		"architectures":           []any{cfg.Architecture},
+		"model_type":              cfg.ModelType,
+		"vocab_size":              cfg.VocabSize,
+		"hidden_size":             cfg.HiddenSize,
+		"intermediate_size":       cfg.IntermediateSize,
+		"num_hidden_layers":       cfg.NumHiddenLayers,
+		"num_attention_heads":     cfg.NumAttentionHeads,
+		"num_key_value_heads":     cfg.NumKeyValueHeads,
+		"head_dim":                cfg.HeadDim,
+		"max_position_embeddings": cfg.MaxPositionEmbeddings,
+		"rms_norm_eps":            cfg.RMSNormEps,
+		"tie_word_embeddings":     cfg.TieWordEmbeddings,
+		"attention_bias":          cfg.AttentionBias,
+		"mlp_bias":                cfg.MLPBias,
+		"hidden_act":              cfg.HiddenAct,
+		"bos_token_id":            id(cfg.BOSTokenID),
+		"eos_token_id":            id(cfg.EOSTokenID),
+	}
+	if l, ok := out["eos_token_id"].([]any); ok && slices.Contains(l, any(float64(cfg.EOSTokenID))) {
+		delete(set, "eos_token_id")
+	}
+	for k, v := range set {
+		out[k] = v
+	}
+	if rp, ok := out["rope_parameters"].(map[string]any); ok {
+		rp2 := make(map[string]any, len(rp)+1)
+		for k, v := range rp {
+			rp2[k] = v
+		}
+		rp2["rope_theta"] = cfg.RopeTheta
+		out["rope_parameters"] = rp2
+	} else {
+		out["rope_theta"] = cfg.RopeTheta
+	}
+	if dtype != "" {
+		out["torch_dtype"] = dtype
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("hf: encode config.json: %w", err)
+	}
+	return append(b, '\n'), nil
+}

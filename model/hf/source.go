@@ -1,0 +1,139 @@
+package hf
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/optima-llm/optima/model"
+	"github.com/optima-llm/optima/model/safetensors"
+	"github.com/optima-llm/optima/model/tokenizer"
+)
+
+// Dir is a Hugging Face model directory opened as a model.Source. It is safe
+// for concurrent Load calls.
+type Dir struct {
+	path   string
+	cfg    *model.Config
+	files  []*safetensors.File
+	byName map[string]*safetensors.File
+	names  []string
+}
+
+var _ model.Source = (*Dir)(nil)
+
+// Open opens the model directory dir: config.json plus model.safetensors or
+// model.safetensors.index.json and its shards. Errors name the directory or
+// file: a missing or malformed config.json, no safetensors weights (PyTorch
+// .bin checkpoints are not supported), an index naming a missing shard or a
+// tensor its shard lacks, or a tensor present in two shards.
+func Open(dir string) (*Dir, error) {
+	cfg, err := ReadConfig(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	d := &Dir{path: dir, cfg: cfg, byName: map[string]*safetensors.File{}}
+	ok := false
+	defer func() {
+		if !ok {
+			d.Close()
+		}
+	}()
+	idxPath := filepath.Join(dir, safetensors.IndexName)
+	if b, err := os.ReadFile(idxPath); err == nil {
+		var idx struct {
+			WeightMap map[string]string `json:"weight_map"`
+		}
+		if err := json.Unmarshal(b, &idx); err != nil {
+			return nil, fmt.Errorf("hf: %s: %w", idxPath, err)
+		}
+		shards := map[string]*safetensors.File{}
+		for name, fn := range idx.WeightMap {
+			if fn == "" || fn != filepath.Base(fn) || strings.HasPrefix(fn, ".") {
+				return nil, fmt.Errorf("hf: %s: tensor %q maps to invalid file name %q", idxPath, name, fn)
+			}
+			sf, seen := shards[fn]
+			if !seen {
+				if sf, err = safetensors.Open(filepath.Join(dir, fn)); err != nil {
+					return nil, fmt.Errorf("hf: %s: %w", idxPath, err)
+				}
+				shards[fn] = sf
+				d.files = append(d.files, sf)
+			}
+			if _, has := sf.Info(name); !has {
+				return nil, fmt.Errorf("hf: %s: tensor %q is not in %s", idxPath, name, fn)
+			}
+			d.byName[name] = sf
+		}
+	} else if !os.IsNotExist(err) {
+		return nil, fmt.Errorf("hf: %w", err)
+	} else {
+		single := filepath.Join(dir, safetensors.SingleName)
+		sf, err := safetensors.Open(single)
+		if os.IsNotExist(unwrapAll(err)) {
+			return nil, fmt.Errorf("hf: %s has neither %s nor %s (PyTorch .bin checkpoints are not supported)", dir, safetensors.SingleName, safetensors.IndexName)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("hf: %w", err)
+		}
+		d.files = append(d.files, sf)
+		for _, n := range sf.Names() {
+			d.byName[n] = sf
+		}
+	}
+	for n := range d.byName {
+		d.names = append(d.names, n)
+	}
+	sort.Strings(d.names)
+	ok = true
+	return d, nil
+}
+
+func unwrapAll(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return err
+		}
+		err = u.Unwrap()
+	}
+}
+
+// Path is the directory.
+func (d *Dir) Path() string { return d.path }
+
+// Config is the parsed config.json. Callers must not modify it.
+func (d *Dir) Config() *model.Config { return d.cfg }
+
+// Names lists every tensor, sorted.
+func (d *Dir) Names() []string { return append([]string(nil), d.names...) }
+
+// Load reads one tensor as float32; errors name the file and tensor.
+func (d *Dir) Load(name string) (*model.Tensor, error) {
+	sf, ok := d.byName[name]
+	if !ok {
+		return nil, fmt.Errorf("hf: %s: no tensor %q", d.path, name)
+	}
+	return sf.Load(name)
+}
+
+// Tokenizer is not available for Hugging Face directories yet: it returns
+// an error naming the directory.
+func (d *Dir) Tokenizer() (tokenizer.Tokenizer, error) {
+	return nil, fmt.Errorf("hf: %s: tokenizer.json reading is not supported yet", d.path)
+}
+
+// Close closes all shard files.
+func (d *Dir) Close() error {
+	var first error
+	for _, f := range d.files {
+		if err := f.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	d.files = nil
+	return first
+}
