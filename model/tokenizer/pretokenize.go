@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -66,10 +67,14 @@ func skipClass(s string, i int, cls uint8) int {
 	return i
 }
 
-// contraction matches 's|'t|'re|'ve|'m|'ll|'d at s[i] == '\” and returns
-// the length matched, or 0. fold makes the letters case-insensitive (the
-// (?i:...) of the Llama 3 and Qwen2 patterns; ASCII only).
+// contraction matches 's|'t|'re|'ve|'m|'ll|'d where s[i] is an apostrophe
+// and returns the length matched, or 0. fold makes the letters
+// case-insensitive as Oniguruma's (?i:...) in the Llama 3 and Qwen2 patterns
+// does: ASCII case, and U+017F (long s), which case-folds to 's'.
 func contraction(s string, i int, fold bool) int {
+	if fold && strings.HasPrefix(s[i+1:], "\u017f") {
+		return 1 + len("\u017f")
+	}
 	low := func(k int) byte {
 		if i+k >= len(s) {
 			return 0

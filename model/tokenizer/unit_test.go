@@ -148,6 +148,8 @@ func TestPreTokenizers(t *testing.T) {
 		{"smollm-digits", "a  12", []string{"a", "  ", "1", "2"}},
 		{"llama-bpe", "12345 it'S\tx \n\n y", []string{"123", "45", " it", "'S", "\tx", " \n\n", " y"}},
 		{"qwen2", "123", []string{"1", "2", "3"}},
+		{"llama-bpe", "x'\u017ft x'St", []string{"x", "'\u017f", "t", " x", "'S", "t"}},
+		{"gpt2", "x'\u017ft", []string{"x", "'", "\u017ft"}},
 	} {
 		got := preTokenizers[c.pre].split(c.in, nil)
 		if diff := cmp.Diff(c.want, got); diff != "" {

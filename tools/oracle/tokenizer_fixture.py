@@ -60,7 +60,7 @@ TRICKY = [
     "中文分词测试，日本語のテキスト、한국어", "<|im_start|>user\nHello!<|im_end|>\n<think>x</think>",
     "<|endoftext|><|endoftext|>x<|im_end|><|im_", "ĠĊ raw Ġ", "\u00a0nbsp\u2003em\u3000ideo \u2028\u0085",
     "!!! ... ?! --> (a) [b] {c} \"q\" 'q'", " ' s", "x" * 300, "", " ", "\n", "\r\n\r\n", "a\n\n b",
-    "e\u0301 combining", "\ufeffBOM", "\x00\x01\x7f control",
+    "e\u0301 combining", "\ufeffBOM", "\x00\x01\x7f control", "x'\u017ft x'St '\u017f",
 ]
 
 POOL = list("aAbZ  \t\n\r'sStTdDmlLrevV0123456789.,!?-@\"()") + list("éßÆ中文😀½Ⅻ٣\u00a0\u3000\u2028\u0301") + [
