@@ -8,8 +8,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// fixture is testdata/bpe_fixture.json, written by
-// tools/oracle/tokenizer_fixture.py (the command is in the file).
+// fixture is testdata/bpe_fixture.json (or the file OPTIMA_BPE_FIXTURE
+// names), written by tools/oracle/tokenizer_fixture.py (the command is in
+// the file).
 type fixture struct {
 	Tokens     []string             `json:"tokens"`
 	TokenTypes []int32              `json:"token_types"`
@@ -20,13 +21,17 @@ type fixture struct {
 
 func loadFixture(t testing.TB) *fixture {
 	t.Helper()
-	b, err := os.ReadFile("testdata/bpe_fixture.json")
+	path := "testdata/bpe_fixture.json"
+	if p := os.Getenv("OPTIMA_BPE_FIXTURE"); p != "" {
+		path = p
+	}
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var f fixture
 	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatalf("testdata/bpe_fixture.json: %v", err)
+		t.Fatalf("%s: %v", path, err)
 	}
 	return &f
 }

@@ -9,6 +9,9 @@ Command (from /work/main; a few seconds):
         --test /work/shared/data/wikitext-2-raw/wiki.test.raw \
         --out model/tokenizer/testdata/bpe_fixture.json
 
+A wider one-off differential check (not committed): add --random 20000 --out /tmp/bigfix.json and run
+OPTIMA_BPE_FIXTURE=/tmp/bigfix.json go test -run TestFixtureGolden ./model/tokenizer
+
 A BpeTrainer learns 600 merges on the first 200,000 characters of --train with the GPT-2 ByteLevel
 pre-tokenizer, the full 256-symbol byte alphabet, three control tokens and one user-defined token.
 The same vocabulary and merges are then used under each pre-tokenizer optima implements, built as
@@ -72,6 +75,7 @@ def main():
     ap.add_argument("--train", required=True)
     ap.add_argument("--test", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--random", type=int, default=200, help="number of seeded random strings")
     a = ap.parse_args()
 
     train = open(a.train, encoding="utf-8").read()[:200000]
@@ -99,7 +103,7 @@ def main():
     for _ in range(3):
         start = rng.randrange(len(test) - 3000)
         texts.append(test[start:start + 3000])
-    for _ in range(200):
+    for _ in range(a.random):
         texts.append("".join(rng.choice(POOL) for _ in range(rng.randrange(1, 40))))
 
     out = {
