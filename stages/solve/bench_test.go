@@ -110,8 +110,21 @@ func realLayers(tb testing.TB) []benchLayer {
 //
 //	go test ./stages/solve -run '^$' -bench SolveLayer -benchtime 1x
 //
-// Sample (2-core AMD EPYC, gonum-based kernels/cpu, this commit):
-// see the package report; ns/row is wall time per row of the layer.
+// Sample (2 shared cores, Intel Xeon, gonum-based kernels/cpu, machine loaded
+// by other jobs, so ±2×; OPTIMA_SOLVE_HESSIANS=/tmp/optima-hessians for the
+// smollm2 rows):
+//
+//	synthetic_576x1536/pcg64   315518808 ns/row  iter-max 62  iter-mean 59.4
+//	synthetic_576x1536/pcg32    28296884 ns/row  iter-max 64  iter-mean 60.4
+//	synthetic_576x1536/direct  105738485 ns/row
+//	synthetic_1536x576/pcg64    12648598 ns/row  iter-max 48  iter-mean 43.1
+//	synthetic_1536x576/pcg32     3102030 ns/row  iter-max 51  iter-mean 44.9
+//	synthetic_1536x576/direct    2695193 ns/row
+//	smollm2_b10_q_proj/pcg64     7098037 ns/row  iter-max 88  iter-mean 74.1
+//	smollm2_b10_q_proj/pcg32     2174202 ns/row  iter-max 103 iter-mean 87.0
+//	smollm2_b10_q_proj/direct    3232966 ns/row
+//	smollm2_b10_down_proj/pcg32 22039481 ns/row  iter-max 129 iter-mean 112.5
+//	smollm2_b10_down_proj/direct 32277814 ns/row
 func BenchmarkSolveLayer(b *testing.B) {
 	be := cpu.New(0)
 	layers := append([]benchLayer{syntheticLayer(576, 1536), syntheticLayer(1536, 576)}, realLayers(b)...)
