@@ -142,6 +142,11 @@ func TestSmolLM2Golden(t *testing.T) {
 // with SmolLM2's vocabulary; "cold" empties the per-piece cache first.
 //
 //	OPTIMA_SMOLLM2_GGUF=/work/models/SmolLM2-135M-Instruct.Q4_1.gguf go test -run '^$' -bench EncodeWikiText2 ./model/tokenizer
+//
+// Sample (2-core Xeon, Go 1.26, 1,294,336-character stream, 304,986 tokens):
+//
+//	BenchmarkEncodeWikiText2/warm-2  5  74376967 ns/op  17.43 MB/s  4100544 tokens/s
+//	BenchmarkEncodeWikiText2/cold-2  5 116630070 ns/op  11.12 MB/s  2614986 tokens/s
 func BenchmarkEncodeWikiText2(b *testing.B) {
 	tok := smollm2(b)
 	wiki := os.Getenv("OPTIMA_WIKITEXT2_TEST")
