@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -15,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/optima-llm/optima/model/tokenizer"
 )
 
 // tinyLlama returns metadata and tensors (HF values permuted to GGUF order)
@@ -261,6 +264,49 @@ func TestPythonFixture(t *testing.T) {
 	if c.HiddenSize != 32 || c.NumAttentionHeads != 4 || c.NumKeyValueHeads != 2 || c.RopeTheta != 100000 ||
 		c.RMSNormEps != 1e-5 || c.VocabSize != 32 || c.TieWordEmbeddings || c.BOSTokenID != 1 || c.EOSTokenID != 2 {
 		t.Errorf("config %+v", *c)
+	}
+}
+
+func TestTokenizer(t *testing.T) {
+	m, err := OpenModel("testdata/tiny_llama.gguf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	tok, err := m.Tokenizer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bpe, ok := tok.(*tokenizer.BPE)
+	if !ok {
+		t.Fatalf("tokenizer is %T", tok)
+	}
+	toks := make([]string, 32)
+	types := make([]int32, 32)
+	for i := range toks {
+		toks[i] = fmt.Sprintf("x%d", i)
+		types[i] = 1
+	}
+	copy(toks, []string{"a", "b", "c", "ab", "abc"})
+	types[30], types[31] = 3, 3
+	want := tokenizer.BPEConfig{Tokens: toks, Merges: []string{"a b", "ab c"}, TokenTypes: types, Pre: "smollm", BOS: 1, EOS: 2}
+	if diff := cmp.Diff(want, bpe.Config()); diff != "" {
+		t.Errorf("BPE config (-want +got):\n%s", diff)
+	}
+	if got := tok.Encode("abcab"); !cmp.Equal(got, []int32{4, 3}) {
+		t.Errorf("Encode(abcab) = %v, want [4 3]", got)
+	}
+
+	rng := rand.New(rand.NewPCG(17, 18))
+	meta, ts, _ := tinyLlama(rng, true, F32)
+	meta[8].Value = "llama" // tokenizer.ggml.model: SentencePiece
+	m2, err := OpenModel(writeFile(t, encode(t, meta, ts)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	if _, err := m2.Tokenizer(); err == nil || !strings.Contains(err.Error(), `tokenizer model "llama" is not supported`) {
+		t.Errorf("SentencePiece tokenizer: %v", err)
 	}
 }
 
@@ -577,6 +623,13 @@ func TestSmolLM2(t *testing.T) {
 	want := []any{30, 576, 1536, 9, 3, 64, 49152, 100000.0, true, 1e-5, 1, 2, 8192}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)
+	}
+	tok, err := m.Tokenizer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.VocabSize() != 49152 || tok.BOS() != 1 || tok.EOS() != 2 || tok.AddBOS() {
+		t.Errorf("tokenizer: vocab %d, bos %d, eos %d, add bos %v", tok.VocabSize(), tok.BOS(), tok.EOS(), tok.AddBOS())
 	}
 	if n := len(m.Names()); n != 272 {
 		t.Errorf("%d tensors, want 272", n)

@@ -236,13 +236,7 @@ func (m *Model) Tokenizer() (tokenizer.Tokenizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gguf %s: tokenizer: %w", f.Name, err)
 	}
-	// The assertion (rather than a static conversion) keeps this package
-	// building while *tokenizer.BPE is being completed.
-	t, ok := any(tok).(tokenizer.Tokenizer)
-	if !ok {
-		return nil, fmt.Errorf("gguf %s: tokenizer: %T does not implement tokenizer.Tokenizer", f.Name, tok)
-	}
-	return t, nil
+	return tok, nil
 }
 
 // Close closes the file.
