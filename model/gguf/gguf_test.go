@@ -512,6 +512,8 @@ func TestParseErrors(t *testing.T) {
 		{"tensor type", tensorType, `tensor "t.weight": unknown ggml type 99`},
 		{"offset", putU64(one, 101, 1<<20), `tensor "t.weight": data`},
 		{"misaligned", putU64(one, 101, 8), "not a multiple of the alignment"},
+		{"zero dim", putU64(one, 89, 0), "dimension 0 is 0"},
+		{"block size", putU64(one, 89, 16), "not a multiple of the Q4_0 block size"},
 		{"truncated data", one[:len(one)-15], "past the end"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -291,19 +291,28 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
-// TestWriteOracleDir converts model/gguf's gguf-py fixture to a Hugging Face
-// directory at $OPTIMA_HF_ORACLE_DIR for tools/oracle/hf_load_check.py.
+// TestWriteOracleDir converts model/gguf's gguf-py fixture (or the GGUF file
+// $OPTIMA_HF_ORACLE_GGUF) to a Hugging Face directory at
+// $OPTIMA_HF_ORACLE_DIR for tools/oracle/hf_load_check.py.
 func TestWriteOracleDir(t *testing.T) {
 	out := os.Getenv("OPTIMA_HF_ORACLE_DIR")
 	if out == "" {
 		t.Skip("OPTIMA_HF_ORACLE_DIR not set")
 	}
-	src, err := gguf.OpenModel("../gguf/testdata/tiny_llama.gguf")
+	in := os.Getenv("OPTIMA_HF_ORACLE_GGUF")
+	if in == "" {
+		in = "../gguf/testdata/tiny_llama.gguf"
+	}
+	src, err := gguf.OpenModel(in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	if err := WriteModel(out, src.Config(), src.Names(), src.Load, nil, WriteOptions{MaxShardBytes: 8000}); err != nil {
+	limit := int64(8000)
+	if os.Getenv("OPTIMA_HF_ORACLE_GGUF") != "" {
+		limit = 0
+	}
+	if err := WriteModel(out, src.Config(), src.Names(), src.Load, nil, WriteOptions{MaxShardBytes: limit}); err != nil {
 		t.Fatal(err)
 	}
 }

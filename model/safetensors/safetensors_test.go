@@ -351,7 +351,7 @@ func FuzzParseHeader(f *testing.F) {
 }
 
 // BenchmarkLoadF32 loads a 1536×576 F32 tensor from a file.
-// Sample (2-core EPYC, busy): see the package report.
+// Sample (2-core EPYC, busy): BenchmarkLoadF32-2  415  3258356 ns/op  1086.11 MB/s
 func BenchmarkLoadF32(b *testing.B) {
 	d := make([]float32, 1536*576)
 	p := filepath.Join(b.TempDir(), "b.safetensors")

@@ -12,6 +12,12 @@ AutoConfig and AutoModelForCausalLM (no missing or unexpected keys allowed),
 runs a forward pass, and compares every parameter with transformers' own GGUF
 loader on the same GGUF file (from_pretrained(..., gguf_file=...)), which
 undoes llama.cpp's q/k permutation itself.
+
+Run on the real model (2026-11-30, 27 s, all 273 state-dict tensors and the
+logits exactly equal):
+    rm -rf /tmp/hfo/smol && OPTIMA_HF_ORACLE_GGUF=/work/models/SmolLM2-135M-Instruct.Q4_1.gguf \
+    OPTIMA_HF_ORACLE_DIR=/tmp/hfo/smol go test -count=1 -run TestWriteOracleDir ./model/hf && \
+    python3 tools/oracle/hf_load_check.py /tmp/hfo/smol /work/models/SmolLM2-135M-Instruct.Q4_1.gguf
 """
 import os, sys
 
