@@ -208,10 +208,12 @@ func (p *gemmParams[T]) run(m0, m1, n0, n1 int) {
 	ws := pl.Get().(*workspace[T])
 	defer pl.Put(ws)
 	mc := mcMax / p.kern.mr * p.kern.mr
+	// Equal k blocks of at most kc: no short last pass over C.
+	kstep := ceilDiv(p.k, ceilDiv(p.k, kc))
 	for jc := n0; jc < n1; jc += nc {
 		ncb := min(nc, n1-jc)
-		for pc := 0; pc < p.k; pc += kc {
-			kcb := min(kc, p.k-pc)
+		for pc := 0; pc < p.k; pc += kstep {
+			kcb := min(kstep, p.k-pc)
 			beta := p.beta
 			if pc > 0 {
 				beta = 1
@@ -277,28 +279,27 @@ func packA[T float](dst, a []T, lda int, trans bool, i0, mcb, p0, kcb int, alpha
 			}
 			continue
 		}
-		if mr == 6 && rows == 6 {
-			s0 := a[(ib+0)*lda+p0 : (ib+0)*lda+p0+kcb]
-			s1 := a[(ib+1)*lda+p0 : (ib+1)*lda+p0+kcb]
-			s2 := a[(ib+2)*lda+p0 : (ib+2)*lda+p0+kcb]
-			s3 := a[(ib+3)*lda+p0 : (ib+3)*lda+p0+kcb]
-			s4 := a[(ib+4)*lda+p0 : (ib+4)*lda+p0+kcb]
-			s5 := a[(ib+5)*lda+p0 : (ib+5)*lda+p0+kcb]
+		if rows < mr {
+			clear(d)
+		}
+		// Four rows at a time: four sequential reads, one 4-element write
+		// per step.
+		r := 0
+		for ; r+4 <= rows; r += 4 {
+			s0 := a[(ib+r+0)*lda+p0 : (ib+r+0)*lda+p0+kcb]
+			s1 := a[(ib+r+1)*lda+p0 : (ib+r+1)*lda+p0+kcb]
+			s2 := a[(ib+r+2)*lda+p0 : (ib+r+2)*lda+p0+kcb]
+			s3 := a[(ib+r+3)*lda+p0 : (ib+r+3)*lda+p0+kcb]
+			dd := d[r:]
 			for l := range kcb {
-				dl := d[l*6 : l*6+6 : l*6+6]
+				dl := dd[l*mr : l*mr+4 : l*mr+4]
 				dl[0] = alpha * s0[l]
 				dl[1] = alpha * s1[l]
 				dl[2] = alpha * s2[l]
 				dl[3] = alpha * s3[l]
-				dl[4] = alpha * s4[l]
-				dl[5] = alpha * s5[l]
 			}
-			continue
 		}
-		if rows < mr {
-			clear(d)
-		}
-		for r := range rows {
+		for ; r < rows; r++ {
 			src := a[(ib+r)*lda+p0 : (ib+r)*lda+p0+kcb]
 			for l, v := range src {
 				d[l*mr+r] = alpha * v
@@ -328,7 +329,22 @@ func packB[T float](dst, b []T, ldb int, trans bool, p0, kcb, j0, ncb, nr int) {
 		if cols < nr {
 			clear(d)
 		}
-		for cc := range cols {
+		cc := 0
+		for ; cc+4 <= cols; cc += 4 {
+			s0 := b[(jb+cc+0)*ldb+p0 : (jb+cc+0)*ldb+p0+kcb]
+			s1 := b[(jb+cc+1)*ldb+p0 : (jb+cc+1)*ldb+p0+kcb]
+			s2 := b[(jb+cc+2)*ldb+p0 : (jb+cc+2)*ldb+p0+kcb]
+			s3 := b[(jb+cc+3)*ldb+p0 : (jb+cc+3)*ldb+p0+kcb]
+			dd := d[cc:]
+			for l := range kcb {
+				dl := dd[l*nr : l*nr+4 : l*nr+4]
+				dl[0] = s0[l]
+				dl[1] = s1[l]
+				dl[2] = s2[l]
+				dl[3] = s3[l]
+			}
+		}
+		for ; cc < cols; cc++ {
 			src := b[(jb+cc)*ldb+p0 : (jb+cc)*ldb+p0+kcb]
 			for l, v := range src {
 				d[l*nr+cc] = v
