@@ -523,6 +523,11 @@ func TestParseErrors(t *testing.T) {
 			}
 		})
 	}
+	v2 := bytes.Clone(one)
+	v2[4] = 2
+	if f, err := Parse(bytes.NewReader(v2), int64(len(v2)), "v2"); err != nil || f.Version != 2 {
+		t.Errorf("GGUF v2: %v", err)
+	}
 	// Every truncation of a valid file fails cleanly.
 	for n := 0; n < len(good); n += 1 + n/50 {
 		if _, err := Parse(bytes.NewReader(good[:n]), int64(n), "cut"); err == nil {

@@ -111,6 +111,16 @@ func (d *Dir) Config() *model.Config { return d.cfg }
 // Names lists every tensor, sorted.
 func (d *Dir) Names() []string { return append([]string(nil), d.names...) }
 
+// Shape is a tensor's shape, without reading it.
+func (d *Dir) Shape(name string) ([]int, bool) {
+	sf, ok := d.byName[name]
+	if !ok {
+		return nil, false
+	}
+	ti, _ := sf.Info(name)
+	return append([]int(nil), ti.Shape...), true
+}
+
 // Load reads one tensor as float32; errors name the file and tensor.
 func (d *Dir) Load(name string) (*model.Tensor, error) {
 	sf, ok := d.byName[name]

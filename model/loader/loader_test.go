@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -39,13 +40,21 @@ func TestOpen(t *testing.T) {
 	if diff := cmp.Diff(g.Names(), h.Names()); diff != "" {
 		t.Errorf("names differ: %s", diff)
 	}
+	// Sources are safe for concurrent loads (run with -race).
+	var wg sync.WaitGroup
 	for _, n := range g.Names() {
-		a, _ := g.Load(n)
-		b, err := h.Load(n)
-		if err != nil || !cmp.Equal(a, b) {
-			t.Errorf("%s differs after GGUF → HF: %v", n, err)
-		}
+		wg.Go(func() {
+			a, _ := g.Load(n)
+			b, err := h.Load(n)
+			if err != nil || !cmp.Equal(a, b) {
+				t.Errorf("%s differs after GGUF → HF: %v", n, err)
+			}
+			if s, ok := h.(*hf.Dir).Shape(n); !ok || !cmp.Equal(s, b.Shape) {
+				t.Errorf("%s: Shape %v, Load %v", n, s, b.Shape)
+			}
+		})
 	}
+	wg.Wait()
 
 	txt := filepath.Join(base, "x.bin")
 	os.WriteFile(txt, []byte("PK\x03\x04 not a model"), 0o644)
