@@ -35,6 +35,23 @@ func randSlice(r *rand.Rand, n int) []float32 {
 	return s
 }
 
+// impls are the implementations each benchmark compares: the default backend,
+// every micro-kernel this CPU runs, and gonum's SGEMM/DGEMM called directly.
+func impls() []string {
+	return append(append([]string{"ours"}, cpu.KernelNames()...), "gonum")
+}
+
+// backend returns the backend an impl name stands for (nil for "gonum").
+func backend(impl string) *cpu.Backend {
+	switch impl {
+	case "ours":
+		return cpu.New(0)
+	case "gonum":
+		return nil
+	}
+	return cpu.NewWithKernel(0, impl)
+}
+
 func benchSgemm(b *testing.B, impl string, transA, transB bool, m, n, k int) {
 	r := rand.New(rand.NewPCG(1, 1))
 	lda, ldb := k, n
@@ -45,7 +62,7 @@ func benchSgemm(b *testing.B, impl string, transA, transB bool, m, n, k int) {
 		ldb = k
 	}
 	a, bm, c := randSlice(r, m*k), randSlice(r, k*n), make([]float32, m*n)
-	be := cpu.New(0)
+	be := backend(impl)
 	tA, tB := blas.NoTrans, blas.NoTrans
 	if transA {
 		tA = blas.Trans
@@ -54,10 +71,9 @@ func benchSgemm(b *testing.B, impl string, transA, transB bool, m, n, k int) {
 		tB = blas.Trans
 	}
 	for b.Loop() {
-		switch impl {
-		case "ours":
+		if be != nil {
 			be.Sgemm(transA, transB, m, n, k, 1, a, lda, bm, ldb, 0, c, n)
-		case "gonum":
+		} else {
 			gonum.Implementation{}.Sgemm(tA, tB, m, n, k, 1, a, lda, bm, ldb, 0, c, n)
 		}
 	}
@@ -66,7 +82,10 @@ func benchSgemm(b *testing.B, impl string, transA, transB bool, m, n, k int) {
 
 func BenchmarkSgemm(b *testing.B) {
 	for _, s := range gemmShapes {
-		for _, impl := range []string{"ours", "gonum"} {
+		for _, impl := range impls() {
+			if impl == "generic" {
+				continue // the same as gonum
+			}
 			b.Run(fmt.Sprintf("%s/%s", s.name, impl), func(b *testing.B) {
 				benchSgemm(b, impl, s.transA, s.transB, s.m, s.n, s.k)
 			})
@@ -94,11 +113,14 @@ func BenchmarkAccumulateGram(b *testing.B) {
 		x := randSlice(r, tokens*in)
 		h := make([]float64, in*in)
 		tmp := make([]float32, in*in)
-		be := cpu.New(0)
-		for _, impl := range []string{"ours", "gonum"} {
+		for _, impl := range impls() {
+			if impl == "generic" {
+				continue
+			}
+			be := backend(impl)
 			b.Run(fmt.Sprintf("tokens=%d,in=%d/%s", tokens, in, impl), func(b *testing.B) {
 				for b.Loop() {
-					if impl == "ours" {
+					if be != nil {
 						be.AccumulateGram(h, x, tokens, in)
 					} else {
 						gonumGram(h, x, tokens, in, tmp)
@@ -106,6 +128,33 @@ func BenchmarkAccumulateGram(b *testing.B) {
 				}
 				// Flops of the full product XᵀX, whether or not symmetry is used.
 				b.ReportMetric(2*float64(tokens)*float64(in)*float64(in)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
+func BenchmarkDgemm(b *testing.B) {
+	// The solve stage's products: [rows, in]·[in, in] with in = 576 and 1536.
+	for _, n := range []int{576, 1536} {
+		r := rand.New(rand.NewPCG(3, 3))
+		a, bm, c := make([]float64, n*n), make([]float64, n*n), make([]float64, n*n)
+		for i := range a {
+			a[i], bm[i] = r.NormFloat64(), r.NormFloat64()
+		}
+		for _, impl := range impls() {
+			if impl == "generic" {
+				continue
+			}
+			be := backend(impl)
+			b.Run(fmt.Sprintf("%dx%dx%d/%s", n, n, n, impl), func(b *testing.B) {
+				for b.Loop() {
+					if be != nil {
+						be.Dgemm(false, false, n, n, n, 1, a, n, bm, n, 0, c, n)
+					} else {
+						gonum.Implementation{}.Dgemm(blas.NoTrans, blas.NoTrans, n, n, n, 1, a, n, bm, n, 0, c, n)
+					}
+				}
+				b.ReportMetric(2*float64(n)*float64(n)*float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
 		}
 	}

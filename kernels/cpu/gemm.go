@@ -103,18 +103,17 @@ func gemm[T float](kern microKernel[T], threads int, transA, transB bool, m, n, 
 }
 
 // gramLower writes the lower triangle of XᵀX into the n×n float32 matrix c
-// (row stride n), where x is k×n row-major; micro-tiles wholly above the
-// diagonal are skipped, so elements above the diagonal are unspecified.
-func gramLower(kern microKernel[float32], threads int, n, k int, x []float32, c []float32) {
+// (row stride n), where x is k×n row-major (k >= 1); micro-tiles wholly above
+// the diagonal are skipped, so elements above the diagonal are unspecified.
+// It calls done(m0, m1) once rows [m0, m1) of the lower triangle are final,
+// on the goroutine that computed them; the ranges partition [0, n).
+func gramLower(kern microKernel[float32], threads int, n, k int, x []float32, c []float32, done func(m0, m1 int)) {
 	if n == 0 {
-		return
-	}
-	if k == 0 {
-		scale(n, n, 0, c, n)
 		return
 	}
 	if kern.fn == nil {
 		gonum.Implementation{}.Sgemm(blas.Trans, blas.NoTrans, n, n, k, 1, x, n, x, n, 0, c, n)
+		done(0, n)
 		return
 	}
 	p := gemmParams[float32]{kern: kern, transA: true, k: k, alpha: 1, a: x, lda: n, b: x, ldb: n, c: c, ldc: n, lower: true}
@@ -122,6 +121,7 @@ func gramLower(kern microKernel[float32], threads int, n, k int, x []float32, c 
 	parts := min(threads, tm)
 	if parts <= 1 || n*n*k < minParallelFlops {
 		p.run(0, n, 0, n)
+		done(0, n)
 		return
 	}
 	// Row bands of equal triangle area: band i ends at n·sqrt((i+1)/parts).
@@ -137,7 +137,10 @@ func gramLower(kern microKernel[float32], threads int, n, k int, x []float32, c 
 		if m0 >= m1 {
 			continue
 		}
-		wg.Go(func() { p.run(m0, m1, 0, m1) })
+		wg.Go(func() {
+			p.run(m0, m1, 0, m1)
+			done(m0, m1)
+		})
 	}
 	wg.Wait()
 }

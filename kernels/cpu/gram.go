@@ -42,13 +42,14 @@ func (b *Backend) AccumulateGram(h []float64, x []float32, tokens, in int) {
 	for t0 := 0; t0 < tokens; t0 += gramBlock {
 		bt := min(gramBlock, tokens-t0)
 		xb := x[t0*in : (t0+bt)*in]
-		gramLower(b.kern32, b.threads, in, bt, xb, tmp)
-		for i := range in {
-			hi := h[i*in : i*in+i+1]
-			for j, v := range tmp[i*in : i*in+i+1] {
-				hi[j] += float64(v)
+		gramLower(b.kern32, b.threads, in, bt, xb, tmp, func(m0, m1 int) {
+			for i := m0; i < m1; i++ {
+				hi := h[i*in : i*in+i+1]
+				for j, v := range tmp[i*in : i*in+i+1] {
+					hi[j] += float64(v)
+				}
 			}
-		}
+		})
 	}
 	mirrorLower(h, in)
 	gramPool.Put(&tmp)
