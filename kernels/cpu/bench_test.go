@@ -6,7 +6,9 @@ import (
 	"testing"
 
 	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/blas/gonum"
+	"gonum.org/v1/gonum/lapack/lapack64"
 
 	"github.com/optima-llm/optima/kernels/cpu"
 )
@@ -155,6 +157,42 @@ func BenchmarkDgemm(b *testing.B) {
 					}
 				}
 				b.ReportMetric(2*float64(n)*float64(n)*float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
+func BenchmarkCholesky(b *testing.B) {
+	for _, n := range []int{576, 1536} {
+		// A = G·Gᵀ + n·I.
+		r := rand.New(rand.NewPCG(4, 4))
+		g := make([]float64, n*n)
+		for i := range g {
+			g[i] = r.NormFloat64()
+		}
+		spd := make([]float64, n*n)
+		cpu.New(0).Dgemm(false, true, n, n, n, 1, g, n, g, n, 0, spd, n)
+		for i := range n {
+			spd[i*n+i] += float64(n)
+		}
+		work := make([]float64, n*n)
+		for _, impl := range impls() {
+			if impl == "generic" {
+				continue
+			}
+			be := backend(impl)
+			b.Run(fmt.Sprintf("n=%d/%s", n, impl), func(b *testing.B) {
+				for b.Loop() {
+					copy(work, spd)
+					if be != nil {
+						if err := be.Cholesky(work, n); err != nil {
+							b.Fatal(err)
+						}
+					} else if _, ok := lapack64.Potrf(blas64.Symmetric{Uplo: blas.Lower, N: n, Stride: n, Data: work}); !ok {
+						b.Fatal("not positive definite")
+					}
+				}
+				b.ReportMetric(float64(n)*float64(n)*float64(n)/3*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
 		}
 	}

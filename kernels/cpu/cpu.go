@@ -16,6 +16,7 @@ import (
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/gonum/blas/gonum"
 	"gonum.org/v1/gonum/lapack/lapack64"
 
 	"github.com/optima-llm/optima/kernels"
@@ -72,11 +73,19 @@ func (b *Backend) Dgemm(transA, transB bool, m, n, k int, alpha float64, a []flo
 	gemm(b.kern64, b.threads, transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
 }
 
+// choleskyBlock is the panel width of the blocked Cholesky factorization.
+const choleskyBlock = 96
+
 // Cholesky factors the n×n symmetric positive definite row-major matrix a in
-// place into its lower Cholesky factor L (A = L·Lᵀ) with gonum's Dpotrf; only
-// the lower triangle is read and the upper triangle is zeroed. It returns an
-// error wrapping kernels.ErrNotPositiveDefinite when a pivot is not positive;
-// a is then partly overwritten. It panics when len(a) < n*n.
+// place into its lower Cholesky factor L (A = L·Lᵀ); only the lower triangle
+// is read and the upper triangle is zeroed. It is the right-looking blocked
+// algorithm of LAPACK's DPOTRF (Golub and Van Loan, Matrix Computations, 4th
+// ed., §4.2.9): each 96-wide diagonal block is factored with gonum's Dpotrf,
+// the panel below it solved with gonum's Dtrsm, and the trailing lower
+// triangle updated with this backend's Dgemm, which does almost all the
+// work. It returns an error wrapping kernels.ErrNotPositiveDefinite, naming
+// the failing block, when a pivot is not positive (or NaN); a is then partly
+// overwritten. It panics when n < 0 or len(a) < n*n.
 func (b *Backend) Cholesky(a []float64, n int) error {
 	if n < 0 {
 		panic(fmt.Sprintf("cpu: Cholesky: negative n %d", n))
@@ -84,12 +93,26 @@ func (b *Backend) Cholesky(a []float64, n int) error {
 	if len(a) < n*n {
 		panic(fmt.Sprintf("cpu: Cholesky: len(a) = %d < n*n = %d", len(a), n*n))
 	}
-	if n == 0 {
-		return nil
-	}
-	_, ok := lapack64.Potrf(blas64.Symmetric{Uplo: blas.Lower, N: n, Stride: n, Data: a[:n*n]})
-	if !ok {
-		return fmt.Errorf("cpu: Cholesky of %d×%d matrix: %w", n, n, kernels.ErrNotPositiveDefinite)
+	impl := gonum.Implementation{}
+	for j := 0; j < n; j += choleskyBlock {
+		jb := min(choleskyBlock, n-j)
+		diag := blas64.Symmetric{Uplo: blas.Lower, N: jb, Stride: n, Data: a[j*n+j : (j+jb-1)*n+j+jb]}
+		if _, ok := lapack64.Potrf(diag); !ok {
+			return fmt.Errorf("cpu: Cholesky of %d×%d matrix: diagonal block at %d: %w", n, n, j, kernels.ErrNotPositiveDefinite)
+		}
+		rest := n - j - jb
+		if rest == 0 {
+			break
+		}
+		// A21 ← A21·L11⁻ᵀ, A21 = a[j+jb:n, j:j+jb].
+		a21 := a[(j+jb)*n+j:]
+		impl.Dtrsm(blas.Right, blas.Lower, blas.Trans, blas.NonUnit, rest, jb, 1, a[j*n+j:], n, a21, n)
+		// A22 ← A22 − A21·A21ᵀ on the lower triangle, one block row at a time
+		// (each block row also updates its diagonal block in full).
+		for i := 0; i < rest; i += choleskyBlock {
+			ib := min(choleskyBlock, rest-i)
+			b.Dgemm(false, true, ib, i+ib, jb, -1, a21[i*n:], n, a21, n, 1, a[(j+jb+i)*n+j+jb:], n)
+		}
 	}
 	for i := range n {
 		clear(a[i*n+i+1 : i*n+n])

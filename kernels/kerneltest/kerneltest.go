@@ -484,7 +484,7 @@ func testGramLong(t *testing.T, b kernels.Backend) {
 
 func testCholesky(t *testing.T, b kernels.Backend) {
 	r := rand.New(rand.NewPCG(13, 14))
-	for _, n := range []int{0, 1, 2, 5, 33, 100} {
+	for _, n := range []int{0, 1, 2, 5, 33, 100, 300} {
 		t.Run(fmt.Sprintf("n=%d", n), func(t *testing.T) {
 			// A = G·Gᵀ + n·I is symmetric positive definite.
 			g := make([]float64, n*n)
@@ -545,6 +545,7 @@ func testCholeskyNotPD(t *testing.T, b kernels.Backend) {
 		{"zero pivot", 2, []float64{1, 0, 1, 1}},
 		{"indefinite", 3, []float64{4, 0, 0, 2, 1, 0, 0, 0, 1}},
 		{"NaN", 2, []float64{1, 0, math.NaN(), 1}},
+		{"late pivot", 260, notPDLate(260)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -561,4 +562,17 @@ func trans(t bool) blas.Transpose {
 		return blas.Trans
 	}
 	return blas.NoTrans
+}
+
+// notPDLate returns an n×n matrix that is the identity except for a
+// trailing 2×2 block [[1, 2], [2, 1]] (eigenvalue −1), so a blocked
+// factorization fails only in its last block.
+func notPDLate(n int) []float64 {
+	a := make([]float64, n*n)
+	for i := range n {
+		a[i*n+i] = 1
+	}
+	a[(n-1)*n+n-2] = 2
+	a[(n-2)*n+n-1] = 2
+	return a
 }
