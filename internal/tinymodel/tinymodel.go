@@ -1,14 +1,12 @@
-// Package tinymodel writes and reads tiny random Llama models in Hugging Face
-// layout (config.json + model.safetensors, float32) for tests, and provides a
-// byte-level tokenizer to go with them.
-//
-// The safetensors and config.json code here is deliberately minimal (F32
-// only, one file); it stands in until model/safetensors and model/hf are
-// available and should then be replaced by them.
+// Package tinymodel writes and reads tiny random Llama models for tests: a
+// Hugging Face directory (config.json, model.safetensors, tokenizer.json,
+// tokenizer_config.json; float32) through model/hf and model/safetensors, or
+// the same model as one GGUF file through model/gguf. It also provides the
+// small byte-level BPE tokenizer stored with them (Tokenizer) and a plain
+// one-id-per-byte tokenizer (ByteTokenizer).
 package tinymodel
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -18,6 +16,8 @@ import (
 	"sort"
 
 	"github.com/optima-llm/optima/model"
+	"github.com/optima-llm/optima/model/hf"
+	"github.com/optima-llm/optima/model/safetensors"
 )
 
 // Options describe the tiny model.
@@ -30,51 +30,44 @@ type Options struct {
 }
 
 // Default is hidden 64, 4 heads, 2 KV heads, intermediate 128, 2 layers,
-// vocab 256 (one id per byte), untied, rope_theta 100000, eps 1e-5, seed 1.
+// vocab 320 (Tokenizer's 256 bytes, <|endoftext|> and 63 merges), untied,
+// rope_theta 100000, eps 1e-5, seed 1.
 func Default() Options {
-	return Options{Vocab: 256, Hidden: 64, Intermediate: 128, Layers: 2, Heads: 4, KVHeads: 2,
+	return Options{Vocab: 320, Hidden: 64, Intermediate: 128, Layers: 2, Heads: 4, KVHeads: 2,
 		RopeTheta: 100000, RMSNormEps: 1e-5, Seed: 1}
 }
 
-// Config is the model.Config of o (architecture LlamaForCausalLM).
+// Config is the model.Config of o (architecture LlamaForCausalLM, head_dim
+// Hidden/Heads, max_position_embeddings 4096). BOS and EOS are Tokenizer's
+// <|endoftext|> id (EndOfText) when Vocab ≥ MinTokenizerVocab, else -1. Raw
+// is config.json as Write writes it (hf.ConfigJSON), parsed back.
 func Config(o Options) *model.Config {
+	special := -1
+	if o.Vocab >= MinTokenizerVocab {
+		special = EndOfText
+	}
 	c := &model.Config{
 		Architecture: "LlamaForCausalLM", ModelType: "llama",
 		HiddenSize: o.Hidden, IntermediateSize: o.Intermediate, NumHiddenLayers: o.Layers,
 		NumAttentionHeads: o.Heads, NumKeyValueHeads: o.KVHeads, HeadDim: o.Hidden / o.Heads,
 		VocabSize: o.Vocab, MaxPositionEmbeddings: 4096, RMSNormEps: o.RMSNormEps, RopeTheta: o.RopeTheta,
 		TieWordEmbeddings: o.Tied, AttentionBias: o.AttentionBias, HiddenAct: "silu",
-		BOSTokenID: -1, EOSTokenID: -1,
+		BOSTokenID: special, EOSTokenID: special,
 	}
-	c.Raw = rawConfig(c)
+	b, err := hf.ConfigJSON(c, "float32")
+	if err != nil {
+		panic(fmt.Sprintf("tinymodel: config.json of %+v: %v", o, err))
+	}
+	if err := json.Unmarshal(b, &c.Raw); err != nil {
+		panic(fmt.Sprintf("tinymodel: config.json of %+v: %v", o, err))
+	}
 	return c
 }
 
-func rawConfig(c *model.Config) map[string]any {
-	return map[string]any{
-		"architectures":           []any{c.Architecture},
-		"model_type":              c.ModelType,
-		"hidden_size":             c.HiddenSize,
-		"intermediate_size":       c.IntermediateSize,
-		"num_hidden_layers":       c.NumHiddenLayers,
-		"num_attention_heads":     c.NumAttentionHeads,
-		"num_key_value_heads":     c.NumKeyValueHeads,
-		"head_dim":                c.HeadDim,
-		"vocab_size":              c.VocabSize,
-		"max_position_embeddings": c.MaxPositionEmbeddings,
-		"rms_norm_eps":            c.RMSNormEps,
-		"rope_theta":              c.RopeTheta,
-		"tie_word_embeddings":     c.TieWordEmbeddings,
-		"attention_bias":          c.AttentionBias,
-		"mlp_bias":                c.MLPBias,
-		"hidden_act":              c.HiddenAct,
-		"torch_dtype":             "float32",
-	}
-}
-
-// Weights draws the tensors of o: embeddings N(0,1), norm weights
-// 1+N(0,0.1²), linear weights N(0, (1/in))·1.5 ([out, in]), biases N(0, 0.1²).
-// The draw order is fixed (sorted tensor names), so a seed gives one model.
+// Weights draws the tensors of o in Hugging Face layout: embeddings
+// N(0,1), norm weights 1+N(0,0.1²), linear weights N(0, (1/in))·1.5
+// ([out, in]), biases N(0, 0.1²). The draw order is fixed (sorted tensor
+// names), so a seed gives one model.
 func Weights(o Options) model.Weights {
 	r := rand.New(rand.NewPCG(o.Seed, 0x7a1))
 	hd := o.Hidden / o.Heads
@@ -128,159 +121,79 @@ func Weights(o Options) model.Weights {
 	return w
 }
 
-// Write generates the model of o into dir (created if needed) as
-// config.json and model.safetensors (all F32) and returns its config and
-// weights.
+// Write generates the model of o into dir (created if needed; other files
+// in it are left alone) as config.json (hf.ConfigJSON, torch_dtype
+// float32), model.safetensors (all F32, safetensors.WriteFile) and, when
+// o.Vocab ≥ MinTokenizerVocab, tokenizer.json and tokenizer_config.json of
+// Tokenizer(o.Vocab) (BPE.HFTokenizerJSON/HFTokenizerConfigJSON). It returns
+// Config(o) and Weights(o). Errors are I/O errors naming the file.
 func Write(dir string, o Options) (*model.Config, model.Weights, error) {
 	cfg := Config(o)
 	w := Weights(o)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("tinymodel: %w", err)
 	}
-	b, err := json.MarshalIndent(cfg.Raw, "", "  ")
+	cj, err := hf.ConfigJSON(cfg, "float32")
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644); err != nil {
-		return nil, nil, err
+	files := map[string][]byte{"config.json": cj}
+	if o.Vocab >= MinTokenizerVocab {
+		tok, err := Tokenizer(o.Vocab)
+		if err != nil {
+			return nil, nil, err
+		}
+		if files["tokenizer.json"], err = tok.HFTokenizerJSON(); err != nil {
+			return nil, nil, fmt.Errorf("tinymodel: tokenizer.json: %w", err)
+		}
+		if files["tokenizer_config.json"], err = tok.HFTokenizerConfigJSON(); err != nil {
+			return nil, nil, fmt.Errorf("tinymodel: tokenizer_config.json: %w", err)
+		}
 	}
-	if err := writeSafetensors(filepath.Join(dir, "model.safetensors"), w); err != nil {
-		return nil, nil, err
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			return nil, nil, fmt.Errorf("tinymodel: %w", err)
+		}
+	}
+	if err := safetensors.WriteFile(filepath.Join(dir, safetensors.SingleName), sortedTensors(w), safetensors.WriteOptions{}); err != nil {
+		return nil, nil, fmt.Errorf("tinymodel: %w", err)
 	}
 	return cfg, w, nil
 }
 
-func writeSafetensors(path string, w model.Weights) error {
-	names := make([]string, 0, len(w))
-	for n := range w {
-		names = append(names, n)
+func sortedTensors(w model.Weights) []*model.Tensor {
+	ts := make([]*model.Tensor, 0, len(w))
+	for _, t := range w {
+		ts = append(ts, t)
 	}
-	sort.Strings(names)
-	hdr := map[string]any{"__metadata__": map[string]string{"format": "pt"}}
-	off := 0
-	for _, n := range names {
-		t := w[n]
-		hdr[n] = map[string]any{"dtype": "F32", "shape": t.Shape, "data_offsets": []int{off, off + 4*len(t.Data)}}
-		off += 4 * len(t.Data)
-	}
-	h, err := json.Marshal(hdr)
-	if err != nil {
-		return err
-	}
-	for len(h)%8 != 0 {
-		h = append(h, ' ')
-	}
-	buf := make([]byte, 8, 8+len(h)+off)
-	binary.LittleEndian.PutUint64(buf, uint64(len(h)))
-	buf = append(buf, h...)
-	for _, n := range names {
-		for _, v := range w[n].Data {
-			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
-		}
-	}
-	return os.WriteFile(path, buf, 0o644)
+	sort.Slice(ts, func(i, j int) bool { return ts[i].Name < ts[j].Name })
+	return ts
 }
 
-// Read loads a directory written by Write or by transformers'
-// save_pretrained for a float32 Llama model: config.json (rope_theta at top
-// level or in rope_parameters) and one F32 model.safetensors. Errors name
-// the file.
+// Read loads every tensor of a Hugging Face model directory (written by
+// Write or by transformers' save_pretrained) with hf.Open: config.json as
+// hf.ParseConfig reads it and the safetensors weights (single or sharded,
+// F32/F16/BF16) as float32. Errors are hf's, naming the file and tensor.
 func Read(dir string) (*model.Config, model.Weights, error) {
-	cpath := filepath.Join(dir, "config.json")
-	b, err := os.ReadFile(cpath)
+	d, err := hf.Open(dir)
 	if err != nil {
 		return nil, nil, err
 	}
-	var raw map[string]any
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return nil, nil, fmt.Errorf("tinymodel: %s: %w", cpath, err)
-	}
-	num := func(k string) float64 { v, _ := raw[k].(float64); return v }
-	bl := func(k string) bool { v, _ := raw[k].(bool); return v }
-	str := func(k string) string { v, _ := raw[k].(string); return v }
-	cfg := &model.Config{
-		ModelType: str("model_type"), HiddenSize: int(num("hidden_size")), IntermediateSize: int(num("intermediate_size")),
-		NumHiddenLayers: int(num("num_hidden_layers")), NumAttentionHeads: int(num("num_attention_heads")),
-		NumKeyValueHeads: int(num("num_key_value_heads")), HeadDim: int(num("head_dim")), VocabSize: int(num("vocab_size")),
-		MaxPositionEmbeddings: int(num("max_position_embeddings")), RMSNormEps: num("rms_norm_eps"),
-		RopeTheta: num("rope_theta"), TieWordEmbeddings: bl("tie_word_embeddings"), AttentionBias: bl("attention_bias"),
-		MLPBias: bl("mlp_bias"), HiddenAct: str("hidden_act"), BOSTokenID: -1, EOSTokenID: -1, Raw: raw,
-	}
-	if a, ok := raw["architectures"].([]any); ok && len(a) > 0 {
-		cfg.Architecture, _ = a[0].(string)
-	}
-	if rp, ok := raw["rope_parameters"].(map[string]any); ok && cfg.RopeTheta == 0 {
-		cfg.RopeTheta, _ = rp["rope_theta"].(float64)
-	}
-	spath := filepath.Join(dir, "model.safetensors")
-	w, err := readSafetensors(spath)
-	if err != nil {
-		return nil, nil, fmt.Errorf("tinymodel: %s: %w", spath, err)
-	}
-	return cfg, w, nil
-}
-
-func readSafetensors(path string) (model.Weights, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return parseSafetensors(b)
-}
-
-// parseSafetensors decodes an all-F32 safetensors file held in b.
-func parseSafetensors(b []byte) (model.Weights, error) {
-	if len(b) < 8 {
-		return nil, fmt.Errorf("short file")
-	}
-	n := binary.LittleEndian.Uint64(b)
-	if n > uint64(len(b)-8) {
-		return nil, fmt.Errorf("header length %d beyond the file", n)
-	}
-	var hdr map[string]json.RawMessage
-	if err := json.Unmarshal(b[8:8+n], &hdr); err != nil {
-		return nil, err
-	}
-	data := b[8+n:]
+	defer d.Close()
 	w := model.Weights{}
-	for name, msg := range hdr {
-		if name == "__metadata__" {
-			continue
+	for _, n := range d.Names() {
+		t, err := d.Load(n)
+		if err != nil {
+			return nil, nil, err
 		}
-		var info struct {
-			Dtype   string
-			Shape   []int
-			Offsets [2]int `json:"data_offsets"`
-		}
-		if err := json.Unmarshal(msg, &info); err != nil {
-			return nil, fmt.Errorf("tensor %s: %w", name, err)
-		}
-		if info.Dtype != "F32" {
-			return nil, fmt.Errorf("tensor %s: dtype %s, only F32 supported", name, info.Dtype)
-		}
-		t := &model.Tensor{Name: name, Shape: info.Shape}
-		numel := 1
-		for _, d := range info.Shape {
-			if d < 0 || (d > 0 && numel > len(data)/d) {
-				return nil, fmt.Errorf("tensor %s: shape %v does not fit %d data bytes", name, info.Shape, len(data))
-			}
-			numel *= d
-		}
-		o0, o1 := info.Offsets[0], info.Offsets[1]
-		if o0 < 0 || o1 < o0 || o1 > len(data) || o1-o0 != 4*t.Numel() {
-			return nil, fmt.Errorf("tensor %s: offsets %v do not fit shape %v in %d data bytes", name, info.Offsets, info.Shape, len(data))
-		}
-		t.Data = make([]float32, t.Numel())
-		for i := range t.Data {
-			t.Data[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[o0+4*i:]))
-		}
-		w[name] = t
+		w[n] = t
 	}
-	return w, nil
+	return d.Config(), w, nil
 }
 
 // ByteTokenizer maps each byte of the text to its own id (vocabulary 256,
-// no BOS/EOS); it implements tokenizer.Tokenizer for tests with Default().
+// no BOS/EOS); it implements tokenizer.Tokenizer. Its ids are also the ids
+// of Tokenizer's byte tokens.
 type ByteTokenizer struct{}
 
 // Encode returns one id per byte.
