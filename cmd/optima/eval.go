@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/optima-llm/optima/kernels/cpu"
+	"github.com/optima-llm/optima/model"
+	"github.com/optima-llm/optima/model/loader"
+	"github.com/optima-llm/optima/stages/eval"
+)
+
+type evalOptions struct {
+	modelPath  string
+	task       string
+	seqlen     int
+	maxWindows int
+	dataDir    string
+	threads    int
+	jsonOut    bool
+	noProg     bool
+}
+
+func newEvalCmd() *cobra.Command {
+	o := &evalOptions{}
+	cmd := &cobra.Command{
+		Use:   "eval --model PATH --task wikitext2 [--seqlen 2048] [--max-windows N] [--json]",
+		Short: "Evaluate a model: WikiText-2 perplexity as the pruning papers compute it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Complete(); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.modelPath, "model", "", "GGUF file or Hugging Face model directory")
+	f.StringVar(&o.task, "task", "wikitext2", "evaluation task: wikitext2")
+	f.IntVar(&o.seqlen, "seqlen", 2048, "tokens per window")
+	f.IntVar(&o.maxWindows, "max-windows", 0, "evaluate only the first N windows (0: all)")
+	f.StringVar(&o.dataDir, "data-dir", "", "data directory (default: $OPTIMA_DATA, ../shared/data, ../../shared/data, shared/data)")
+	f.IntVar(&o.threads, "threads", 0, "compute threads (0: all cores)")
+	f.BoolVar(&o.jsonOut, "json", false, "print the result as JSON")
+	f.BoolVar(&o.noProg, "no-progress", false, "no progress bar")
+	return cmd
+}
+
+// Complete resolves the data directory.
+func (o *evalOptions) Complete() error {
+	d, err := resolveDataDir(o.dataDir)
+	if err != nil {
+		return err
+	}
+	o.dataDir = d
+	if o.threads <= 0 {
+		o.threads = runtime.GOMAXPROCS(0)
+	}
+	return nil
+}
+
+// Validate checks the flags.
+func (o *evalOptions) Validate() error {
+	if o.modelPath == "" {
+		return &flagError{"--model", "", "required"}
+	}
+	if o.task != "wikitext2" {
+		return &flagError{"--task", o.task, "unknown task (known: wikitext2)"}
+	}
+	if o.seqlen < 2 {
+		return &flagError{"--seqlen", fmt.Sprint(o.seqlen), "must be at least 2"}
+	}
+	if o.maxWindows < 0 {
+		return &flagError{"--max-windows", fmt.Sprint(o.maxWindows), "must not be negative"}
+	}
+	return nil
+}
+
+type evalResult struct {
+	Model      string    `json:"model"`
+	Task       string    `json:"task"`
+	Perplexity float64   `json:"perplexity"`
+	NLL        float64   `json:"nll"`
+	Tokens     int       `json:"tokens"`
+	Windows    int       `json:"windows"`
+	Seqlen     int       `json:"seqlen"`
+	WindowNLL  []float64 `json:"window_nll"`
+	Seconds    float64   `json:"seconds"`
+	TokensPerS float64   `json:"tokens_per_second"`
+}
+
+// Run computes the perplexity and prints it.
+func (o *evalOptions) Run(ctx context.Context) error {
+	src, err := loader.Open(o.modelPath)
+	if err != nil {
+		return fmt.Errorf("--model: %w", err)
+	}
+	defer src.Close()
+	fam, err := model.New(src.Config())
+	if err != nil {
+		return fmt.Errorf("--model %s: %w", o.modelPath, err)
+	}
+	tok, err := src.Tokenizer()
+	if err != nil {
+		return fmt.Errorf("--model %s: tokenizer: %w", o.modelPath, err)
+	}
+	text, err := eval.WikiText2Text(o.dataDir)
+	if err != nil {
+		return err
+	}
+	ids := eval.Tokenize(tok, text)
+	var progress func(done, total int)
+	if !o.noProg {
+		var bar *progressbar.ProgressBar
+		progress = func(done, total int) {
+			if bar == nil {
+				bar = progressbar.NewOptions(total, progressbar.OptionSetDescription("wikitext2"),
+					progressbar.OptionSetWriter(os.Stderr), progressbar.OptionShowCount(),
+					progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
+			}
+			bar.Set(done)
+			if done == total {
+				bar.Finish()
+			}
+		}
+	}
+	start := time.Now()
+	res, err := eval.Perplexity(ctx, cpu.New(o.threads), fam, eval.SourceLoader(src), ids, o.seqlen, o.maxWindows, progress)
+	if err != nil {
+		return err
+	}
+	secs := time.Since(start).Seconds()
+	out := evalResult{Model: o.modelPath, Task: o.task, Perplexity: res.Perplexity, NLL: res.NLL, Tokens: res.Tokens,
+		Windows: res.Windows, Seqlen: res.Seqlen, WindowNLL: res.WindowNLL, Seconds: secs, TokensPerS: float64(res.Tokens) / secs}
+	if o.jsonOut {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	fmt.Printf("%s %s: perplexity %.4f over %d windows of %d tokens (%.0fs, %.0f tokens/s)\n",
+		o.modelPath, o.task, res.Perplexity, res.Windows, res.Seqlen, secs, out.TokensPerS)
+	return nil
+}

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/optima-llm/optima/pipeline"
+	"github.com/optima-llm/optima/runners"
+	"github.com/optima-llm/optima/stages/solve"
+)
+
+type pruneOptions struct {
+	cfg      pipeline.Config
+	dataDir  string
+	runner   string
+	noProg   bool
+	calibSet bool
+}
+
+func newPruneCmd() *cobra.Command {
+	o := &pruneOptions{}
+	o.cfg.Solve = solve.DefaultOptions()
+	cmd := &cobra.Command{
+		Use:   "prune --model PATH --method {magnitude,wanda} (--sparsity R | --pattern N:M) --update {optima,none} --out DIR",
+		Short: "Prune a model block by block and re-fit every row exactly (OPTIMA)",
+		Long: `prune calibrates the model on --nsamples windows of --seqlen tokens from --calib,
+selects a mask per linear layer with --method, re-fits the kept weights of every row
+exactly against the layer Hessian (--update optima) or only masks (--update none),
+and writes a Hugging Face model directory with report.json to --out.
+
+An interrupted run started again with the same configuration resumes after the last
+finished block (work files live in --work-dir, default OUT.work).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.calibSet = cmd.Flags().Changed("calib")
+			if err := o.Complete(); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.cfg.Model, "model", "", "GGUF file or Hugging Face model directory")
+	f.StringVar(&o.cfg.Method, "method", "wanda", "mask selector: magnitude, wanda")
+	f.Float64Var(&o.cfg.Sparsity, "sparsity", 0.5, "unstructured sparsity per output row, in [0, 1)")
+	f.StringVar(&o.cfg.Pattern, "pattern", "", "N:M semi-structured pattern, e.g. 2:4 (instead of --sparsity)")
+	f.StringVar(&o.cfg.Update, "update", "optima", "weight update after masking: optima (exact row re-fit) or none")
+	f.StringVar(&o.cfg.Calib, "calib", "", "calibration corpus, JSON Lines with a \"text\" field (default DATA/c4/c4_sample.jsonl)")
+	f.IntVar(&o.cfg.NSamples, "nsamples", 128, "calibration windows")
+	f.IntVar(&o.cfg.SeqLen, "seqlen", 2048, "tokens per calibration window")
+	f.Uint64Var(&o.cfg.Seed, "seed", 0, "seed for drawing calibration windows")
+	f.IntVar(&o.cfg.Shards, "shards", 2, "calibration sample shards processed in parallel")
+	f.IntVar(&o.cfg.RowBatch, "row-batch", 0, "weight rows per mask/solve element (0: whole layer, capped at 16 MiB)")
+	f.BoolVar(&o.cfg.SkipAttention, "skip-attention", false, "leave attention projections (q, k, v, o) dense")
+	f.Float64Var(&o.cfg.Solve.Damping, "damping", o.cfg.Solve.Damping, "relative Hessian damping λ: H + λ·mean(diag H)·I")
+	f.BoolVar(&o.cfg.Solve.Float64, "float64", o.cfg.Solve.Float64, "run the row solve's products in float64")
+	f.IntVar(&o.cfg.Solve.MaxIter, "cg-max-iter", o.cfg.Solve.MaxIter, "conjugate-gradient iterations per row before the direct fallback")
+	f.Float64Var(&o.cfg.Solve.Tol, "cg-tol", o.cfg.Solve.Tol, "per-row relative residual that ends conjugate gradients")
+	f.StringVar(&o.cfg.Out, "out", "", "output model directory (replaced atomically)")
+	f.StringVar(&o.cfg.WorkRoot, "work-dir", "", "work directory for resumable state (default OUT.work)")
+	f.IntVar(&o.cfg.Threads, "threads", 0, "compute threads per worker (0: all cores)")
+	f.StringVar(&o.dataDir, "data-dir", "", "data directory (default: $OPTIMA_DATA, ../shared/data, ../../shared/data, shared/data)")
+	f.StringVar(&o.runner, "runner", runners.Local, fmt.Sprintf("Beam runner: %v", runners.Names()))
+	f.BoolVar(&o.noProg, "no-progress", false, "no progress bar")
+	return cmd
+}
+
+// Complete fills defaults that depend on the environment.
+func (o *pruneOptions) Complete() error {
+	if !o.calibSet {
+		dir, err := resolveDataDir(o.dataDir)
+		if err != nil {
+			return err
+		}
+		o.cfg.Calib = filepath.Join(dir, "c4", "c4_sample.jsonl")
+	}
+	if o.cfg.Pattern != "" {
+		o.cfg.Sparsity = 0
+	}
+	return nil
+}
+
+// Validate checks the flags before any work starts.
+func (o *pruneOptions) Validate() error { return o.cfg.Validate() }
+
+// Run prepares the plan, runs the pipeline with a progress bar over blocks,
+// and prints the report's totals.
+func (o *pruneOptions) Run(ctx context.Context) error {
+	start := time.Now()
+	plan, err := pipeline.Prepare(&o.cfg)
+	if err != nil {
+		return err
+	}
+	n := plan.Family.NumBlocks()
+	if len(plan.Done) > 0 {
+		fmt.Fprintf(os.Stderr, "resuming %s: blocks 0-%d already pruned\n", plan.Work.Dir, len(plan.Done)-1)
+	}
+	p, s := beam.NewPipelineWithRoot()
+	pipeline.Build(s, &o.cfg, plan)
+
+	stopBar := o.progress(ctx, plan, n)
+	_, err = runners.Run(ctx, o.runner, p)
+	stopBar()
+	if err != nil {
+		return fmt.Errorf("pipeline: %w", err)
+	}
+	raw, err := os.ReadFile(filepath.Join(o.cfg.Out, "report.json"))
+	if err != nil {
+		return err
+	}
+	var rep struct {
+		Totals json.RawMessage `json:"totals"`
+	}
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s in %.0fs (%d threads); totals: %s\n", o.cfg.Out, time.Since(start).Seconds(), runtime.GOMAXPROCS(0), rep.Totals)
+	os.RemoveAll(plan.Work.Dir)
+	return nil
+}
+
+// progress shows a bar over blocks, advanced by the done markers that appear
+// in the work directory; the returned func stops it.
+func (o *pruneOptions) progress(ctx context.Context, plan *pipeline.Plan, n int) func() {
+	if o.noProg {
+		return func() {}
+	}
+	bar := progressbar.NewOptions(n,
+		progressbar.OptionSetDescription("pruning blocks"),
+		progressbar.OptionSetWriter(os.Stderr),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionClearOnFinish(),
+	)
+	bar.Set(len(plan.Done))
+	stop := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				done := 0
+				for b := 0; b < n; b++ {
+					if _, err := os.Stat(plan.Work.DonePath(b)); err != nil {
+						break
+					}
+					done = b + 1
+				}
+				bar.Set(done)
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-finished
+		bar.Finish()
+	}
+}

@@ -1,0 +1,182 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+
+	"github.com/optima-llm/optima/model"
+	"github.com/optima-llm/optima/model/loader"
+	"github.com/optima-llm/optima/stages/calib"
+	"github.com/optima-llm/optima/stages/prune"
+	"github.com/optima-llm/optima/transforms"
+)
+
+// Config is a pruning run: what decides the result (prune.Config) and where
+// things go.
+type Config struct {
+	prune.Config
+	// Out is the model directory to write (replaced atomically).
+	Out string
+	// WorkRoot holds work directories keyed by configuration hash; empty
+	// means Out + ".work".
+	WorkRoot string
+	// Threads bounds the compute goroutines per DoFn (0: GOMAXPROCS).
+	Threads int
+}
+
+// Validate checks the configuration, naming the flag at fault.
+func (c *Config) Validate() error {
+	if err := c.Config.Validate(); err != nil {
+		return err
+	}
+	if c.Out == "" {
+		return errors.New("--out is required")
+	}
+	parent := filepath.Dir(filepath.Clean(c.Out))
+	if st, err := os.Stat(parent); err != nil || !st.IsDir() {
+		return fmt.Errorf("--out %s: parent directory %s does not exist", c.Out, parent)
+	}
+	probe, err := os.CreateTemp(parent, ".optima-write-probe-*")
+	if err != nil {
+		return fmt.Errorf("--out %s: directory %s is not writable: %w", c.Out, parent, err)
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+	if st, err := os.Stat(c.Calib); err != nil || st.IsDir() {
+		return fmt.Errorf("--calib %s: not a readable file", c.Calib)
+	}
+	return nil
+}
+
+// Plan is what Build needs beyond the configuration, computed once in the
+// launching process: the model's family, the work directory, the finished
+// blocks and the calibration windows.
+type Plan struct {
+	Family model.Family
+	Work   prune.Work
+	// Done are the leading finished blocks found in the work directory.
+	Done []prune.BlockDone
+	// Windows are the calibration windows, split into sample shards (empty
+	// when resuming past block 0).
+	Windows []transforms.WindowShard
+}
+
+// Prepare validates cfg, opens the model, finds or creates the work
+// directory, and draws the calibration windows unless a resume makes them
+// unnecessary.
+func Prepare(cfg *Config) (*Plan, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	src, err := loader.Open(cfg.Model)
+	if err != nil {
+		return nil, fmt.Errorf("--model: %w", err)
+	}
+	defer src.Close()
+	fam, err := model.New(src.Config())
+	if err != nil {
+		return nil, fmt.Errorf("--model %s: %w", cfg.Model, err)
+	}
+	pat, err := cfg.MaskPattern()
+	if err != nil {
+		return nil, err
+	}
+	for b := 0; b < fam.NumBlocks(); b++ {
+		for _, l := range fam.Linears(b) {
+			if cfg.Prunable(l) {
+				if err := pat.Check(l.In); err != nil {
+					return nil, fmt.Errorf("--pattern: %s: %w", l.Name, err)
+				}
+			}
+		}
+	}
+	root := cfg.WorkRoot
+	if root == "" {
+		root = filepath.Clean(cfg.Out) + ".work"
+	}
+	work, err := prune.NewWork(root, &cfg.Config)
+	if err != nil {
+		return nil, err
+	}
+	done, err := work.Done(fam.NumBlocks())
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Family: fam, Work: work, Done: done}
+	if len(done) > 0 {
+		return p, nil
+	}
+	tok, err := src.Tokenizer()
+	if err != nil {
+		return nil, fmt.Errorf("--model %s: tokenizer: %w", cfg.Model, err)
+	}
+	docs, err := calib.ReadJSONL(cfg.Calib)
+	if err != nil {
+		return nil, fmt.Errorf("--calib: %w", err)
+	}
+	wins, err := calib.Windows(docs, tok, cfg.NSamples, cfg.SeqLen, cfg.Seed)
+	if err != nil {
+		return nil, fmt.Errorf("--calib %s: %w", cfg.Calib, err)
+	}
+	for i, sh := range calib.Shard(wins, cfg.Shards) {
+		ws := transforms.WindowShard{Index: i, SeqLen: cfg.SeqLen}
+		for _, w := range sh {
+			ws.Tokens = append(ws.Tokens, w...)
+		}
+		p.Windows = append(p.Windows, ws)
+	}
+	return p, nil
+}
+
+// Build lays the pruning graph into s (see the package doc) and returns the
+// PCollection<string> that holds the output directory once written.
+func Build(s beam.Scope, cfg *Config, plan *Plan) beam.PCollection {
+	opts := transforms.Options{Config: cfg.Config, WorkDir: plan.Work.Dir, Threads: cfg.Threads}
+	n := plan.Family.NumBlocks()
+	start := len(plan.Done)
+	var dones []beam.PCollection
+	if start > 0 {
+		dones = append(dones, beam.CreateList(s, plan.Done))
+	}
+	if start < n {
+		var shards beam.PCollection
+		if start == 0 {
+			shards = transforms.Embed(s, beam.CreateList(s, plan.Windows), opts)
+		} else {
+			shards = beam.CreateList(s, plan.Done[start-1].Next)
+		}
+		for b := start; b < n; b++ {
+			var done beam.PCollection
+			shards, done = Section(s, b, n, shards, opts)
+			dones = append(dones, done)
+		}
+	}
+	all := dones[0]
+	if len(dones) > 1 {
+		all = beam.Flatten(s, dones...)
+	}
+	return transforms.Write(s, all, cfg.Out, opts)
+}
+
+// Section lays out one block: it takes the shards entering block b
+// (PCollection<transforms.Shard>) and returns the shards entering block b+1
+// (empty after the last block) and the block's PCollection<prune.BlockDone>.
+func Section(s beam.Scope, b, nblocks int, shards beam.PCollection, opts transforms.Options) (next, done beam.PCollection) {
+	s = s.Scope(fmt.Sprintf("block%03d", b))
+	batches := transforms.LoadBlock(s, b, opts)
+	hessians := transforms.AccumulateHessian(s, transforms.Calibrate(s, b, shards, opts))
+	masked := transforms.SelectMask(s, batches, hessians, opts)
+	solved := transforms.SolveRowQPs(s, masked, hessians, opts)
+	written := transforms.WriteBlock(s, b, solved, opts)
+	if b+1 < nblocks {
+		next = transforms.Propagate(s, b, shards, written, opts)
+	} else {
+		next = beam.CreateList(s, []transforms.Shard{})
+	}
+	done = transforms.MarkDone(s, b, written, next, opts)
+	return next, done
+}

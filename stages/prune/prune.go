@@ -1,0 +1,269 @@
+// Package prune holds the per-step operations of one-shot pruning as plain Go
+// functions over values, so that the Beam transforms (package transforms) and
+// the plain sequential reference run (Sequential) execute exactly the same
+// code. The steps follow DESIGN.md §2, per transformer block:
+//
+//	Calibrate:         run the dense block on its calibration inputs, capture
+//	                   each input group's activations into partial Hessians
+//	AccumulateHessian: add partial Hessians of all sample shards
+//	SelectMask:        per row batch, a selector (magnitude, wanda) picks the
+//	                   pruned set from the weights and ‖X_j‖₂
+//	SolveRowQPs:       per row batch, the exact OPTIMA re-fit (stages/solve)
+//	Propagate:         run the pruned block to make the next block's inputs
+//
+// Hidden states between blocks live in files ("shards"), never in memory of
+// the pipeline's elements: a shard file holds [nseq·seqlen, hidden] float32
+// little-endian with a small header.
+package prune
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/optima-llm/optima/kernels"
+	"github.com/optima-llm/optima/model"
+	"github.com/optima-llm/optima/stages/hessian"
+	"github.com/optima-llm/optima/stages/mask"
+	"github.com/optima-llm/optima/stages/solve"
+)
+
+// Update names the weight update applied after masking.
+const (
+	// UpdateOptima re-fits every row exactly on its mask (DESIGN.md §1).
+	UpdateOptima = "optima"
+	// UpdateNone only zeroes the pruned weights.
+	UpdateNone = "none"
+)
+
+// Config is everything that decides a pruning run's result. Its Hash keys the
+// work directory, so that a resumed run never reuses work of another
+// configuration.
+type Config struct {
+	// Model is the GGUF file or Hugging Face directory to prune.
+	Model string `json:"model"`
+	// Method is the mask selector's registered name ("magnitude", "wanda").
+	Method string `json:"method"`
+	// Sparsity is the unstructured ratio per output row in [0, 1), used when
+	// Pattern is empty.
+	Sparsity float64 `json:"sparsity"`
+	// Pattern is an N:M pattern such as "2:4", or empty.
+	Pattern string `json:"pattern,omitempty"`
+	// Update is UpdateOptima or UpdateNone.
+	Update string `json:"update"`
+	// Calib is the calibration corpus (JSON Lines with a "text" field).
+	Calib string `json:"calib"`
+	// NSamples windows of SeqLen tokens are drawn with Seed.
+	NSamples int    `json:"nsamples"`
+	SeqLen   int    `json:"seqlen"`
+	Seed     uint64 `json:"seed"`
+	// Shards is the number of calibration sample shards processed in
+	// parallel. Results agree across shard counts to float64 rounding of the
+	// Hessian sums (see TestShardInvariance).
+	Shards int `json:"shards"`
+	// RowBatch is the number of weight rows per mask/solve element (0: all
+	// rows of a linear in one element, capped by RowBatchBytes).
+	RowBatch int `json:"row_batch"`
+	// SkipAttention leaves the attention projections (q, k, v, o) dense.
+	SkipAttention bool `json:"skip_attention"`
+	// Solve configures the OPTIMA row solve.
+	Solve solve.Options `json:"solve"`
+}
+
+// RowBatchBytes caps a row batch element's weight payload (DESIGN.md §2:
+// elements of tens of MiB at most).
+const RowBatchBytes = 16 << 20
+
+// Validate checks the configuration and returns an error naming the flag at
+// fault.
+func (c *Config) Validate() error {
+	if c.Model == "" {
+		return errors.New("--model is required")
+	}
+	if c.Calib == "" {
+		return errors.New("--calib is required (a JSON Lines corpus; see --data-dir)")
+	}
+	if _, err := mask.New(c.Method, nil); err != nil {
+		return fmt.Errorf("--method: %w", err)
+	}
+	if _, err := c.MaskPattern(); err != nil {
+		return err
+	}
+	switch c.Update {
+	case UpdateOptima, UpdateNone:
+	default:
+		return fmt.Errorf("--update %q: want %q or %q", c.Update, UpdateOptima, UpdateNone)
+	}
+	if c.NSamples <= 0 {
+		return fmt.Errorf("--nsamples %d: must be positive", c.NSamples)
+	}
+	if c.SeqLen <= 1 {
+		return fmt.Errorf("--seqlen %d: must be at least 2", c.SeqLen)
+	}
+	if c.Shards <= 0 {
+		return fmt.Errorf("--shards %d: must be positive", c.Shards)
+	}
+	if c.Shards > c.NSamples {
+		return fmt.Errorf("--shards %d: more shards than --nsamples %d", c.Shards, c.NSamples)
+	}
+	if c.RowBatch < 0 {
+		return fmt.Errorf("--row-batch %d: must not be negative", c.RowBatch)
+	}
+	if c.Solve.Damping < 0 {
+		return fmt.Errorf("--damping %g: must not be negative", c.Solve.Damping)
+	}
+	return nil
+}
+
+// MaskPattern parses Sparsity/Pattern into a mask.Pattern.
+func (c *Config) MaskPattern() (mask.Pattern, error) {
+	if c.Pattern != "" {
+		return mask.ParsePattern(0, c.Pattern)
+	}
+	return mask.ParsePattern(c.Sparsity, "")
+}
+
+// Hash is a short hex digest of the configuration's JSON form, used to name
+// the work directory.
+func (c *Config) Hash() string {
+	b, _ := json.Marshal(c)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// Prunable reports whether the linear is pruned under this configuration.
+func (c *Config) Prunable(l model.Linear) bool {
+	return !(c.SkipAttention && l.Attention)
+}
+
+// RowBatches splits a linear of out rows and in columns into [start, end)
+// row ranges honouring c.RowBatch and RowBatchBytes.
+func (c *Config) RowBatches(out, in int) [][2]int {
+	n := out
+	if c.RowBatch > 0 {
+		n = c.RowBatch
+	}
+	if maxRows := RowBatchBytes / (4 * max(in, 1)); maxRows >= 1 && n > maxRows {
+		n = maxRows
+	}
+	var r [][2]int
+	for s := 0; s < out; s += n {
+		r = append(r, [2]int{s, min(s+n, out)})
+	}
+	return r
+}
+
+// CalibrateShard runs block b of fam with weights w on the hidden states x
+// ([nseq·seqlen, hidden] float32; left unchanged) and returns the partial
+// Hessian of every input group, keyed by group name.
+func CalibrateShard(be kernels.Backend, fam model.Family, b int, w model.Weights, x []float32, nseq, seqlen int) (map[string]*hessian.Hessian, error) {
+	work := slices.Clone(x)
+	hs := map[string]*hessian.Hessian{}
+	var capErr error
+	capture := func(group string, _ []string, in []float32, tokens, width int) {
+		if capErr != nil {
+			return
+		}
+		h, ok := hs[group]
+		if !ok {
+			h = hessian.New(group, width)
+			hs[group] = h
+		}
+		if err := h.Add(be, in, tokens); err != nil {
+			capErr = err
+		}
+	}
+	if err := fam.ForwardBlock(be, b, w, work, nseq, seqlen, capture); err != nil {
+		return nil, fmt.Errorf("calibrate block %d: %w", b, err)
+	}
+	if capErr != nil {
+		return nil, fmt.Errorf("calibrate block %d: %w", b, capErr)
+	}
+	return hs, nil
+}
+
+// BatchResult is what SelectAndSolve reports for one row batch.
+type BatchResult struct {
+	// Pruned is the number of weights set to zero.
+	Pruned int
+	// Stats are the solver's statistics; for UpdateNone only the objectives
+	// are filled.
+	Stats solve.Stats
+}
+
+// SelectMask picks the pruned set of rows [firstRow, firstRow+rows) of a
+// linear, w being those rows ([rows, in]), with selector sel. h supplies
+// ‖X_j‖₂; errors name the linear and the row.
+func SelectMask(sel mask.Selector, p mask.Pattern, linear string, firstRow int, w []float32, rows, in int, h *hessian.Hessian) (*mask.Mask, error) {
+	var norms []float64
+	if h != nil {
+		norms = h.ColumnNorms()
+	}
+	m := mask.NewMask(rows, in)
+	if err := mask.SelectLayer(sel, linear, firstRow, w, rows, in, norms, p, m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// SolveRows applies mask m to the rows w ([rows, in], in place) and, for
+// UpdateOptima, re-fits the kept weights exactly against h's Hessian.
+// Objectives in the result use the undamped Hessian.
+func SolveRows(be kernels.Backend, update string, opts solve.Options, linear string, w []float32, m *mask.Mask, h *hessian.Hessian) (BatchResult, error) {
+	rows, in := m.Rows, m.Cols
+	res := BatchResult{}
+	for _, p := range m.Pruned {
+		if p {
+			res.Pruned++
+		}
+	}
+	H := h.H()
+	switch update {
+	case UpdateOptima:
+		prob, err := solve.Prepare(H, in, opts)
+		if err != nil {
+			return res, fmt.Errorf("%s: %w", linear, err)
+		}
+		st, err := prob.SolveRows(be, w, m.Pruned, rows)
+		if err != nil {
+			return res, fmt.Errorf("%s: %w", linear, err)
+		}
+		res.Stats = st
+	case UpdateNone:
+		orig := slices.Clone(w)
+		for i, p := range m.Pruned {
+			if p {
+				w[i] = 0
+			}
+		}
+		num, den := solve.Objective(H, in, orig, w, rows)
+		res.Stats = solve.Stats{Rows: rows, ObjBefore: num, ObjAfter: num, Denom: den}
+	default:
+		return res, fmt.Errorf("unknown update %q", update)
+	}
+	return res, nil
+}
+
+// BlockOf returns the block index of a Hugging Face module path such as
+// "model.layers.3.mlp.down_proj", or -1.
+func BlockOf(name string) int {
+	const p = "model.layers."
+	i := strings.Index(name, p)
+	if i < 0 {
+		return -1
+	}
+	rest := name[i+len(p):]
+	n := 0
+	j := 0
+	for ; j < len(rest) && rest[j] >= '0' && rest[j] <= '9'; j++ {
+		n = n*10 + int(rest[j]-'0')
+	}
+	if j == 0 {
+		return -1
+	}
+	return n
+}

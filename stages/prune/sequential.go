@@ -1,0 +1,208 @@
+package prune
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/optima-llm/optima/kernels"
+	"github.com/optima-llm/optima/model"
+	"github.com/optima-llm/optima/stages/hessian"
+	"github.com/optima-llm/optima/stages/mask"
+	"github.com/optima-llm/optima/stages/report"
+)
+
+// EmbedShard embeds the token windows of one sample shard into hidden
+// states [len(windows)·seqlen, hidden].
+func EmbedShard(fam model.Family, w model.Weights, windows [][]int32) ([]float32, error) {
+	if len(windows) == 0 {
+		return nil, fmt.Errorf("embed: empty shard")
+	}
+	seqlen := len(windows[0])
+	ids := make([]int32, 0, len(windows)*seqlen)
+	for _, win := range windows {
+		if len(win) != seqlen {
+			return nil, fmt.Errorf("embed: windows of unequal length %d and %d", seqlen, len(win))
+		}
+		ids = append(ids, win...)
+	}
+	x := make([]float32, len(ids)*fam.Config().HiddenSize)
+	if err := fam.Embed(w, ids, x); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// PruneBlockLinears masks and solves every prunable linear of block b given
+// the block's dense weights and its merged Hessians, in row batches as cfg
+// says. It returns the pruned linear tensors and their reports.
+func PruneBlockLinears(be kernels.Backend, cfg *Config, fam model.Family, b int, dense model.Weights, hs map[string]*hessian.Hessian) ([]*model.Tensor, []report.LinearReport, error) {
+	sel, err := mask.New(cfg.Method, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	pat, err := cfg.MaskPattern()
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []*model.Tensor
+	var reps []report.LinearReport
+	for _, l := range fam.Linears(b) {
+		if !cfg.Prunable(l) {
+			continue
+		}
+		src, ok := dense[l.Weight()]
+		if !ok {
+			return nil, nil, fmt.Errorf("block %d: tensor %s missing", b, l.Weight())
+		}
+		h := hs[l.Group]
+		if h == nil {
+			return nil, nil, fmt.Errorf("block %d: no Hessian for input group %s", b, l.Group)
+		}
+		if err := pat.Check(l.In); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", l.Name, err)
+		}
+		t := &model.Tensor{Name: l.Weight(), Shape: []int{l.Out, l.In}, Data: make([]float32, l.Out*l.In)}
+		copy(t.Data, src.Data)
+		acc := NewLinearAccumulator(l)
+		for _, r := range cfg.RowBatches(l.Out, l.In) {
+			rows := r[1] - r[0]
+			wb := t.Data[r[0]*l.In : r[1]*l.In]
+			start := time.Now()
+			m, err := SelectMask(sel, pat, l.Name, r[0], wb, rows, l.In, h)
+			if err != nil {
+				return nil, nil, err
+			}
+			res, err := SolveRows(be, cfg.Update, cfg.Solve, l.Name, wb, m, h)
+			if err != nil {
+				return nil, nil, err
+			}
+			acc.Add(res, time.Since(start).Seconds())
+		}
+		out = append(out, t)
+		reps = append(reps, acc.Report())
+	}
+	return out, reps, nil
+}
+
+// LinearAccumulator sums the results of a linear's row batches into its
+// report line.
+type LinearAccumulator struct {
+	rep           report.LinearReport
+	pruned, total int
+}
+
+// NewLinearAccumulator starts the report of linear l.
+func NewLinearAccumulator(l model.Linear) *LinearAccumulator {
+	return &LinearAccumulator{rep: report.LinearReport{Name: l.Name, Group: l.Group, Out: l.Out, In: l.In}}
+}
+
+// Add records one row batch's result and the seconds it took.
+func (a *LinearAccumulator) Add(res BatchResult, seconds float64) {
+	st := res.Stats
+	a.pruned += res.Pruned
+	a.total += st.Rows * a.rep.In
+	a.rep.NumBefore += st.ObjBefore
+	a.rep.NumAfter += st.ObjAfter
+	a.rep.Den += st.Denom
+	a.rep.CGIterations = max(a.rep.CGIterations, st.Iterations)
+	a.rep.FallbackRows += st.FallbackRows
+	a.rep.Damping = max(a.rep.Damping, st.Damping)
+	a.rep.Seconds += seconds
+}
+
+// Report finishes the report line.
+func (a *LinearAccumulator) Report() report.LinearReport {
+	r := a.rep
+	if a.total > 0 {
+		r.Sparsity = float64(a.pruned) / float64(a.total)
+	}
+	if r.Den > 0 {
+		r.ErrBefore = r.NumBefore / r.Den
+		r.ErrAfter = r.NumAfter / r.Den
+	}
+	return r
+}
+
+// Sequential prunes every block from start on in plain Go, with the same
+// step functions the Beam transforms call: the reference the pipeline is
+// tested against, and a debugging aid. shards are the hidden states entering
+// block start (each a ShardRef written in work). It returns the done markers
+// of the blocks it finished.
+func Sequential(be kernels.Backend, cfg *Config, src model.Source, fam model.Family, work Work, start int, shards []ShardRef, log *slog.Logger) ([]BlockDone, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var done []BlockDone
+	for b := start; b < fam.NumBlocks(); b++ {
+		dense, err := LoadWeights(src, fam.BlockTensors(b))
+		if err != nil {
+			return done, err
+		}
+		hs := map[string]*hessian.Hessian{}
+		for _, sh := range shards {
+			x, nseq, seqlen, _, err := ReadHidden(sh.Path)
+			if err != nil {
+				return done, err
+			}
+			part, err := CalibrateShard(be, fam, b, dense, x, nseq, seqlen)
+			if err != nil {
+				return done, err
+			}
+			for g, p := range part {
+				if hs[g] == nil {
+					hs[g] = hessian.New(g, p.In)
+				}
+				if err := hs[g].Merge(p); err != nil {
+					return done, err
+				}
+			}
+		}
+		tensors, reps, err := PruneBlockLinears(be, cfg, fam, b, dense, hs)
+		if err != nil {
+			return done, err
+		}
+		if err := WriteTensors(work.BlockPath(b), tensors); err != nil {
+			return done, err
+		}
+		pw, err := PrunedWeights(src, fam, b, work.BlockPath(b))
+		if err != nil {
+			return done, err
+		}
+		var next []ShardRef
+		if b+1 < fam.NumBlocks() {
+			for _, sh := range shards {
+				n, err := PropagateShard(be, fam, b, pw, sh, work)
+				if err != nil {
+					return done, err
+				}
+				next = append(next, n)
+			}
+		}
+		d := BlockDone{Block: b, Weights: work.BlockPath(b), Linears: reps, Next: next}
+		if err := work.MarkDone(d); err != nil {
+			return done, err
+		}
+		log.Info("block pruned", "block", b)
+		done = append(done, d)
+		shards = next
+	}
+	return done, nil
+}
+
+// PropagateShard runs block b with weights w on shard sh and writes the
+// result as the shard entering block b+1.
+func PropagateShard(be kernels.Backend, fam model.Family, b int, w model.Weights, sh ShardRef, work Work) (ShardRef, error) {
+	x, nseq, seqlen, hidden, err := ReadHidden(sh.Path)
+	if err != nil {
+		return ShardRef{}, err
+	}
+	if err := fam.ForwardBlock(be, b, w, x, nseq, seqlen, nil); err != nil {
+		return ShardRef{}, fmt.Errorf("propagate block %d: %w", b, err)
+	}
+	next := ShardRef{Block: b + 1, Index: sh.Index, Path: work.HiddenPath(b+1, sh.Index), NSeq: nseq, SeqLen: seqlen, Hidden: hidden}
+	if err := WriteHidden(next.Path, x, nseq, seqlen, hidden); err != nil {
+		return ShardRef{}, err
+	}
+	return next, nil
+}

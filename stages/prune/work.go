@@ -1,0 +1,142 @@
+package prune
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/optima-llm/optima/model"
+	"github.com/optima-llm/optima/stages/report"
+)
+
+// ShardRef points to a file of hidden states entering a block.
+type ShardRef struct {
+	// Block is the block these hidden states enter.
+	Block int `json:"block"`
+	// Index is the sample shard's index.
+	Index int `json:"index"`
+	// Path is the shard file (WriteHidden format).
+	Path   string `json:"path"`
+	NSeq   int    `json:"nseq"`
+	SeqLen int    `json:"seqlen"`
+	Hidden int    `json:"hidden"`
+}
+
+// BlockDone records a finished block in the work directory: its pruned
+// linears' file, their reports, and the shards entering the next block.
+type BlockDone struct {
+	Block   int                   `json:"block"`
+	Weights string                `json:"weights"`
+	Linears []report.LinearReport `json:"linears"`
+	Next    []ShardRef            `json:"next"`
+}
+
+// Work is a run's work directory, <root>/<config hash>. It holds the
+// hidden-state shards, each finished block's pruned linears and a done
+// marker per block, so that an interrupted run resumes after the last
+// finished block.
+type Work struct {
+	Dir string
+}
+
+// NewWork returns the work directory for cfg under root and records the
+// configuration in it.
+func NewWork(root string, cfg *Config) (Work, error) {
+	w := Work{Dir: filepath.Join(root, cfg.Hash())}
+	if err := os.MkdirAll(w.Dir, 0o755); err != nil {
+		return w, fmt.Errorf("work directory: %w", err)
+	}
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return w, err
+	}
+	return w, WriteFileAtomic(filepath.Join(w.Dir, "config.json"), b)
+}
+
+// HiddenPath is the shard file of sample shard i entering block b.
+func (w Work) HiddenPath(b, i int) string {
+	return filepath.Join(w.Dir, fmt.Sprintf("hidden-b%03d-s%03d.bin", b, i))
+}
+
+// BlockPath is the safetensors file of block b's pruned linears.
+func (w Work) BlockPath(b int) string {
+	return filepath.Join(w.Dir, fmt.Sprintf("block-%03d.safetensors", b))
+}
+
+// DonePath is block b's done marker.
+func (w Work) DonePath(b int) string {
+	return filepath.Join(w.Dir, fmt.Sprintf("block-%03d.done.json", b))
+}
+
+// MarkDone writes block d.Block's done marker atomically, then removes the
+// shards that entered the block (they are no longer needed for a resume).
+func (w Work) MarkDone(d BlockDone) error {
+	b, err := json.MarshalIndent(d, "", " ")
+	if err != nil {
+		return err
+	}
+	if err := WriteFileAtomic(w.DonePath(d.Block), b); err != nil {
+		return err
+	}
+	entered, _ := filepath.Glob(filepath.Join(w.Dir, fmt.Sprintf("hidden-b%03d-s*.bin", d.Block)))
+	for _, p := range entered {
+		os.Remove(p)
+	}
+	return nil
+}
+
+// Done returns the done markers of the leading run of finished blocks
+// 0..k-1, stopping at the first block without a marker or whose files are
+// missing.
+func (w Work) Done(nblocks int) ([]BlockDone, error) {
+	var out []BlockDone
+	for b := 0; b < nblocks; b++ {
+		raw, err := os.ReadFile(w.DonePath(b))
+		if errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		var d BlockDone
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return nil, fmt.Errorf("resume: %s: %w", w.DonePath(b), err)
+		}
+		if _, err := os.Stat(d.Weights); err != nil {
+			break
+		}
+		complete := true
+		if b+1 < nblocks {
+			for _, s := range d.Next {
+				if _, err := os.Stat(s.Path); err != nil {
+					complete = false
+				}
+			}
+		}
+		if !complete {
+			break
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// PrunedWeights returns block b's weights for the forward pass: dense
+// tensors from src with the pruned linears of the block file at path laid
+// over them.
+func PrunedWeights(src model.Source, fam model.Family, b int, path string) (model.Weights, error) {
+	w, err := LoadWeights(src, fam.BlockTensors(b))
+	if err != nil {
+		return nil, err
+	}
+	pruned, err := ReadTensors(path)
+	if err != nil {
+		return nil, err
+	}
+	for name, t := range pruned {
+		w[name] = t
+	}
+	return w, nil
+}

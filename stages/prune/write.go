@@ -1,0 +1,100 @@
+package prune
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+
+	"github.com/optima-llm/optima/model"
+	"github.com/optima-llm/optima/model/hf"
+	"github.com/optima-llm/optima/model/safetensors"
+	"github.com/optima-llm/optima/stages/report"
+)
+
+// ReportFile is the name of the prune report inside the output directory.
+const ReportFile = "report.json"
+
+// BuildReport assembles the prune report of a run from its finished blocks.
+func BuildReport(cfg *Config, dones []BlockDone) *report.Report {
+	var ls []report.LinearReport
+	for _, d := range dones {
+		ls = append(ls, d.Linears...)
+	}
+	return report.New(cfg, ls)
+}
+
+// hfTokenizer is implemented by tokenizers that can write Hugging Face
+// tokenizer files.
+type hfTokenizer interface {
+	HFTokenizerJSON() ([]byte, error)
+	HFTokenizerConfigJSON() ([]byte, error)
+}
+
+// WriteModel writes the pruned model as a Hugging Face directory at out:
+// every tensor of src, with the pruned linears of dones (one per block, all
+// blocks of fam) laid over them, config.json, the tokenizer files and
+// report.json, through hf.WriteModel (a temporary sibling renamed into
+// place). Tensors are loaded one at a time.
+func WriteModel(src model.Source, fam model.Family, cfg *Config, dones []BlockDone, out string) error {
+	sort.Slice(dones, func(i, j int) bool { return dones[i].Block < dones[j].Block })
+	if len(dones) != fam.NumBlocks() {
+		return fmt.Errorf("write %s: %d of %d blocks finished", out, len(dones), fam.NumBlocks())
+	}
+	where := map[string]string{}
+	for i, d := range dones {
+		if d.Block != i {
+			return fmt.Errorf("write %s: block %d missing", out, i)
+		}
+		f, err := safetensors.Open(d.Weights)
+		if err != nil {
+			return err
+		}
+		for _, n := range f.Names() {
+			where[n] = d.Weights
+		}
+		f.Close()
+	}
+	open := map[string]*safetensors.File{}
+	defer func() {
+		for _, f := range open {
+			f.Close()
+		}
+	}()
+	load := func(name string) (*model.Tensor, error) {
+		p, ok := where[name]
+		if !ok {
+			return src.Load(name)
+		}
+		f := open[p]
+		if f == nil {
+			var err error
+			if f, err = safetensors.Open(p); err != nil {
+				return nil, err
+			}
+			open[p] = f
+		}
+		return f.Load(name)
+	}
+	extra := map[string][]byte{}
+	var buf bytes.Buffer
+	if err := BuildReport(cfg, dones).WriteJSON(&buf); err != nil {
+		return err
+	}
+	extra[ReportFile] = buf.Bytes()
+	tok, err := src.Tokenizer()
+	if err != nil {
+		return fmt.Errorf("write %s: tokenizer: %w", out, err)
+	}
+	if ht, ok := tok.(hfTokenizer); ok {
+		j, err := ht.HFTokenizerJSON()
+		if err != nil {
+			return err
+		}
+		c, err := ht.HFTokenizerConfigJSON()
+		if err != nil {
+			return err
+		}
+		extra["tokenizer.json"], extra["tokenizer_config.json"] = j, c
+	}
+	return hf.WriteModel(out, src.Config(), src.Names(), load, extra, hf.WriteOptions{})
+}
