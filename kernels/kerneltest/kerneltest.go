@@ -126,6 +126,52 @@ type gemmCase struct {
 	padC           int
 }
 
+// Case is one GEMM problem for CheckSgemm and CheckDgemm: op(A) is M×K, op(B)
+// is K×N, and each operand's leading dimension exceeds its stored row width
+// by PadA, PadB, PadC elements (0 to 8).
+type Case struct {
+	TransA, TransB bool
+	M, N, K        int
+	Alpha, Beta    float64
+	PadA, PadB     int
+	PadC           int
+}
+
+func (c Case) internal() gemmCase {
+	return gemmCase{c.TransA, c.TransB, c.M, c.N, c.K, c.Alpha, c.Beta, c.PadA, c.PadB, c.PadC}
+}
+
+// CheckSgemm runs b.Sgemm on random operands for c (seeded by seed), poison
+// around and between the rows of every operand, and NaN in C when Beta is 0,
+// and reports through t any element off the float64 reference by more than
+// 1e-5·sqrt(K)·(|alpha|·Σ|a||b| + |beta|·|c|), and any write outside C. For
+// fuzz targets; Run covers a fixed table.
+func CheckSgemm(t *testing.T, b kernels.Backend, c Case, seed uint64) {
+	t.Helper()
+	checkCase(t, b, c.internal(), rand.New(rand.NewPCG(seed, 1)), false)
+}
+
+// CheckDgemm is CheckSgemm for Dgemm, with tolerance 1e-13·sqrt(K).
+func CheckDgemm(t *testing.T, b kernels.Backend, c Case, seed uint64) {
+	t.Helper()
+	checkCase(t, b, c.internal(), rand.New(rand.NewPCG(seed, 1)), true)
+}
+
+func checkCase(t *testing.T, b kernels.Backend, c gemmCase, r *rand.Rand, f64 bool) {
+	t.Helper()
+	if f64 {
+		a, bm, cm := operands(r, c, poisonPad, cGuard64)
+		want, scale := reference(c, a, bm, cm)
+		b.Dgemm(c.transA, c.transB, c.m, c.n, c.k, c.alpha, a.data(), a.ld, bm.data(), bm.ld, c.beta, cm.data(), cm.ld)
+		checkC(t, c.String(), cm, want, scale, 1e-13, c.k, cGuard64)
+		return
+	}
+	a, bm, cm := operands(r, c, nan32, cGuard32)
+	want, scale := reference(c, a, bm, cm)
+	b.Sgemm(c.transA, c.transB, c.m, c.n, c.k, float32(c.alpha), a.data(), a.ld, bm.data(), bm.ld, float32(c.beta), cm.data(), cm.ld)
+	checkC(t, c.String(), cm, want, scale, 1e-5, c.k, cGuard32)
+}
+
 func (c gemmCase) String() string {
 	return fmt.Sprintf("tA=%v,tB=%v,m=%d,n=%d,k=%d,alpha=%g,beta=%g,pad=%d/%d/%d",
 		c.transA, c.transB, c.m, c.n, c.k, c.alpha, c.beta, c.padA, c.padB, c.padC)
@@ -295,12 +341,7 @@ func testSgemmLarge(t *testing.T, b kernels.Backend) {
 		{transA: true, transB: true, m: 70, n: 50, k: 600, alpha: 1, beta: 0, padA: 1, padB: 1, padC: 1},
 	}
 	for _, c := range cases {
-		t.Run(c.String(), func(t *testing.T) {
-			a, bm, cm := operands(r, c, nan32, cGuard32)
-			want, scale := reference(c, a, bm, cm)
-			b.Sgemm(c.transA, c.transB, c.m, c.n, c.k, float32(c.alpha), a.data(), a.ld, bm.data(), bm.ld, float32(c.beta), cm.data(), cm.ld)
-			checkC(t, "backend", cm, want, scale, 1e-5, c.k, cGuard32)
-		})
+		t.Run(c.String(), func(t *testing.T) { checkCase(t, b, c, r, false) })
 	}
 }
 
@@ -336,12 +377,7 @@ func testDgemm(t *testing.T, b kernels.Backend) {
 	cases := gemmCases(r)
 	cases = append(cases, gemmCase{transA: true, transB: false, m: 129, n: 131, k: 257, alpha: 1, beta: 0.5, padA: 1, padB: 2, padC: 1})
 	for _, c := range cases {
-		t.Run(c.String(), func(t *testing.T) {
-			a, bm, cm := operands(r, c, poisonPad, cGuard64)
-			want, scale := reference(c, a, bm, cm)
-			b.Dgemm(c.transA, c.transB, c.m, c.n, c.k, c.alpha, a.data(), a.ld, bm.data(), bm.ld, c.beta, cm.data(), cm.ld)
-			checkC(t, "backend", cm, want, scale, 1e-13, c.k, cGuard64)
-		})
+		t.Run(c.String(), func(t *testing.T) { checkCase(t, b, c, r, true) })
 	}
 }
 
