@@ -11,6 +11,7 @@ import (
 
 	"github.com/optima-llm/optima/model"
 	"github.com/optima-llm/optima/model/gguf"
+	"github.com/optima-llm/optima/model/loader"
 	"github.com/optima-llm/optima/model/tokenizer"
 )
 
@@ -145,5 +146,56 @@ func TestGGUFName(t *testing.T) {
 		if got := ggufName(hf); got != want {
 			t.Errorf("ggufName(%s) = %s, want %s", hf, got, want)
 		}
+	}
+}
+
+// TestLoaderBothForms opens the directory and the GGUF file with
+// loader.Open, as the pipeline does: identical tensors and identical token
+// ids.
+func TestLoaderBothForms(t *testing.T) {
+	o := Default()
+	o.Seed = 11
+	dir := filepath.Join(t.TempDir(), "hf")
+	if _, _, err := Write(dir, o); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "tiny.gguf")
+	if _, _, err := WriteGGUF(path, o); err != nil {
+		t.Fatal(err)
+	}
+	var weights []model.Weights
+	var ids [][][]int32
+	texts := sampleTexts(7)
+	for _, p := range []string{dir, path} {
+		src, err := loader.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		w := model.Weights{}
+		for _, n := range src.Names() {
+			if w[n], err = src.Load(n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		weights = append(weights, w)
+		tok, err := src.Tokenizer()
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if tok.VocabSize() != o.Vocab || tok.BOS() != EndOfText || tok.EOS() != EndOfText || tok.AddBOS() {
+			t.Errorf("%s: VocabSize %d BOS %d EOS %d AddBOS %v", p, tok.VocabSize(), tok.BOS(), tok.EOS(), tok.AddBOS())
+		}
+		var got [][]int32
+		for _, s := range texts {
+			got = append(got, tok.Encode(s))
+		}
+		ids = append(ids, got)
+	}
+	if !equalWeights(weights[0], weights[1]) || !equalWeights(weights[0], Weights(o)) {
+		t.Error("the two forms hold different tensors")
+	}
+	if diff := cmp.Diff(ids[0], ids[1]); diff != "" {
+		t.Errorf("token ids (-hf +gguf):\n%s", diff)
 	}
 }

@@ -130,10 +130,31 @@ func (d *Dir) Load(name string) (*model.Tensor, error) {
 	return sf.Load(name)
 }
 
-// Tokenizer is not available for Hugging Face directories yet: it returns
-// an error naming the directory.
+// Tokenizer builds the byte-level BPE tokenizer of the directory with
+// tokenizer.FromHFJSON from tokenizer.json and, when present,
+// tokenizer_config.json (BOS, EOS, add_bos_token). The result is a
+// *tokenizer.BPE. Errors name the file: a directory without tokenizer.json
+// (e.g. a SentencePiece tokenizer.model only), unreadable files, and
+// everything FromHFJSON rejects.
 func (d *Dir) Tokenizer() (tokenizer.Tokenizer, error) {
-	return nil, fmt.Errorf("hf: %s: tokenizer.json reading is not supported yet", d.path)
+	tpath := filepath.Join(d.path, "tokenizer.json")
+	tj, err := os.ReadFile(tpath)
+	if os.IsNotExist(err) {
+		return nil, fmt.Errorf("hf: %s does not exist (only tokenizer.json byte-level BPE tokenizers are supported)", tpath)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("hf: %w", err)
+	}
+	cpath := filepath.Join(d.path, "tokenizer_config.json")
+	cj, err := os.ReadFile(cpath)
+	if err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("hf: %w", err)
+	}
+	tok, err := tokenizer.FromHFJSON(tj, cj)
+	if err != nil {
+		return nil, fmt.Errorf("hf: %s: %w", d.path, err)
+	}
+	return tok, nil
 }
 
 // Close closes all shard files.
