@@ -285,9 +285,26 @@ func packA[T float](dst, a []T, lda int, trans bool, i0, mcb, p0, kcb int, alpha
 		if rows < mr {
 			clear(d)
 		}
+		r := 0
+		if d32, ok := any(d).([]float32); ok && transpose8 != nil && alpha == 1 && kcb >= 8 {
+			// Eight rows at a time with 8×8 SIMD transposes, Go for the
+			// steps past the last multiple of 8.
+			a32 := any(a).([]float32)
+			k8 := kcb / 8
+			for ; r+8 <= rows; r += 8 {
+				_ = a32[(ib+r+7)*lda+p0+k8*8-1] // every row read is in bounds
+				_ = d32[(k8*8-1)*mr+r+7]
+				transpose8(&a32[(ib+r)*lda+p0], lda, &d32[r], mr, k8)
+				for i := range 8 {
+					src := a[(ib+r+i)*lda+p0+k8*8 : (ib+r+i)*lda+p0+kcb]
+					for l, v := range src {
+						d[(k8*8+l)*mr+r+i] = v
+					}
+				}
+			}
+		}
 		// Four rows at a time: four sequential reads, one 4-element write
 		// per step.
-		r := 0
 		for ; r+4 <= rows; r += 4 {
 			s0 := a[(ib+r+0)*lda+p0 : (ib+r+0)*lda+p0+kcb]
 			s1 := a[(ib+r+1)*lda+p0 : (ib+r+1)*lda+p0+kcb]
@@ -333,6 +350,23 @@ func packB[T float](dst, b []T, ldb int, trans bool, p0, kcb, j0, ncb, nr int) {
 			clear(d)
 		}
 		cc := 0
+		if d32, ok := any(d).([]float32); ok && transpose8 != nil && kcb >= 8 {
+			// 8×8 SIMD transposes for the first kcb/8*8 steps of every
+			// 8 columns, then Go for the remaining steps.
+			b32 := any(b).([]float32)
+			k8 := kcb / 8
+			for ; cc+8 <= cols; cc += 8 {
+				_ = b32[(jb+cc+7)*ldb+p0+k8*8-1] // every row read is in bounds
+				_ = d32[(k8*8-1)*nr+cc+7]
+				transpose8(&b32[(jb+cc)*ldb+p0], ldb, &d32[cc], nr, k8)
+				for r := range 8 {
+					src := b[(jb+cc+r)*ldb+p0+k8*8 : (jb+cc+r)*ldb+p0+kcb]
+					for l, v := range src {
+						d[(k8*8+l)*nr+cc+r] = v
+					}
+				}
+			}
+		}
 		for ; cc+4 <= cols; cc += 4 {
 			s0 := b[(jb+cc+0)*ldb+p0 : (jb+cc+0)*ldb+p0+kcb]
 			s1 := b[(jb+cc+1)*ldb+p0 : (jb+cc+1)*ldb+p0+kcb]

@@ -29,9 +29,23 @@ func fmaPeakAVX2(n int)
 //go:noescape
 func fmaPeakAVX512(n int)
 
+// transpose8AVX2 transposes blocks 8×8 blocks: block b is rows src+i*lds,
+// columns 8b..8b+7 (i < 8), written to rows 8b..8b+7 of dst (stride ldd),
+// columns 0..7. Strides are in elements.
+//
+//go:noescape
+func transpose8AVX2(src *float32, lds int, dst *float32, ldd int, blocks int)
+
 var (
 	hasAVX2   = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 	hasAVX512 = cpu.X86.HasAVX512F
+	// transpose8 is transpose8AVX2 where the CPU has AVX2, else nil.
+	transpose8 = func() func(src *float32, lds int, dst *float32, ldd int, blocks int) {
+		if cpu.X86.HasAVX2 {
+			return transpose8AVX2
+		}
+		return nil
+	}()
 )
 
 // microKernels32 returns the float32 micro-kernels this CPU runs, fastest

@@ -8,3 +8,6 @@ func microKernels32() []microKernel[float32] { return []microKernel[float32]{gen
 
 // microKernels64 returns the generic kernel.
 func microKernels64() []microKernel[float64] { return []microKernel[float64]{genericKernel64} }
+
+// transpose8 has no portable implementation; packB falls back to Go.
+var transpose8 func(src *float32, lds int, dst *float32, ldd int, blocks int)
