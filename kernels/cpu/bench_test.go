@@ -40,7 +40,7 @@ func randSlice(r *rand.Rand, n int) []float32 {
 // impls are the implementations each benchmark compares: the default backend,
 // every micro-kernel this CPU runs, and gonum's SGEMM/DGEMM called directly.
 func impls() []string {
-	return append(append([]string{"ours"}, cpu.KernelNames()...), "gonum")
+	return append(append([]string{"ours"}, cpu.SIMDs()...), "gonum")
 }
 
 // backend returns the backend an impl name stands for (nil for "gonum").
@@ -51,7 +51,11 @@ func backend(impl string) *cpu.Backend {
 	case "gonum":
 		return nil
 	}
-	return cpu.NewWithKernel(0, impl)
+	b, err := cpu.NewWithSIMD(0, impl)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 func benchSgemm(b *testing.B, impl string, transA, transB bool, m, n, k int) {

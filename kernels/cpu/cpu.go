@@ -13,6 +13,7 @@ package cpu
 import (
 	"fmt"
 	"runtime"
+	"strings"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
@@ -40,6 +41,40 @@ func New(threads int) *Backend {
 	}
 	k32, k64 := bestKernels()
 	return &Backend{threads: threads, kern32: k32, kern64: k64}
+}
+
+// SIMDs lists the micro-kernel instruction sets this CPU runs, fastest
+// first, ending with "generic" (gonum): e.g. ["avx512", "avx2-fma",
+// "generic"]. New picks the first.
+func SIMDs() []string {
+	var names []string
+	for _, k := range microKernels32() {
+		names = append(names, k.name)
+	}
+	return names
+}
+
+// NewWithSIMD is New with the micro-kernels of the named instruction set
+// (one of SIMDs()) instead of the fastest, e.g. to measure what a worker
+// without AVX-512 gets. It returns an error naming the known sets when this
+// CPU cannot run simd.
+func NewWithSIMD(threads int, simd string) (*Backend, error) {
+	b := New(threads)
+	var ok32, ok64 bool
+	for _, k := range microKernels32() {
+		if k.name == simd {
+			b.kern32, ok32 = k, true
+		}
+	}
+	for _, k := range microKernels64() {
+		if k.name == simd {
+			b.kern64, ok64 = k, true
+		}
+	}
+	if !ok32 || !ok64 {
+		return nil, fmt.Errorf("cpu: SIMD %q not available on this CPU (have %s)", simd, strings.Join(SIMDs(), ", "))
+	}
+	return b, nil
 }
 
 // Name returns "cpu".

@@ -18,8 +18,12 @@ func FuzzGemm(f *testing.F) {
 	f.Add(true, true, uint16(1), uint16(1), uint16(1), uint8(0), int8(1), int8(1), uint64(3))
 	f.Add(false, false, uint16(127), uint16(129), uint16(257), uint8(0x33), int8(1), int8(-4), uint64(4))
 	backends := []*cpu.Backend{cpu.New(0)}
-	for _, name := range cpu.KernelNames() {
-		backends = append(backends, cpu.NewWithKernel(3, name))
+	for _, name := range cpu.SIMDs() {
+		b, err := cpu.NewWithSIMD(3, name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		backends = append(backends, b)
 	}
 	f.Fuzz(func(t *testing.T, transA, transB bool, m, n, k uint16, pads uint8, alpha, beta int8, seed uint64) {
 		c := kerneltest.Case{
