@@ -12,6 +12,9 @@
 // XᵀX, including 10240 tokens whose float32 running sum would lose accuracy,
 // and Cholesky by reconstruction and its ErrNotPositiveDefinite error.
 //
+// CheckSgemm and CheckDgemm check one GEMM problem the same way, for a
+// backend's fuzz target.
+//
 // Tolerances: a GEMM element may differ from the exact result by at most
 // tol·sqrt(k)·(|alpha|·Σ|a||b| + |beta|·|c|) + tiny, with tol 1e-5 for float32 and
 // 1e-13 for float64, which is loose enough for any summation order and tight
