@@ -3,12 +3,13 @@
 //
 //	func TestConformance(t *testing.T) { kerneltest.Run(t, cpu.New(0)) }
 //
-// The suite checks Sgemm and Dgemm against a float64 (for Dgemm, compensated)
-// reference and against gonum on the same inputs, over all four transpose
+// The suite checks Sgemm and Dgemm against a float64 reference (Sgemm also
+// against gonum on the same inputs), over all four transpose
 // cases, odd sizes from 1 to 67, leading dimensions larger than the row width,
 // several alpha/beta values (beta = 0 with NaN in C must not propagate), and
-// guard elements around every operand (a backend must neither read nor write
-// outside the described matrices). It checks AccumulateGram against a float64
+// poison around and between the rows of every operand (NaN in A and B, so a
+// read outside the matrix spoils the result; a marker in C, so a write is
+// seen). It checks AccumulateGram against a float64
 // XᵀX, including 10240 tokens whose float32 running sum would lose accuracy,
 // and Cholesky by reconstruction and its ErrNotPositiveDefinite error.
 //
@@ -17,8 +18,9 @@
 //
 // Tolerances: a GEMM element may differ from the exact result by at most
 // tol·sqrt(k)·(|alpha|·Σ|a||b| + |beta|·|c|) + tiny, with tol 1e-5 for float32 and
-// 1e-13 for float64, which is loose enough for any summation order and tight
-// enough to catch a wrong operand.
+// 1e-13 for float64 (far above the float64 reference's own rounding), which is
+// loose enough for any summation order and tight enough to catch a wrong
+// operand.
 package kerneltest
 
 import (
