@@ -303,6 +303,24 @@ func packA[T float](dst, a []T, lda int, trans bool, i0, mcb, p0, kcb int, alpha
 				}
 			}
 		}
+		if rows == 6 && mr == 6 { // the AVX2 panel: six streams at once
+			s0 := a[(ib+0)*lda+p0 : (ib+0)*lda+p0+kcb]
+			s1 := a[(ib+1)*lda+p0 : (ib+1)*lda+p0+kcb]
+			s2 := a[(ib+2)*lda+p0 : (ib+2)*lda+p0+kcb]
+			s3 := a[(ib+3)*lda+p0 : (ib+3)*lda+p0+kcb]
+			s4 := a[(ib+4)*lda+p0 : (ib+4)*lda+p0+kcb]
+			s5 := a[(ib+5)*lda+p0 : (ib+5)*lda+p0+kcb]
+			for l := range kcb {
+				dl := d[l*6 : l*6+6 : l*6+6]
+				dl[0] = alpha * s0[l]
+				dl[1] = alpha * s1[l]
+				dl[2] = alpha * s2[l]
+				dl[3] = alpha * s3[l]
+				dl[4] = alpha * s4[l]
+				dl[5] = alpha * s5[l]
+			}
+			continue
+		}
 		// Four rows at a time: four sequential reads, one 4-element write
 		// per step.
 		for ; r+4 <= rows; r += 4 {
