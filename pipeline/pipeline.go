@@ -26,6 +26,11 @@ type Config struct {
 	WorkRoot string
 	// Threads bounds the compute goroutines per DoFn (0: GOMAXPROCS).
 	Threads int
+	// StopAfter ends the run once this many blocks are done in total (0:
+	// all). The model is written only when every block is done; a later run
+	// with the same configuration resumes where this one stopped. It does not
+	// change the result, so it is not part of the configuration hash.
+	StopAfter int
 }
 
 // Validate checks the configuration, naming the flag at fault.
@@ -35,6 +40,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Out == "" {
 		return errors.New("--out is required")
+	}
+	if c.StopAfter < 0 {
+		return fmt.Errorf("--stop-after-blocks %d: must not be negative", c.StopAfter)
 	}
 	parent := filepath.Dir(filepath.Clean(c.Out))
 	if st, err := os.Stat(parent); err != nil || !st.IsDir() {
@@ -133,10 +141,15 @@ func Prepare(cfg *Config) (*Plan, error) {
 }
 
 // Build lays the pruning graph into s (see the package doc) and returns the
-// PCollection<string> that holds the output directory once written.
+// PCollection<string> that holds the output directory once written (empty
+// when cfg.StopAfter ends the run before the last block).
 func Build(s beam.Scope, cfg *Config, plan *Plan) beam.PCollection {
 	opts := transforms.Options{Config: cfg.Config, WorkDir: plan.Work.Dir, Threads: cfg.Threads}
-	n := plan.Family.NumBlocks()
+	total := plan.Family.NumBlocks()
+	n := total
+	if cfg.StopAfter > 0 && cfg.StopAfter < n {
+		n = cfg.StopAfter
+	}
 	start := len(plan.Done)
 	var dones []beam.PCollection
 	if start > 0 {
@@ -151,9 +164,12 @@ func Build(s beam.Scope, cfg *Config, plan *Plan) beam.PCollection {
 		}
 		for b := start; b < n; b++ {
 			var done beam.PCollection
-			shards, done = Section(s, b, n, shards, opts)
+			shards, done = Section(s, b, total, shards, opts)
 			dones = append(dones, done)
 		}
+	}
+	if n < total || len(dones) == 0 {
+		return beam.CreateList(s, []string{})
 	}
 	all := dones[0]
 	if len(dones) > 1 {

@@ -71,6 +71,7 @@ finished block (work files live in --work-dir, default OUT.work).`,
 	f.StringVar(&o.cfg.Out, "out", "", "output model directory (replaced atomically)")
 	f.StringVar(&o.cfg.WorkRoot, "work-dir", "", "work directory for resumable state (default OUT.work)")
 	f.IntVar(&o.cfg.Threads, "threads", 0, "compute threads per worker (0: all cores)")
+	f.IntVar(&o.cfg.StopAfter, "stop-after-blocks", 0, "stop once this many blocks are done (0: all); rerun to resume")
 	f.StringVar(&o.dataDir, "data-dir", "", "data directory (default: $OPTIMA_DATA, ../shared/data, ../../shared/data, shared/data)")
 	f.StringVar(&o.runner, "runner", runners.Local, fmt.Sprintf("Beam runner: %v", runners.Names()))
 	f.BoolVar(&o.noProg, "no-progress", false, "no progress bar")
@@ -116,6 +117,10 @@ func (o *pruneOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("pipeline: %w", err)
 	}
+	if o.cfg.StopAfter > 0 && o.cfg.StopAfter < n {
+		fmt.Printf("stopped after %d of %d blocks; run the same command without --stop-after-blocks to finish\n", o.cfg.StopAfter, n)
+		return nil
+	}
 	raw, err := os.ReadFile(filepath.Join(o.cfg.Out, "report.json"))
 	if err != nil {
 		return err
@@ -128,6 +133,7 @@ func (o *pruneOptions) Run(ctx context.Context) error {
 	}
 	fmt.Printf("wrote %s in %.0fs (%d threads); totals: %s\n", o.cfg.Out, time.Since(start).Seconds(), runtime.GOMAXPROCS(0), rep.Totals)
 	os.RemoveAll(plan.Work.Dir)
+	os.Remove(filepath.Dir(plan.Work.Dir)) // the work root, when empty
 	return nil
 }
 

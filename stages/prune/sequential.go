@@ -206,3 +206,31 @@ func PropagateShard(be kernels.Backend, fam model.Family, b int, w model.Weights
 	}
 	return next, nil
 }
+
+// RunSequential embeds the calibration windows (one slice of windows per
+// sample shard), prunes every block with Sequential and writes the model
+// directory out: the whole job without Beam, as the reference for the
+// pipeline's tests.
+func RunSequential(be kernels.Backend, cfg *Config, src model.Source, fam model.Family, work Work, shards [][][]int32, out string, log *slog.Logger) error {
+	emb, err := LoadWeights(src, fam.EmbedTensors())
+	if err != nil {
+		return err
+	}
+	var refs []ShardRef
+	for i, wins := range shards {
+		x, err := EmbedShard(fam, emb, wins)
+		if err != nil {
+			return err
+		}
+		ref := ShardRef{Block: 0, Index: i, Path: work.HiddenPath(0, i), NSeq: len(wins), SeqLen: len(wins[0]), Hidden: fam.Config().HiddenSize}
+		if err := WriteHidden(ref.Path, x, ref.NSeq, ref.SeqLen, ref.Hidden); err != nil {
+			return err
+		}
+		refs = append(refs, ref)
+	}
+	done, err := Sequential(be, cfg, src, fam, work, 0, refs, log)
+	if err != nil {
+		return err
+	}
+	return WriteModel(src, fam, cfg, done, out)
+}

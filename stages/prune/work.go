@@ -87,9 +87,11 @@ func (w Work) MarkDone(d BlockDone) error {
 	return nil
 }
 
-// Done returns the done markers of the leading run of finished blocks
-// 0..k-1, stopping at the first block without a marker or whose files are
-// missing.
+// Done returns the done markers of blocks 0..k-1 for the largest k such
+// that all of them exist with their weight files and, unless k is the number
+// of blocks, block k-1's output shards (the inputs of block k) exist too.
+// Earlier blocks' shards are deleted as blocks finish, so only the last
+// marker's shards matter for a resume.
 func (w Work) Done(nblocks int) ([]BlockDone, error) {
 	var out []BlockDone
 	for b := 0; b < nblocks; b++ {
@@ -107,18 +109,20 @@ func (w Work) Done(nblocks int) ([]BlockDone, error) {
 		if _, err := os.Stat(d.Weights); err != nil {
 			break
 		}
-		complete := true
-		if b+1 < nblocks {
-			for _, s := range d.Next {
-				if _, err := os.Stat(s.Path); err != nil {
-					complete = false
-				}
+		out = append(out, d)
+	}
+	for len(out) > 0 && len(out) < nblocks {
+		last := out[len(out)-1]
+		complete := len(last.Next) > 0
+		for _, s := range last.Next {
+			if _, err := os.Stat(s.Path); err != nil {
+				complete = false
 			}
 		}
-		if !complete {
+		if complete {
 			break
 		}
-		out = append(out, d)
+		out = out[:len(out)-1]
 	}
 	return out, nil
 }

@@ -1,0 +1,346 @@
+package pipeline_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
+
+	"github.com/optima-llm/optima/internal/tinymodel"
+	"github.com/optima-llm/optima/kernels/cpu"
+	"github.com/optima-llm/optima/model"
+	"github.com/optima-llm/optima/model/loader"
+	"github.com/optima-llm/optima/pipeline"
+	"github.com/optima-llm/optima/runners"
+	"github.com/optima-llm/optima/stages/calib"
+	"github.com/optima-llm/optima/stages/prune"
+	"github.com/optima-llm/optima/stages/report"
+	"github.com/optima-llm/optima/stages/solve"
+)
+
+func TestMain(m *testing.M) { ptest.Main(m) }
+
+// fixture writes a tiny random Llama model and a calibration corpus.
+func fixture(t *testing.T) (modelDir, corpus string) {
+	t.Helper()
+	dir := t.TempDir()
+	modelDir = filepath.Join(dir, "tiny")
+	o := tinymodel.Default()
+	o.Layers = 3
+	if _, _, err := tinymodel.Write(modelDir, o); err != nil {
+		t.Fatal(err)
+	}
+	words := strings.Fields("the of and to in a is that for it as was with be by on not he this are or his from at which but have an they you were her she there one all we their can has more")
+	r := rand.New(rand.NewPCG(1, 2))
+	var sb strings.Builder
+	for d := 0; d < 40; d++ {
+		var doc strings.Builder
+		for w := 0; w < 30+r.IntN(60); w++ {
+			if w > 0 {
+				doc.WriteByte(' ')
+			}
+			doc.WriteString(words[r.IntN(len(words))])
+		}
+		b, _ := json.Marshal(map[string]string{"text": doc.String()})
+		sb.Write(b)
+		sb.WriteByte('\n')
+	}
+	corpus = filepath.Join(dir, "calib.jsonl")
+	if err := os.WriteFile(corpus, []byte(sb.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return modelDir, corpus
+}
+
+func baseConfig(modelDir, corpus, out string) pipeline.Config {
+	c := pipeline.Config{Out: out}
+	c.Model, c.Calib = modelDir, corpus
+	c.Method, c.Sparsity, c.Update = "wanda", 0.5, prune.UpdateOptima
+	c.NSamples, c.SeqLen, c.Seed, c.Shards = 6, 24, 7, 2
+	c.Solve = solve.DefaultOptions()
+	c.Threads = 2
+	return c
+}
+
+// runPipeline prunes with the Beam pipeline on the local runner.
+func runPipeline(t *testing.T, cfg pipeline.Config) {
+	t.Helper()
+	plan, err := pipeline.Prepare(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, s := beam.NewPipelineWithRoot()
+	pipeline.Build(s, &cfg, plan)
+	if _, err := runners.Run(context.Background(), runners.Local, p); err != nil {
+		t.Fatalf("pipeline: %v", err)
+	}
+}
+
+// runSequential prunes the same configuration with prune.RunSequential.
+func runSequential(t *testing.T, cfg pipeline.Config) {
+	t.Helper()
+	src, err := loader.Open(cfg.Model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	fam, err := model.New(src.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := src.Tokenizer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := calib.ReadJSONL(cfg.Calib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wins, err := calib.Windows(docs, tok, cfg.NSamples, cfg.SeqLen, cfg.Seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	work, err := prune.NewWork(t.TempDir(), &cfg.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := prune.RunSequential(cpu.New(2), &cfg.Config, src, fam, work, calib.Shard(wins, cfg.Shards), cfg.Out, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// weights loads every tensor of a written model directory.
+func weights(t *testing.T, dir string) model.Weights {
+	t.Helper()
+	src, err := loader.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	w := model.Weights{}
+	for _, n := range src.Names() {
+		tt, err := src.Load(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w[n] = tt
+	}
+	return w
+}
+
+// maxRelDiff is max |a−b| / max |a| over all tensors; it fails on differing
+// names, shapes or zero patterns.
+func maxRelDiff(t *testing.T, a, b model.Weights) float64 {
+	t.Helper()
+	if len(a) != len(b) {
+		t.Fatalf("%d vs %d tensors", len(a), len(b))
+	}
+	worst := 0.0
+	for n, ta := range a {
+		tb, ok := b[n]
+		if !ok || len(ta.Data) != len(tb.Data) {
+			t.Fatalf("tensor %s differs in presence or size", n)
+		}
+		scale, diff := 0.0, 0.0
+		for i := range ta.Data {
+			if (ta.Data[i] == 0) != (tb.Data[i] == 0) {
+				t.Fatalf("%s[%d]: zero pattern differs (%g vs %g)", n, i, ta.Data[i], tb.Data[i])
+			}
+			scale = math.Max(scale, math.Abs(float64(ta.Data[i])))
+			diff = math.Max(diff, math.Abs(float64(ta.Data[i]-tb.Data[i])))
+		}
+		if scale > 0 {
+			worst = math.Max(worst, diff/scale)
+		}
+	}
+	return worst
+}
+
+func readReport(t *testing.T, dir string) report.Report {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, prune.ReportFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r report.Report
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestPipelineEqualsSequential: the Beam pipeline's output equals a plain
+// sequential run of the same stages. With two sample shards the Hessian
+// partials are added in an order Beam chooses; two float64 addends commute
+// exactly, so the weights are bit-identical.
+func TestPipelineEqualsSequential(t *testing.T) {
+	modelDir, corpus := fixture(t)
+	for _, tc := range []struct {
+		name    string
+		pattern string
+		update  string
+	}{
+		{"wanda50-optima", "", prune.UpdateOptima},
+		{"wanda2:4-optima", "2:4", prune.UpdateOptima},
+		{"wanda50-none", "", prune.UpdateNone},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := baseConfig(modelDir, corpus, filepath.Join(dir, "beam"))
+			cfg.Pattern, cfg.Update = tc.pattern, tc.update
+			if tc.pattern != "" {
+				cfg.Sparsity = 0
+			}
+			runPipeline(t, cfg)
+			seq := cfg
+			seq.Out = filepath.Join(dir, "seq")
+			runSequential(t, seq)
+			if d := maxRelDiff(t, weights(t, cfg.Out), weights(t, seq.Out)); d != 0 {
+				t.Errorf("pipeline and sequential weights differ: max relative %g", d)
+			}
+			checkReport(t, cfg)
+		})
+	}
+}
+
+// checkReport checks the report of a run: every linear has exactly the
+// requested sparsity, and the update never increased a layer's error.
+func checkReport(t *testing.T, cfg pipeline.Config) {
+	t.Helper()
+	r := readReport(t, cfg.Out)
+	if len(r.Linears) != 3*7 {
+		t.Fatalf("report has %d linears, want 21", len(r.Linears))
+	}
+	w := weights(t, cfg.Out)
+	for _, l := range r.Linears {
+		if l.ErrAfter > l.ErrBefore*(1+1e-12) {
+			t.Errorf("%s: error after update %g > before %g", l.Name, l.ErrAfter, l.ErrBefore)
+		}
+		if cfg.Update == prune.UpdateOptima && !(l.ErrAfter < l.ErrBefore) {
+			t.Errorf("%s: OPTIMA did not lower the error (%g vs %g)", l.Name, l.ErrAfter, l.ErrBefore)
+		}
+		tw := w[l.Name+".weight"]
+		for row := 0; row < l.Out; row++ {
+			zeros := 0
+			for j := 0; j < l.In; j++ {
+				if tw.Data[row*l.In+j] == 0 {
+					zeros++
+				}
+			}
+			want := int(float64(l.In) * cfg.Sparsity)
+			if cfg.Pattern == "2:4" {
+				want = l.In / 2
+			}
+			if zeros != want {
+				t.Fatalf("%s row %d: %d zeros, want %d", l.Name, row, zeros, want)
+			}
+		}
+	}
+}
+
+// TestShardAndRowBatchInvariance: the result does not depend on the number
+// of row batches (bit for bit) nor on the number of sample shards (up to
+// the float64 rounding of summing the Hessian in another grouping).
+func TestShardAndRowBatchInvariance(t *testing.T) {
+	modelDir, corpus := fixture(t)
+	dir := t.TempDir()
+	ref := baseConfig(modelDir, corpus, filepath.Join(dir, "ref"))
+	ref.Shards, ref.RowBatch = 1, 0
+	runPipeline(t, ref)
+	batched := ref
+	batched.Out, batched.RowBatch = filepath.Join(dir, "batched"), 5
+	runPipeline(t, batched)
+	if d := maxRelDiff(t, weights(t, ref.Out), weights(t, batched.Out)); d != 0 {
+		t.Errorf("row batches of 5 changed the weights: max relative %g", d)
+	}
+	sharded := ref
+	sharded.Out, sharded.Shards = filepath.Join(dir, "sharded"), 3
+	runPipeline(t, sharded)
+	if d := maxRelDiff(t, weights(t, ref.Out), weights(t, sharded.Out)); d > 1e-5 {
+		t.Errorf("3 sample shards changed the weights: max relative %g", d)
+	}
+}
+
+// TestResume: a run stopped after block 1 (as an interrupted one would be)
+// resumes from block 2 with the same result; another configuration never
+// reuses the work.
+func TestResume(t *testing.T) {
+	modelDir, corpus := fixture(t)
+	dir := t.TempDir()
+	full := baseConfig(modelDir, corpus, filepath.Join(dir, "full"))
+	runPipeline(t, full)
+
+	cfg := full
+	cfg.Out, cfg.WorkRoot = filepath.Join(dir, "resumed"), filepath.Join(dir, "work")
+	cfg.StopAfter = 2
+	runPipeline(t, cfg)
+	if _, err := os.Stat(cfg.Out); err == nil {
+		t.Fatalf("a stopped run wrote the model")
+	}
+	cfg.StopAfter = 0
+	plan, err := pipeline.Prepare(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Done) != 2 {
+		t.Fatalf("resume found %d finished blocks, want 2", len(plan.Done))
+	}
+	if len(plan.Windows) != 0 {
+		t.Errorf("a resume past block 0 drew calibration windows again")
+	}
+	runPipeline(t, cfg)
+	if d := maxRelDiff(t, weights(t, full.Out), weights(t, cfg.Out)); d != 0 {
+		t.Errorf("resumed run differs from the uninterrupted one: max relative %g", d)
+	}
+
+	other := cfg
+	other.Seed++
+	op, err := pipeline.Prepare(&other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if op.Work.Dir == plan.Work.Dir || len(op.Done) != 0 {
+		t.Errorf("a different seed reused work dir %s (%d blocks done)", op.Work.Dir, len(op.Done))
+	}
+}
+
+func TestValidateErrors(t *testing.T) {
+	modelDir, corpus := fixture(t)
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		edit func(*pipeline.Config)
+		want string
+	}{
+		{"sparsity", func(c *pipeline.Config) { c.Sparsity = 1 }, "sparsity"},
+		{"pattern", func(c *pipeline.Config) { c.Pattern = "4:4" }, "pattern"},
+		{"width", func(c *pipeline.Config) { c.Pattern = "2:7" }, "2:7"},
+		{"nsamples", func(c *pipeline.Config) { c.NSamples = 0 }, "--nsamples"},
+		{"corpus", func(c *pipeline.Config) { c.NSamples, c.SeqLen = 1000, 512 }, "--nsamples"},
+		{"out", func(c *pipeline.Config) { c.Out = "/proc/forbidden/x" }, "--out"},
+		{"method", func(c *pipeline.Config) { c.Method = "random" }, "--method"},
+		{"update", func(c *pipeline.Config) { c.Update = "own" }, "--update"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := baseConfig(modelDir, corpus, filepath.Join(dir, tc.name))
+			tc.edit(&cfg)
+			_, err := pipeline.Prepare(&cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Prepare: %v, want an error mentioning %q", err, tc.want)
+			}
+			if _, serr := os.Stat(cfg.Out); serr == nil {
+				t.Errorf("output %s exists after a rejected configuration", cfg.Out)
+			}
+		})
+	}
+}
+
+var _ = fmt.Sprint
