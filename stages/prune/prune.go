@@ -29,6 +29,7 @@ import (
 	"github.com/optima-llm/optima/model"
 	"github.com/optima-llm/optima/stages/hessian"
 	"github.com/optima-llm/optima/stages/mask"
+	"github.com/optima-llm/optima/stages/report"
 	"github.com/optima-llm/optima/stages/solve"
 )
 
@@ -234,13 +235,16 @@ func SolveRows(be kernels.Backend, update string, opts solve.Options, linear str
 		}
 		res.Stats = st
 	case UpdateNone:
-		orig := slices.Clone(w)
+		// ΔW is −W on the pruned set: tr(ΔW H ΔWᵀ) through GEMMs.
+		delta := make([]float32, len(w))
 		for i, p := range m.Pruned {
 			if p {
-				w[i] = 0
+				delta[i] = w[i]
 			}
 		}
-		num, den := solve.Objective(H, in, orig, w, rows)
+		num := report.Quadratic(be, delta, rows, in, H)
+		den := report.Quadratic(be, w, rows, in, H)
+		m.Apply(w)
 		res.Stats = solve.Stats{Rows: rows, ObjBefore: num, ObjAfter: num, Denom: den}
 	default:
 		return res, fmt.Errorf("unknown update %q", update)
