@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The SmolLM2-135M table of the main-job issue: WikiText-2 perplexity and
+# total relative reconstruction error for dense, Wanda/none and Wanda/optima
+# at 50% unstructured and 2:4, every row with the same calibration windows.
+#
+#   bench/smollm2/run.sh OPTIMA MODEL DATA OUT NSAMPLES MAXWIN ROW...
+#
+# OPTIMA is the optima binary, MODEL the SmolLM2 GGUF (scripts/get-model.sh),
+# DATA the data directory (../shared/data), OUT a directory for results,
+# NSAMPLES calibration windows of 2048 tokens (seed 0), MAXWIN the WikiText-2
+# windows of 2048 tokens to score (0: all 148), ROW one of dense, wanda50-none,
+# wanda50-optima, wanda24-none, wanda24-optima. For each row it writes
+# OUT/ROW.eval.json (optima eval --json) and OUT/ROW.report.json (the prune
+# report). bench/smollm2/table renders them as a Markdown table.
+set -euo pipefail
+optima=$1 model=$2 data=$3 out=$4 nsamples=$5 maxwin=$6
+shift 6
+mkdir -p "$out"
+for row in "$@"; do
+  case $row in
+    dense) target=$model ;;
+    wanda50-none)   args=(--method wanda --sparsity 0.5 --update none) ;;
+    wanda50-optima) args=(--method wanda --sparsity 0.5 --update optima) ;;
+    wanda24-none)   args=(--method wanda --pattern 2:4 --update none) ;;
+    wanda24-optima) args=(--method wanda --pattern 2:4 --update optima) ;;
+    *) echo "unknown row $row" >&2; exit 2 ;;
+  esac
+  start=$(date +%s)
+  if [ "$row" != dense ]; then
+    target=$out/$row.model
+    "$optima" prune --model "$model" "${args[@]}" --calib "$data/c4/c4_sample.jsonl" \
+      --nsamples "$nsamples" --seqlen 2048 --seed 0 --out "$target" --no-progress 2>"$out/$row.prune.log"
+    cp "$target/report.json" "$out/$row.report.json"
+  fi
+  mid=$(date +%s)
+  "$optima" eval --model "$target" --task wikitext2 --seqlen 2048 --max-windows "$maxwin" \
+    --data-dir "$data" --json --no-progress > "$out/$row.eval.json"
+  end=$(date +%s)
+  echo "$row: prune $((mid-start))s eval $((end-mid))s $(grep '"perplexity"' "$out/$row.eval.json")"
+done
