@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
+	"io"
 	"runtime"
 	"time"
 
@@ -26,6 +26,9 @@ type evalOptions struct {
 	threads    int
 	jsonOut    bool
 	noProg     bool
+	// stdout and stderr receive the command's output (cobra's OutOrStdout
+	// and ErrOrStderr, so tests can capture them).
+	stdout, stderr io.Writer
 }
 
 func newEvalCmd() *cobra.Command {
@@ -35,6 +38,7 @@ func newEvalCmd() *cobra.Command {
 		Short: "Evaluate a model: WikiText-2 perplexity as the pruning papers compute it",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.stdout, o.stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			if err := o.Complete(); err != nil {
 				return err
 			}
@@ -125,7 +129,7 @@ func (o *evalOptions) Run(ctx context.Context) error {
 		progress = func(done, total int) {
 			if bar == nil {
 				bar = progressbar.NewOptions(total, progressbar.OptionSetDescription("wikitext2"),
-					progressbar.OptionSetWriter(os.Stderr), progressbar.OptionShowCount(),
+					progressbar.OptionSetWriter(o.stderr), progressbar.OptionShowCount(),
 					progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
 			}
 			bar.Set(done)
@@ -143,11 +147,11 @@ func (o *evalOptions) Run(ctx context.Context) error {
 	out := evalResult{Model: o.modelPath, Task: o.task, Perplexity: res.Perplexity, NLL: res.NLL, Tokens: res.Tokens,
 		Windows: res.Windows, Seqlen: res.Seqlen, WindowNLL: res.WindowNLL, Seconds: secs, TokensPerS: float64(res.Tokens) / secs}
 	if o.jsonOut {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(o.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	fmt.Printf("%s %s: perplexity %.4f over %d windows of %d tokens (%.0fs, %.0f tokens/s)\n",
+	fmt.Fprintf(o.stdout, "%s %s: perplexity %.4f over %d windows of %d tokens (%.0fs, %.0f tokens/s)\n",
 		o.modelPath, o.task, res.Perplexity, res.Windows, res.Seqlen, secs, out.TokensPerS)
 	return nil
 }

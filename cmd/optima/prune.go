@@ -3,10 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -24,6 +28,9 @@ type pruneOptions struct {
 	runner   string
 	noProg   bool
 	calibSet bool
+	// stdout and stderr receive the command's output (cobra's OutOrStdout
+	// and ErrOrStderr, so tests can capture them).
+	stdout, stderr io.Writer
 }
 
 func newPruneCmd() *cobra.Command {
@@ -42,6 +49,7 @@ finished block (work files live in --work-dir, default OUT.work).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.calibSet = cmd.Flags().Changed("calib")
+			o.stdout, o.stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			if err := o.Complete(); err != nil {
 				return err
 			}
@@ -93,20 +101,54 @@ func (o *pruneOptions) Complete() error {
 	return nil
 }
 
-// Validate checks the flags before any work starts.
-func (o *pruneOptions) Validate() error { return o.cfg.Validate() }
+// Validate checks the flags before any work starts (in particular before
+// pipeline.Prepare creates the work directory), so that a rejected run
+// leaves nothing behind.
+func (o *pruneOptions) Validate() error {
+	if err := o.cfg.Validate(); err != nil {
+		return err
+	}
+	return validateRunner(o.runner)
+}
+
+// validateRunner accepts the runners runners.Run executes today and names
+// --runner otherwise: Flink and Dataflow are "not supported yet", anything
+// else is unknown.
+func validateRunner(name string) error {
+	if name == "" || slices.Contains(runners.Names(), name) {
+		return nil
+	}
+	switch name {
+	case "flink", "dataflow":
+		return &flagError{"--runner", name, fmt.Sprintf("not supported yet (local runs only: %v)", runners.Names())}
+	}
+	return &flagError{"--runner", name, fmt.Sprintf("unknown runner (known: %v)", runners.Names())}
+}
 
 // Run prepares the plan, runs the pipeline with a progress bar over blocks,
 // and prints the report's totals.
 func (o *pruneOptions) Run(ctx context.Context) error {
 	start := time.Now()
+	// pipeline.Prepare creates the work directory before it reads the
+	// corpus, so a run rejected there (e.g. --nsamples larger than the
+	// corpus) would leave an empty work root behind: remove it when this run
+	// created it. The default root mirrors pipeline.Prepare's.
+	root := o.cfg.WorkRoot
+	if root == "" {
+		root = filepath.Clean(o.cfg.Out) + ".work"
+	}
+	_, statErr := os.Lstat(root)
+	createdRoot := errors.Is(statErr, fs.ErrNotExist)
 	plan, err := pipeline.Prepare(&o.cfg)
 	if err != nil {
+		if createdRoot {
+			os.RemoveAll(root)
+		}
 		return err
 	}
 	n := plan.Family.NumBlocks()
 	if len(plan.Done) > 0 {
-		fmt.Fprintf(os.Stderr, "resuming %s: blocks 0-%d already pruned\n", plan.Work.Dir, len(plan.Done)-1)
+		fmt.Fprintf(o.stderr, "resuming %s: blocks 0-%d already pruned\n", plan.Work.Dir, len(plan.Done)-1)
 	}
 	p, s := beam.NewPipelineWithRoot()
 	pipeline.Build(s, &o.cfg, plan)
@@ -118,7 +160,7 @@ func (o *pruneOptions) Run(ctx context.Context) error {
 		return fmt.Errorf("pipeline: %w", err)
 	}
 	if o.cfg.StopAfter > 0 && o.cfg.StopAfter < n {
-		fmt.Printf("stopped after %d of %d blocks; run the same command without --stop-after-blocks to finish\n", o.cfg.StopAfter, n)
+		fmt.Fprintf(o.stdout, "stopped after %d of %d blocks; run the same command without --stop-after-blocks to finish\n", o.cfg.StopAfter, n)
 		return nil
 	}
 	raw, err := os.ReadFile(filepath.Join(o.cfg.Out, "report.json"))
@@ -131,7 +173,7 @@ func (o *pruneOptions) Run(ctx context.Context) error {
 	if err := json.Unmarshal(raw, &rep); err != nil {
 		return err
 	}
-	fmt.Printf("wrote %s in %.0fs (%d threads); totals: %s\n", o.cfg.Out, time.Since(start).Seconds(), runtime.GOMAXPROCS(0), rep.Totals)
+	fmt.Fprintf(o.stdout, "wrote %s in %.0fs (%d threads); totals: %s\n", o.cfg.Out, time.Since(start).Seconds(), runtime.GOMAXPROCS(0), rep.Totals)
 	os.RemoveAll(plan.Work.Dir)
 	os.Remove(filepath.Dir(plan.Work.Dir)) // the work root, when empty
 	return nil
@@ -145,7 +187,7 @@ func (o *pruneOptions) progress(ctx context.Context, plan *pipeline.Plan, n int)
 	}
 	bar := progressbar.NewOptions(n,
 		progressbar.OptionSetDescription("pruning blocks"),
-		progressbar.OptionSetWriter(os.Stderr),
+		progressbar.OptionSetWriter(o.stderr),
 		progressbar.OptionShowCount(),
 		progressbar.OptionSetElapsedTime(true),
 		progressbar.OptionSetPredictTime(true),

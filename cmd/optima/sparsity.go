@@ -2,7 +2,7 @@ package main
 
 import (
 	"fmt"
-	"os"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -13,6 +13,8 @@ import (
 type sparsityOptions struct {
 	modelPath string
 	jsonOut   bool
+	// stdout receives the report (cobra's OutOrStdout).
+	stdout io.Writer
 }
 
 func newSparsityCmd() *cobra.Command {
@@ -22,6 +24,7 @@ func newSparsityCmd() *cobra.Command {
 		Short: "Report the zero fraction of every linear weight and of the whole model",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.stdout = cmd.OutOrStdout()
 			if err := o.Validate(); err != nil {
 				return err
 			}
@@ -53,7 +56,7 @@ func (o *sparsityOptions) Run() error {
 		return err
 	}
 	if o.jsonOut {
-		return rep.WriteJSON(os.Stdout)
+		return rep.WriteJSON(o.stdout)
 	}
-	return rep.WriteText(os.Stdout)
+	return rep.WriteText(o.stdout)
 }
