@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/optima-llm/optima/internal/testenv"
+
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/optima-llm/optima/model/gguf"
@@ -108,14 +110,10 @@ func TestSmolLM2Golden(t *testing.T) {
 		}
 	}
 
-	wiki := os.Getenv("OPTIMA_WIKITEXT2_TEST")
-	if wiki == "" {
-		wiki = "/work/shared/data/wikitext-2-raw/wiki.test.raw"
-	}
+	wiki := testenv.WikiText2Test(t)
 	text, err := wikiText2Stream(wiki)
 	if err != nil {
-		t.Logf("whole-stream check skipped (set OPTIMA_WIKITEXT2_TEST to wiki.test.raw): %v", err)
-		return
+		t.Fatal(err)
 	}
 	if !strings.HasPrefix(text, g.PrefixText) {
 		t.Fatalf("%s: stream does not start with the golden prefix", wiki)
@@ -149,10 +147,7 @@ func TestSmolLM2Golden(t *testing.T) {
 //	BenchmarkEncodeWikiText2/cold-2  5 116630070 ns/op  11.12 MB/s  2614986 tokens/s
 func BenchmarkEncodeWikiText2(b *testing.B) {
 	tok := smollm2(b)
-	wiki := os.Getenv("OPTIMA_WIKITEXT2_TEST")
-	if wiki == "" {
-		wiki = "/work/shared/data/wikitext-2-raw/wiki.test.raw"
-	}
+	wiki := testenv.WikiText2Test(b)
 	text, err := wikiText2Stream(wiki)
 	if err != nil {
 		b.Skip(err)

@@ -1,12 +1,12 @@
 package tokenizer_test
 
 import (
-	"os"
 	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/optima-llm/optima/internal/testenv"
 	"github.com/optima-llm/optima/model/tokenizer"
 )
 
@@ -14,14 +14,11 @@ import (
 // OPTIMA_SMOLLM2_GGUF) as tokenizer.json/tokenizer_config.json, reads it
 // back with FromHFJSON, and checks the same configuration (under the
 // canonical pre-tokenizer name) and the same ids on the whole WikiText-2 test
-// stream (OPTIMA_WIKITEXT2_TEST, default /work/shared/data/...), with BOS
+// stream (from internal/testenv), with BOS
 // added and not.
 func TestFromHFJSONSmolLM2(t *testing.T) {
 	orig := smollm2(t)
-	wiki := os.Getenv("OPTIMA_WIKITEXT2_TEST")
-	if wiki == "" {
-		wiki = "/work/shared/data/wikitext-2-raw/wiki.test.raw"
-	}
+	wiki := testenv.WikiText2Test(t)
 	text, err := wikiText2Stream(wiki)
 	if err != nil {
 		t.Fatalf("set OPTIMA_WIKITEXT2_TEST to wiki.test.raw: %v", err)

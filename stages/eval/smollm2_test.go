@@ -6,10 +6,13 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/optima-llm/optima/internal/testenv"
 
 	"github.com/optima-llm/optima/kernels/cpu"
 	"github.com/optima-llm/optima/model"
@@ -20,10 +23,7 @@ import (
 // (skipping when unset).
 func openSmolLM2(tb testing.TB) (*gguf.Model, model.Family, model.Weights) {
 	tb.Helper()
-	path := os.Getenv("OPTIMA_SMOLLM2_GGUF")
-	if path == "" {
-		tb.Skip("OPTIMA_SMOLLM2_GGUF not set")
-	}
+	path := testenv.SmolLM2(tb)
 	src, err := gguf.OpenModel(path)
 	if err != nil {
 		tb.Fatal(err)
@@ -78,13 +78,9 @@ func BenchmarkSmolLM2Forward(b *testing.B) {
 // the reference is regenerated with those rows.
 func TestSmolLM2WikiText2(t *testing.T) {
 	src, fam, w := openSmolLM2(t)
-	dataDir := os.Getenv("OPTIMA_DATA_DIR")
-	if dataDir == "" {
-		dataDir = "/work/shared/data"
-	}
-	text, err := WikiText2Text(dataDir)
+	text, err := WikiText2Text(testenv.DataDir(t))
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err)
 	}
 	tok, err := src.Tokenizer()
 	if err != nil {
@@ -97,7 +93,7 @@ func TestSmolLM2WikiText2(t *testing.T) {
 	}
 	sum := fmt.Sprintf("%x", h.Sum(nil))
 	t.Logf("stream: %d tokens, sha256 %s, add_bos %v", len(ids), sum, tok.AddBOS())
-	nwin := 1
+	nwin := 2
 	if s := os.Getenv("OPTIMA_PPL_WINDOWS"); s != "" {
 		if nwin, err = strconv.Atoi(s); err != nil {
 			t.Fatalf("OPTIMA_PPL_WINDOWS: %v", err)
@@ -125,9 +121,24 @@ func TestSmolLM2WikiText2(t *testing.T) {
 	if ref.Tokens != len(ids) || ref.SHA != sum {
 		t.Fatalf("token stream differs from the reference: %d tokens sha256 %s, reference %d tokens sha256 %s", len(ids), sum, ref.Tokens, ref.SHA)
 	}
+	if len(res.WindowNLL) > len(ref.WindowLoss) {
+		t.Fatalf("scored %d windows, the reference has %d", len(res.WindowNLL), len(ref.WindowLoss))
+	}
+	var refSum float64
 	for i, l := range res.WindowNLL {
-		if i < len(ref.WindowLoss) && relDiff(l, ref.WindowLoss[i]) > 1e-4 {
+		refSum += ref.WindowLoss[i]
+		if relDiff(l, ref.WindowLoss[i]) > 1e-4 {
 			t.Errorf("window %d: loss %.6f, reference %.6f", i, l, ref.WindowLoss[i])
 		}
+	}
+	// The check: perplexity within 0.1% of transformers' on the same
+	// windows (all 148 with OPTIMA_PPL_WINDOWS=148; the reference's full
+	// perplexity is ref.Perplexity).
+	refPPL := math.Exp(refSum / float64(len(res.WindowNLL)))
+	if relDiff(res.Perplexity, refPPL) > 1e-3 {
+		t.Errorf("perplexity %.6f over %d windows, transformers %.6f", res.Perplexity, res.Windows, refPPL)
+	}
+	if res.Windows == len(ref.WindowLoss) && relDiff(res.Perplexity, ref.Perplexity) > 1e-3 {
+		t.Errorf("full perplexity %.6f, transformers %.6f", res.Perplexity, ref.Perplexity)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/optima-llm/optima/internal/testenv"
+
 	"github.com/optima-llm/optima/internal/tinymodel"
 )
 
@@ -46,13 +48,7 @@ func TestWikiText2TextRows(t *testing.T) {
 //	rows = [r if r.strip() else "" for r in open("wiki.test.raw", encoding="utf-8")]
 //	hashlib.sha256("\n\n".join(rows).encode()).hexdigest()[:16]  # 696cca6b65a171b0, 1296370 bytes
 func TestWikiText2TextReal(t *testing.T) {
-	dir := os.Getenv("OPTIMA_DATA_DIR")
-	if dir == "" {
-		dir = "/work/shared/data"
-	}
-	if _, err := os.Stat(filepath.Join(dir, WikiText2TestFile)); err != nil {
-		t.Skipf("no WikiText-2 under %s", dir)
-	}
+	dir := testenv.DataDir(t)
 	s, err := WikiText2Text(dir)
 	if err != nil {
 		t.Fatal(err)
