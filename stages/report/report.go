@@ -44,7 +44,9 @@ type LinearReport struct {
 	FallbackRows int `json:"fallback_rows"`
 	// Seconds is the wall time spent on this linear (mask and solve).
 	Seconds float64 `json:"seconds"`
-	// Damping is the absolute damping λ·mean(diag H) added to H's diagonal.
+	// Damping is the relative damping λ the solve used (H + λ·mean(diag H)·I),
+	// the largest over the layer's rows: above the configured value only when
+	// a kept set needed more to be positive definite.
 	Damping float64 `json:"damping"`
 }
 
