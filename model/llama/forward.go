@@ -161,8 +161,9 @@ var scorePool sync.Pool
 
 // attention computes causal grouped-query attention per sequence and head:
 // out_h = softmax(q_h·k_gᵀ·hd^-0.5 + causal mask)·v_g with g = h/(nh/nkv)
-// (HF's repeat_kv), softmax in float32 with max subtraction (exp by expf). q and out are
-// [tokens, nh·hd], k and v [tokens, nkv·hd]; tokens = nseq·seqlen. Work
+// (HF's repeat_kv), softmax in float32 with max subtraction (softmaxRow:
+// expf's algorithm, AVX2 where available). q and out are [tokens, nh·hd], k
+// and v [tokens, nkv·hd]; tokens = nseq·seqlen. Work
 // items (sequence, head, block of query rows) run on goroutines; only keys up
 // to the block's last row are multiplied.
 func (f *Family) attention(be kernels.Backend, q, k, v, out []float32, nseq, seqlen int, workers int) {
@@ -208,22 +209,7 @@ func (f *Family) attention(be kernels.Backend, q, k, v, out []float32, nseq, seq
 				for i := range m {
 					row := sc[i*n : (i+1)*n]
 					valid := r0 + i + 1
-					mx := row[0]
-					for _, x := range row[1:valid] {
-						if x > mx {
-							mx = x
-						}
-					}
-					var sum float32
-					for j := range valid {
-						e := expf(row[j] - mx)
-						row[j] = e
-						sum += e
-					}
-					inv := 1 / sum
-					for j := range valid {
-						row[j] *= inv
-					}
+					softmaxRow(row[:valid])
 					clear(row[valid:])
 				}
 				be.Sgemm(false, false, m, hd, n, 1, sc, n, vg, kvs, 0, out[(base+r0)*qs+h*hd:], qs)
@@ -358,14 +344,10 @@ func addInto(x, y []float32, workers int) {
 }
 
 // swiglu overwrites gate with silu(gate)·up, silu(g) = g/(1+exp(-g)) in
-// float32 as torch computes it.
+// float32 as torch computes it (siluMul).
 func swiglu(gate, up []float32, workers int) {
 	parallelFor(len(gate), workers, func(lo, hi int) {
-		g, u := gate[lo:hi], up[lo:hi]
-		for j, x := range g {
-			s := x / (1 + expf(-x))
-			g[j] = s * u[j]
-		}
+		siluMul(gate[lo:hi], up[lo:hi])
 	})
 }
 
