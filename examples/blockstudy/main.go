@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"slices"
 	"sort"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -28,6 +29,17 @@ import (
 
 func init() {
 	register.Function1x2[transforms.RowBatch, string, string](formatBatch)
+	register.Function1x1[transforms.RowBatch, transforms.RowBatch](copyBatch)
+}
+
+// copyBatch gives one branch its own copy of a masked row batch: SolveRowQPs
+// updates W in place, and when Beam fuses both branches it hands them the
+// same element, so without the copy one update would solve on the other's
+// result (the mask-only error came out 0, or the OPTIMA one did).
+func copyBatch(b transforms.RowBatch) transforms.RowBatch {
+	b.W = slices.Clone(b.W)
+	b.Pruned = slices.Clone(b.Pruned)
+	return b
 }
 
 // formatBatch keys a solved row batch by its linear and renders its error.
@@ -50,7 +62,9 @@ func Study(s beam.Scope, plan *pipeline.Plan, cfg pipeline.Config) (none, optima
 	for _, u := range []string{prune.UpdateNone, prune.UpdateOptima} {
 		o := opts
 		o.Config.Update = u
-		solved := beam.ParDo(s.Scope(u), formatBatch, transforms.SolveRowQPs(s.Scope(u), masked, hess, o))
+		su := s.Scope(u)
+		own := beam.ParDo(su, copyBatch, masked)
+		solved := beam.ParDo(su, formatBatch, transforms.SolveRowQPs(su, own, hess, o))
 		if u == prune.UpdateNone {
 			none = solved
 		} else {
