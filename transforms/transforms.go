@@ -18,6 +18,7 @@ import (
 	"os"
 	"reflect"
 	"runtime"
+	"slices"
 	"sort"
 	"time"
 
@@ -347,6 +348,9 @@ func (f *solveRowsFn) ProcessElement(ctx context.Context, b RowBatch, side func(
 	if err != nil {
 		return b, err
 	}
+	// Beam may hand the same element to several consumers: solve a copy,
+	// never the input's weights.
+	b.W = slices.Clone(b.W)
 	m := &mask.Mask{Rows: b.Rows, Cols: b.In, Pruned: b.Pruned}
 	res, err := prune.SolveRows(f.be, f.Opts.Config.Update, f.Opts.Config.Solve, b.Linear, b.W, m, h)
 	if err != nil {
