@@ -91,12 +91,12 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
 	cfg.Out, cfg.WorkRoot = dir+"/unused", dir
 	if cfg.Pattern != "" {
 		cfg.Sparsity = 0
 	}
 	lines, err := Run(context.Background(), cfg)
+	os.RemoveAll(dir) // before log.Fatal, which skips deferred calls
 	if err != nil {
 		log.Fatal(err)
 	}
