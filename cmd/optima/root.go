@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -8,12 +9,24 @@ import (
 )
 
 func newRootCmd() *cobra.Command {
+	var verbose bool
 	root := &cobra.Command{
 		Use:           "optima",
 		Short:         "One-shot LLM pruning with OPTIMA's exact row re-fit, as an Apache Beam pipeline",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRun: func(*cobra.Command, []string) {
+			// Beam and its local runner log through slog's default logger:
+			// keep their per-bundle lines out of the way of the progress bar
+			// unless asked for.
+			level := slog.LevelWarn
+			if verbose {
+				level = slog.LevelInfo
+			}
+			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+		},
 	}
+	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log the pipeline's progress (Beam and runner messages)")
 	root.AddCommand(newPruneCmd(), newEvalCmd(), newSparsityCmd())
 	return root
 }
