@@ -109,6 +109,13 @@ func (f fixture) pruneArgs(out string, extra ...string) []string {
 		"--calib", f.corpus, "--nsamples", "4", "--seqlen", "32", "--seed", "1", "--out", out, "--no-progress"}, extra...)
 }
 
+// patternArgs are pruneArgs with --pattern instead of --sparsity.
+func (f fixture) patternArgs(out, pattern string) []string {
+	args := f.pruneArgs(out, "--pattern", pattern)
+	i := indexOf(args, "--sparsity")
+	return append(args[:i], args[i+2:]...)
+}
+
 // weights loads every tensor of a model as raw float32 values by name.
 func weights(t *testing.T, path string) map[string][]float32 {
 	t.Helper()
@@ -279,6 +286,20 @@ func TestPruneSparsityEval(t *testing.T) {
 		}
 	})
 
+	// --pattern without --sparsity drops the --sparsity default.
+	t.Run("pattern 2:4", func(t *testing.T) {
+		out24 := filepath.Join(t.TempDir(), "nm")
+		mustOptima(t, f.patternArgs(out24, "2:4")...)
+		stdout, _ := mustOptima(t, "sparsity", "--model", out24, "--json")
+		var sp report.SparsityReport
+		if err := json.Unmarshal([]byte(stdout), &sp); err != nil {
+			t.Fatal(err)
+		}
+		if !sp.NM24 || len(sp.Tensors) != 14 || sp.Sparsity != 0.5 {
+			t.Errorf("--pattern 2:4: 2:4 %v over %d tensors, sparsity %g", sp.NM24, len(sp.Tensors), sp.Sparsity)
+		}
+	})
+
 	// A run stopped after block 0 leaves no model; the same command without
 	// --stop-after-blocks resumes and gives the uninterrupted run's weights.
 	t.Run("resume", func(t *testing.T) {
@@ -361,9 +382,10 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"sparsity 1", f.pruneArgs("OUT", "--sparsity", "1.0"), []string{"--sparsity"}},
 		{"sparsity negative", f.pruneArgs("OUT", "--sparsity", "-0.1"), []string{"--sparsity"}},
-		{"pattern 4:2", f.pruneArgs("OUT", "--pattern", "4:2"), []string{"--pattern", "4:2"}},
-		{"pattern 2:3 width", f.pruneArgs("OUT", "--pattern", "2:3"), []string{"--pattern", "2:3", "multiple of 3"}},
-		{"pattern garbage", f.pruneArgs("OUT", "--pattern", "half"), []string{"--pattern", "half"}},
+		{"pattern 4:2", f.patternArgs("OUT", "4:2"), []string{"--pattern", "4:2", "0 < N < M"}},
+		{"pattern 2:3 width", f.patternArgs("OUT", "2:3"), []string{"--pattern", "2:3", "multiple of 3"}},
+		{"sparsity and pattern", f.pruneArgs("OUT", "--pattern", "2:4"), []string{"--sparsity", "--pattern", "not both"}},
+		{"pattern garbage", f.patternArgs("OUT", "half"), []string{"--pattern", "half", "want N:M"}},
 		{"nsamples too many", f.pruneArgs("OUT", "--nsamples", "100000"), []string{"--nsamples", f.corpus}},
 		{"out missing parent", f.pruneArgs(filepath.Join(dir, "no", "such", "out")), []string{"--out", "does not exist"}},
 		{"out read-only parent", f.pruneArgs(filepath.Join(readOnly, "out")), []string{"--out", "not writable"}},

@@ -28,6 +28,9 @@ type pruneOptions struct {
 	runner   string
 	noProg   bool
 	calibSet bool
+	// sparsitySet is whether --sparsity was given: with --pattern its
+	// default is dropped, an explicit value is an error (Validate).
+	sparsitySet bool
 	// stdout and stderr receive the command's output (cobra's OutOrStdout
 	// and ErrOrStderr, so tests can capture them).
 	stdout, stderr io.Writer
@@ -49,6 +52,7 @@ finished block (work files live in --work-dir, default OUT.work).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.calibSet = cmd.Flags().Changed("calib")
+			o.sparsitySet = cmd.Flags().Changed("sparsity")
 			o.stdout, o.stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			if err := o.Complete(); err != nil {
 				return err
@@ -95,7 +99,7 @@ func (o *pruneOptions) Complete() error {
 		}
 		o.cfg.Calib = filepath.Join(dir, "c4", "c4_sample.jsonl")
 	}
-	if o.cfg.Pattern != "" {
+	if o.cfg.Pattern != "" && !o.sparsitySet {
 		o.cfg.Sparsity = 0
 	}
 	return nil
@@ -105,6 +109,9 @@ func (o *pruneOptions) Complete() error {
 // pipeline.Prepare creates the work directory), so that a rejected run
 // leaves nothing behind.
 func (o *pruneOptions) Validate() error {
+	if o.cfg.Pattern != "" && o.cfg.Sparsity != 0 {
+		return fmt.Errorf("give either --sparsity (%v) or --pattern (%q), not both", o.cfg.Sparsity, o.cfg.Pattern)
+	}
 	if err := o.cfg.Validate(); err != nil {
 		return err
 	}
