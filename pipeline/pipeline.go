@@ -106,36 +106,38 @@ func Prepare(cfg *Config) (*Plan, error) {
 	if root == "" {
 		root = filepath.Clean(cfg.Out) + ".work"
 	}
-	work, err := prune.NewWork(root, &cfg.Config)
-	if err != nil {
-		return nil, err
-	}
+	// Look for finished blocks before creating anything, and draw the
+	// windows (which may fail on a small corpus) before the work directory
+	// exists, so that a rejected run leaves nothing behind.
+	work := prune.Work{Dir: filepath.Join(root, cfg.Hash())}
 	done, err := work.Done(fam.NumBlocks())
 	if err != nil {
 		return nil, err
 	}
 	p := &Plan{Family: fam, Work: work, Done: done}
-	if len(done) > 0 {
-		return p, nil
-	}
-	tok, err := src.Tokenizer()
-	if err != nil {
-		return nil, fmt.Errorf("--model %s: tokenizer: %w", cfg.Model, err)
-	}
-	docs, err := calib.ReadJSONL(cfg.Calib)
-	if err != nil {
-		return nil, fmt.Errorf("--calib: %w", err)
-	}
-	wins, err := calib.Windows(docs, tok, cfg.NSamples, cfg.SeqLen, cfg.Seed)
-	if err != nil {
-		return nil, fmt.Errorf("--calib %s: %w", cfg.Calib, err)
-	}
-	for i, sh := range calib.Shard(wins, cfg.Shards) {
-		ws := transforms.WindowShard{Index: i, SeqLen: cfg.SeqLen}
-		for _, w := range sh {
-			ws.Tokens = append(ws.Tokens, w...)
+	if len(done) == 0 {
+		tok, err := src.Tokenizer()
+		if err != nil {
+			return nil, fmt.Errorf("--model %s: tokenizer: %w", cfg.Model, err)
 		}
-		p.Windows = append(p.Windows, ws)
+		docs, err := calib.ReadJSONL(cfg.Calib)
+		if err != nil {
+			return nil, fmt.Errorf("--calib: %w", err)
+		}
+		wins, err := calib.Windows(docs, tok, cfg.NSamples, cfg.SeqLen, cfg.Seed)
+		if err != nil {
+			return nil, fmt.Errorf("--calib %s: %w", cfg.Calib, err)
+		}
+		for i, sh := range calib.Shard(wins, cfg.Shards) {
+			ws := transforms.WindowShard{Index: i, SeqLen: cfg.SeqLen}
+			for _, w := range sh {
+				ws.Tokens = append(ws.Tokens, w...)
+			}
+			p.Windows = append(p.Windows, ws)
+		}
+	}
+	if p.Work, err = prune.NewWork(root, &cfg.Config); err != nil {
+		return nil, err
 	}
 	return p, nil
 }

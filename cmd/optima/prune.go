@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -136,21 +134,8 @@ func validateRunner(name string) error {
 // and prints the report's totals.
 func (o *pruneOptions) Run(ctx context.Context) error {
 	start := time.Now()
-	// pipeline.Prepare creates the work directory before it reads the
-	// corpus, so a run rejected there (e.g. --nsamples larger than the
-	// corpus) would leave an empty work root behind: remove it when this run
-	// created it. The default root mirrors pipeline.Prepare's.
-	root := o.cfg.WorkRoot
-	if root == "" {
-		root = filepath.Clean(o.cfg.Out) + ".work"
-	}
-	_, statErr := os.Lstat(root)
-	createdRoot := errors.Is(statErr, fs.ErrNotExist)
 	plan, err := pipeline.Prepare(&o.cfg)
 	if err != nil {
-		if createdRoot {
-			os.RemoveAll(root)
-		}
 		return err
 	}
 	n := plan.Family.NumBlocks()

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"slices"
 	"sort"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -29,17 +28,6 @@ import (
 
 func init() {
 	register.Function1x2[transforms.RowBatch, string, string](formatBatch)
-	register.Function1x1[transforms.RowBatch, transforms.RowBatch](copyBatch)
-}
-
-// copyBatch gives one branch its own copy of a masked row batch: SolveRowQPs
-// updates W in place, and when Beam fuses both branches it hands them the
-// same element, so without the copy one update would solve on the other's
-// result (the mask-only error came out 0, or the OPTIMA one did).
-func copyBatch(b transforms.RowBatch) transforms.RowBatch {
-	b.W = slices.Clone(b.W)
-	b.Pruned = slices.Clone(b.Pruned)
-	return b
 }
 
 // formatBatch keys a solved row batch by its linear and renders its error.
@@ -63,8 +51,9 @@ func Study(s beam.Scope, plan *pipeline.Plan, cfg pipeline.Config) (none, optima
 		o := opts
 		o.Config.Update = u
 		su := s.Scope(u)
-		own := beam.ParDo(su, copyBatch, masked)
-		solved := beam.ParDo(su, formatBatch, transforms.SolveRowQPs(su, own, hess, o))
+		// Both branches read the same masked batches: SolveRowQPs solves a
+		// copy, so they do not see each other's updates.
+		solved := beam.ParDo(su, formatBatch, transforms.SolveRowQPs(su, masked, hess, o))
 		if u == prune.UpdateNone {
 			none = solved
 		} else {
