@@ -10,13 +10,17 @@
 #   DATA    data directory with wikitext-2-raw/ [../shared/data, else /work/shared/data]
 #   SEQLEN  tokens per window [2048]
 #   OPTIMA  optima binary to use [built from ./cmd/optima into a temp dir]
-#   OUT     directory for the two JSON results [a temp dir, removed at exit]
+#   REPEATS runs of each side, alternating; the fastest of each is reported [2]
+#   OUT     directory for optima.json, torch.json and torch.log [a temp dir, removed at exit]
 # THREADS defaults to 2 and WINDOWS to 2.
 #
 # optima: `optima eval --threads T --json` with GOMAXPROCS=T; its "seconds"
 # start after tokenization and cover the weight loading (the GGUF tensors are
 # dequantized block by block, interleaved with the compute), the blocks, the
-# head and the NLL. No warm-up (nothing to warm up in Go beyond the first
+# head and the NLL. With REPEATS=R the two sides alternate R times (an optima
+# eval run, then a timed PyTorch pass over the same windows) and the fastest
+# of each side is kept (on a shared machine the best run is the least
+# disturbed one). No warm-up (nothing to warm up in Go beyond the first
 # allocations). PyTorch: bench/forward/torch_forward.py, torch.set_num_threads(T),
 # same GGUF through transformers (float32), same stream and windows, load and
 # tokenization excluded, one untimed warm-up window, model(x, labels=x) under
@@ -43,15 +47,22 @@ fi
 
 echo "cpu: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; threads $threads, $windows windows of $seqlen tokens" >&2
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-GOMAXPROCS=$threads "$optima" eval --model "$model" --task wikitext2 --seqlen "$seqlen" \
-  --max-windows "$windows" --threads "$threads" --data-dir "$DATA" --json --no-progress > "$out/optima.json"
+repeats=${REPEATS:-2}
+# optima eval runs between the timed PyTorch passes (torch_forward.py
+# --before-pass), so both sides sample the same stretch of machine load.
+printf -v optima_cmd 'GOMAXPROCS=%q %q eval --model %q --task wikitext2 --seqlen %q --max-windows %q --threads %q --data-dir %q --json --no-progress > %q/optima.$PASS.json' \
+  "$threads" "$optima" "$model" "$seqlen" "$windows" "$threads" "$DATA" "$out"
 python3 "$(dirname "$0")/torch_forward.py" --gguf "$model" --data "$DATA" --seqlen "$seqlen" \
-  --windows "$windows" --threads "$threads" > "$out/torch.json"
+  --windows "$windows" --threads "$threads" --repeats "$repeats" --before-pass "$optima_cmd" \
+  > "$out/torch.json" 2> "$out/torch.log" || { cat "$out/torch.log" >&2; exit 1; }
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-python3 - "$out/optima.json" "$out/torch.json" <<'EOF'
+python3 - "$out/torch.json" "$out"/optima.*.json <<'EOF'
 import json, sys
-o, t = (json.load(open(p)) for p in sys.argv[1:3])
-print(f"optima  {o['tokens_per_second']:8.1f} tokens/s  ({o['tokens']} tokens in {o['seconds']:.1f}s, ppl {o['perplexity']:.4f})")
-print(f"pytorch {t['tokens_per_second']:8.1f} tokens/s  ({t['tokens']} tokens in {t['seconds']:.1f}s, ppl {t['perplexity']:.4f}, torch {t['torch']}, {t['attn_implementation']}, {t['threads']} threads)")
+t = json.load(open(sys.argv[1]))
+runs = [json.load(open(p)) for p in sys.argv[2:]]
+o = max(runs, key=lambda r: r['tokens_per_second'])
+secs = ", ".join(f"{r['seconds']:.1f}" for r in runs)
+print(f"optima  {o['tokens_per_second']:8.1f} tokens/s  ({o['tokens']} tokens in {o['seconds']:.1f}s, ppl {o['perplexity']:.4f}; runs {secs}s)")
+print(f"pytorch {t['tokens_per_second']:8.1f} tokens/s  ({t['tokens']} tokens in {t['seconds']:.1f}s, ppl {t['perplexity']:.4f}; passes {', '.join(f'{s:.1f}' for s in t['pass_seconds'])}s; torch {t['torch']}, {t['attn_implementation']}, {t['threads']} threads)")
 print(f"ratio optima/pytorch {o['tokens_per_second'] / t['tokens_per_second']:.3f}")
 EOF
