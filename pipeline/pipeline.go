@@ -45,8 +45,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--stop-after-blocks %d: must not be negative", c.StopAfter)
 	}
 	parent := filepath.Dir(filepath.Clean(c.Out))
-	if st, err := os.Stat(parent); err != nil || !st.IsDir() {
-		return fmt.Errorf("--out %s: parent directory %s does not exist", c.Out, parent)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("--out %s: cannot create parent directory %s: %w", c.Out, parent, err)
 	}
 	probe, err := os.CreateTemp(parent, ".optima-write-probe-*")
 	if err != nil {
@@ -88,6 +88,9 @@ func Prepare(cfg *Config) (*Plan, error) {
 	fam, err := model.New(src.Config())
 	if err != nil {
 		return nil, fmt.Errorf("--model %s: %w", cfg.Model, err)
+	}
+	if mp := src.Config().MaxPositionEmbeddings; mp > 0 && cfg.SeqLen > mp {
+		return nil, fmt.Errorf("--seqlen %d: longer than the model's context of %d tokens", cfg.SeqLen, mp)
 	}
 	pat, err := cfg.MaskPattern()
 	if err != nil {

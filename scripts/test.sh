@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OPTIMA_SMOLLM2_GGUF=${OPTIMA_SMOLLM2_GGUF:-$(./scripts/get-model.sh)}
-export OPTIMA_DATA=${OPTIMA_DATA:-$(cd .. && pwd)/shared/data}
+if [ -z "${OPTIMA_DATA:-}" ] && [ -d ../shared/data ]; then
+  export OPTIMA_DATA=$(cd ../shared/data && pwd)
+fi
 go vet ./...
 go test -timeout 60m ./... "$@"

@@ -114,6 +114,9 @@ func (o *evalOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("--model %s: %w", o.modelPath, err)
 	}
+	if mp := src.Config().MaxPositionEmbeddings; mp > 0 && o.seqlen > mp {
+		return &flagError{"--seqlen", fmt.Sprint(o.seqlen), fmt.Sprintf("longer than the model's context of %d tokens", mp)}
+	}
 	tok, err := src.Tokenizer()
 	if err != nil {
 		return fmt.Errorf("--model %s: tokenizer: %w", o.modelPath, err)

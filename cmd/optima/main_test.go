@@ -387,7 +387,7 @@ func TestBadInput(t *testing.T) {
 		{"sparsity and pattern", f.pruneArgs("OUT", "--pattern", "2:4"), []string{"--sparsity", "--pattern", "not both"}},
 		{"pattern garbage", f.patternArgs("OUT", "half"), []string{"--pattern", "half", "want N:M"}},
 		{"nsamples too many", f.pruneArgs("OUT", "--nsamples", "100000"), []string{"--nsamples", f.corpus}},
-		{"out missing parent", f.pruneArgs(filepath.Join(dir, "no", "such", "out")), []string{"--out", "does not exist"}},
+		{"out parent is a file", f.pruneArgs(filepath.Join(f.corpus, "sub", "out")), []string{"--out", "cannot create parent"}},
 		{"out read-only parent", f.pruneArgs(filepath.Join(readOnly, "out")), []string{"--out", "not writable"}},
 		{"calib missing", f.pruneArgs("OUT", "--calib", filepath.Join(dir, "none.jsonl")), []string{"--calib", "none.jsonl"}},
 		{"model truncated gguf", replace(f.pruneArgs("OUT"), f.model, gguf), []string{"--model", gguf}},

@@ -29,6 +29,9 @@ type pruneOptions struct {
 	// sparsitySet is whether --sparsity was given: with --pattern its
 	// default is dropped, an explicit value is an error (Validate).
 	sparsitySet bool
+	// shardsSet is whether --shards was given (else it is capped at
+	// --nsamples).
+	shardsSet bool
 	// stdout and stderr receive the command's output (cobra's OutOrStdout
 	// and ErrOrStderr, so tests can capture them).
 	stdout, stderr io.Writer
@@ -38,7 +41,7 @@ func newPruneCmd() *cobra.Command {
 	o := &pruneOptions{}
 	o.cfg.Solve = solve.DefaultOptions()
 	cmd := &cobra.Command{
-		Use:   "prune --model PATH --method {magnitude,wanda} (--sparsity R | --pattern N:M) --update {optima,none} --out DIR",
+		Use:   "prune --model PATH [--method {wanda,magnitude}] (--sparsity R | --pattern N:M) [--update {optima,none}] --out DIR",
 		Short: "Prune a model block by block and re-fit every row exactly (OPTIMA)",
 		Long: `prune calibrates the model on --nsamples windows of --seqlen tokens from --calib,
 selects a mask per linear layer with --method, re-fits the kept weights of every row
@@ -51,6 +54,7 @@ finished block (work files live in --work-dir, default OUT.work).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.calibSet = cmd.Flags().Changed("calib")
 			o.sparsitySet = cmd.Flags().Changed("sparsity")
+			o.shardsSet = cmd.Flags().Changed("shards")
 			o.stdout, o.stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			if err := o.Complete(); err != nil {
 				return err
@@ -71,7 +75,7 @@ finished block (work files live in --work-dir, default OUT.work).`,
 	f.IntVar(&o.cfg.NSamples, "nsamples", 128, "calibration windows")
 	f.IntVar(&o.cfg.SeqLen, "seqlen", 2048, "tokens per calibration window")
 	f.Uint64Var(&o.cfg.Seed, "seed", 0, "seed for drawing calibration windows")
-	f.IntVar(&o.cfg.Shards, "shards", 2, "calibration sample shards processed in parallel")
+	f.IntVar(&o.cfg.Shards, "shards", 2, "calibration sample shards processed in parallel (at most --nsamples)")
 	f.IntVar(&o.cfg.RowBatch, "row-batch", 0, "weight rows per mask/solve element (0: whole layer, capped at 16 MiB)")
 	f.BoolVar(&o.cfg.SkipAttention, "skip-attention", false, "leave attention projections (q, k, v, o) dense")
 	f.Float64Var(&o.cfg.Solve.Damping, "damping", o.cfg.Solve.Damping, "relative Hessian damping λ: H + λ·mean(diag H)·I")
@@ -99,6 +103,9 @@ func (o *pruneOptions) Complete() error {
 	}
 	if o.cfg.Pattern != "" && !o.sparsitySet {
 		o.cfg.Sparsity = 0
+	}
+	if !o.shardsSet && o.cfg.NSamples > 0 && o.cfg.Shards > o.cfg.NSamples {
+		o.cfg.Shards = o.cfg.NSamples // the default 2 shards need 2 windows
 	}
 	return nil
 }

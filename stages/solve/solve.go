@@ -48,22 +48,22 @@ const (
 type Options struct {
 	// Damping is the relative damping λ ≥ 0: the solve uses
 	// H + λ·mean(diag H)·I. Default 0.01 (see DefaultOptions).
-	Damping float64
+	Damping float64 `json:"damping"`
 	// Float64 selects float64 GEMMs (be.Dgemm) for the PCG matrix products;
 	// false uses float32 GEMMs (be.Sgemm) with H rounded to float32. In both
 	// modes the per-row vectors, dot products and scalars are float64.
-	Float64 bool
+	Float64 bool `json:"float64"`
 	// MaxIter is the most PCG iterations per row (≥ 0; 0 sends every row with
 	// a non-zero right-hand side to the direct solve when Fallback is set).
-	MaxIter int
+	MaxIter int `json:"max_iter"`
 	// Tol is the per-row convergence threshold on the relative residual
 	// ‖r_S‖₂ / ‖b_S‖₂ of the system H_SS δ = b_S, b_S = (H_d (w ⊙ 1_P))_S,
 	// δ = ŵ_S − w_S (so the start ŵ = w masked has relative residual 1).
-	Tol float64
+	Tol float64 `json:"tol"`
 	// Fallback solves rows that did not converge within MaxIter directly
 	// (float64 Cholesky of H_SS through be.Cholesky). Without it such rows
 	// keep their last PCG iterate and are counted in Stats.NotConverged.
-	Fallback bool
+	Fallback bool `json:"fallback"`
 }
 
 // DefaultOptions returns the measured defaults: λ = 0.01, float32 GEMMs,
