@@ -3,7 +3,6 @@ package pipeline_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/optima-llm/optima/internal/tinymodel"
 	"github.com/optima-llm/optima/kernels/cpu"
@@ -343,4 +343,31 @@ func TestValidateErrors(t *testing.T) {
 	}
 }
 
-var _ = fmt.Sprint
+// TestSkipAttention: with SkipAttention the attention projections are
+// written unchanged and only the MLP linears are pruned and reported.
+func TestSkipAttention(t *testing.T) {
+	modelDir, corpus := fixture(t)
+	cfg := baseConfig(modelDir, corpus, filepath.Join(t.TempDir(), "out"))
+	cfg.SkipAttention = true
+	runPipeline(t, cfg)
+	dense, pruned := weights(t, modelDir), weights(t, cfg.Out)
+	for name, tt := range pruned {
+		attn := strings.Contains(name, "self_attn")
+		same := cmp.Equal(tt.Data, dense[name].Data)
+		switch {
+		case attn && !same:
+			t.Errorf("%s changed although attention is skipped", name)
+		case !attn && strings.Contains(name, "mlp") && same:
+			t.Errorf("%s was not pruned", name)
+		}
+	}
+	r := readReport(t, cfg.Out)
+	if len(r.Linears) != 3*3 {
+		t.Errorf("report has %d linears, want the 9 MLP linears", len(r.Linears))
+	}
+	for _, l := range r.Linears {
+		if strings.Contains(l.Name, "self_attn") {
+			t.Errorf("report lists %s", l.Name)
+		}
+	}
+}
