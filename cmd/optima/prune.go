@@ -104,6 +104,17 @@ func (o *pruneOptions) Complete() error {
 	if o.cfg.Pattern != "" && !o.sparsitySet {
 		o.cfg.Sparsity = 0
 	}
+	// Absolute paths: workers may run elsewhere, and the configuration hash
+	// (which keys resumable work) must not depend on the working directory.
+	for _, p := range []*string{&o.cfg.Model, &o.cfg.Calib, &o.cfg.Out, &o.cfg.WorkRoot} {
+		if *p != "" {
+			abs, err := filepath.Abs(*p)
+			if err != nil {
+				return err
+			}
+			*p = abs
+		}
+	}
 	if !o.shardsSet && o.cfg.NSamples > 0 && o.cfg.Shards > o.cfg.NSamples {
 		o.cfg.Shards = o.cfg.NSamples // the default 2 shards need 2 windows
 	}
