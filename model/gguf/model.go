@@ -154,31 +154,21 @@ func (m *Model) Load(name string) (*model.Tensor, error) {
 // h·hd + j·hd/2 + i taken from GGUF row h·hd + 2i + j (hd = rows/heads). It
 // panics if rows is not a multiple of 2·heads or len(w) of rows.
 func Unpermute(w []float32, rows, heads int) []float32 {
-	if heads <= 0 || rows%(2*heads) != 0 || len(w)%rows != 0 {
-		panic(fmt.Sprintf("gguf: Unpermute: %d values, %d rows, %d heads", len(w), rows, heads))
-	}
-	in := len(w) / rows
-	hd := rows / heads
-	half := hd / 2
-	out := make([]float32, len(w))
-	for h := range heads {
-		for j := range 2 {
-			for i := range half {
-				dst := (h*hd + j*half + i) * in
-				src := (h*hd + 2*i + j) * in
-				copy(out[dst:dst+in], w[src:src+in])
-			}
-		}
-	}
-	return out
+	return permuteRows("Unpermute", w, rows, heads, true)
 }
 
 // Permute applies the converter's permutation (the inverse of Unpermute),
 // turning HF q_proj/k_proj rows into GGUF order. Shapes and panics as
 // Unpermute.
 func Permute(w []float32, rows, heads int) []float32 {
+	return permuteRows("Permute", w, rows, heads, false)
+}
+
+// permuteRows maps between GGUF row h·hd + 2i + j and HF row
+// h·hd + j·hd/2 + i; toHF picks the direction.
+func permuteRows(op string, w []float32, rows, heads int, toHF bool) []float32 {
 	if heads <= 0 || rows%(2*heads) != 0 || len(w)%rows != 0 {
-		panic(fmt.Sprintf("gguf: Permute: %d values, %d rows, %d heads", len(w), rows, heads))
+		panic(fmt.Sprintf("gguf: %s: %d values, %d rows, %d heads", op, len(w), rows, heads))
 	}
 	in := len(w) / rows
 	hd := rows / heads
@@ -187,9 +177,13 @@ func Permute(w []float32, rows, heads int) []float32 {
 	for h := range heads {
 		for j := range 2 {
 			for i := range half {
-				src := (h*hd + j*half + i) * in
-				dst := (h*hd + 2*i + j) * in
-				copy(out[dst:dst+in], w[src:src+in])
+				hf := (h*hd + j*half + i) * in
+				gg := (h*hd + 2*i + j) * in
+				if toHF {
+					copy(out[hf:hf+in], w[gg:gg+in])
+				} else {
+					copy(out[gg:gg+in], w[hf:hf+in])
+				}
 			}
 		}
 	}

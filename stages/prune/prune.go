@@ -22,7 +22,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/optima-llm/optima/kernels"
@@ -159,10 +158,10 @@ func (c *Config) RowBatches(out, in int) [][2]int {
 }
 
 // CalibrateShard runs block b of fam with weights w on the hidden states x
-// ([nseq·seqlen, hidden] float32; left unchanged) and returns the partial
-// Hessian of every input group, keyed by group name.
+// ([nseq·seqlen, hidden] float32, overwritten: the callers read x from its
+// shard file and need only the Hessians) and returns the partial Hessian of
+// every input group, keyed by group name.
 func CalibrateShard(be kernels.Backend, fam model.Family, b int, w model.Weights, x []float32, nseq, seqlen int) (map[string]*hessian.Hessian, error) {
-	work := slices.Clone(x)
 	hs := map[string]*hessian.Hessian{}
 	var capErr error
 	capture := func(group string, _ []string, in []float32, tokens, width int) {
@@ -178,7 +177,7 @@ func CalibrateShard(be kernels.Backend, fam model.Family, b int, w model.Weights
 			capErr = err
 		}
 	}
-	if err := fam.ForwardBlock(be, b, w, work, nseq, seqlen, capture); err != nil {
+	if err := fam.ForwardBlock(be, b, w, x, nseq, seqlen, capture); err != nil {
 		return nil, fmt.Errorf("calibrate block %d: %w", b, err)
 	}
 	if capErr != nil {
