@@ -29,7 +29,7 @@ import (
 	"github.com/optima-llm/optima/kernels"
 	"github.com/optima-llm/optima/kernels/cpu"
 	"github.com/optima-llm/optima/model"
-	_ "github.com/optima-llm/optima/model/llama" // registers LlamaForCausalLM
+	_ "github.com/optima-llm/optima/model/families" // registers every family
 	"github.com/optima-llm/optima/model/loader"
 	"github.com/optima-llm/optima/stages/hessian"
 	"github.com/optima-llm/optima/stages/mask"

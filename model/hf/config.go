@@ -17,9 +17,35 @@ import (
 // ErrConfig is wrapped by errors about a malformed config.json.
 var ErrConfig = errors.New("hf: bad config")
 
-// modelTypeArch maps model_type to the architecture used when
-// config.json has no "architectures".
-var modelTypeArch = map[string]string{"llama": "LlamaForCausalLM"}
+// ConfigRule adapts ParseConfig to one model_type whose config class
+// differs from transformers' LlamaConfig.
+type ConfigRule struct {
+	// Architecture is used when config.json has no "architectures".
+	Architecture string
+	// Defaults gives, per config.json key, the value (as encoding/json
+	// decodes it: float64, string, bool, nil) that the family's config
+	// class uses when the key is missing; it overrides LlamaConfig's
+	// default for that key.
+	Defaults map[string]any
+	// Finish, if not nil, runs after the common fields are read: it fills
+	// the fields the family names differently (c.Raw holds the whole
+	// config.json) and checks family-specific keys. name is the file name
+	// for errors, which should wrap ErrConfig.
+	Finish func(c *model.Config, name string) error
+}
+
+var configRules = map[string]ConfigRule{
+	"llama": {Architecture: "LlamaForCausalLM"},
+}
+
+// RegisterConfigRule installs the rule for a model_type. It panics if one is
+// registered already; call it from an init function.
+func RegisterConfigRule(modelType string, r ConfigRule) {
+	if _, dup := configRules[modelType]; dup {
+		panic("hf: RegisterConfigRule called twice for " + modelType)
+	}
+	configRules[modelType] = r
+}
 
 // ReadConfig reads and parses a config.json file; see ParseConfig.
 func ReadConfig(path string) (*model.Config, error) {
@@ -30,7 +56,8 @@ func ReadConfig(path string) (*model.Config, error) {
 	return ParseConfig(b, path)
 }
 
-// ParseConfig parses config.json bytes. Missing keys take the defaults of
+// ParseConfig parses config.json bytes. Missing keys take the defaults of the
+// model_type's ConfigRule, then those of
 // transformers' LlamaConfig: vocab_size 32000, hidden_size 4096,
 // intermediate_size 11008, num_hidden_layers 32, num_attention_heads 32,
 // num_key_value_heads = num_attention_heads, head_dim = hidden_size /
@@ -49,12 +76,23 @@ func ParseConfig(b []byte, name string) (*model.Config, error) {
 		return nil, fmt.Errorf("%w %s: not a JSON object", ErrConfig, name)
 	}
 	c := &model.Config{Raw: raw}
+	mt, _ := raw["model_type"].(string)
+	rule, known := configRules[mt]
+	// lookup reads key from config.json, falling back to the rule's
+	// defaults; ok is false when neither has it.
+	lookup := func(key string) (any, bool) {
+		if v, ok := raw[key]; ok {
+			return v, true
+		}
+		v, ok := rule.Defaults[key]
+		return v, ok
+	}
 	var err error
 	str := func(key, def string) string {
 		if err != nil {
 			return ""
 		}
-		v, ok := raw[key]
+		v, ok := lookup(key)
 		if !ok || v == nil {
 			return def
 		}
@@ -68,7 +106,7 @@ func ParseConfig(b []byte, name string) (*model.Config, error) {
 		if err != nil {
 			return 0
 		}
-		v, ok := raw[key]
+		v, ok := lookup(key)
 		if !ok || v == nil {
 			return def
 		}
@@ -89,7 +127,7 @@ func ParseConfig(b []byte, name string) (*model.Config, error) {
 		if err != nil {
 			return false
 		}
-		v, ok := raw[key]
+		v, ok := lookup(key)
 		if !ok || v == nil {
 			return def
 		}
@@ -103,7 +141,7 @@ func ParseConfig(b []byte, name string) (*model.Config, error) {
 		if err != nil {
 			return 0
 		}
-		v, ok := raw[key]
+		v, ok := lookup(key)
 		if !ok {
 			return def
 		}
@@ -128,8 +166,8 @@ func ParseConfig(b []byte, name string) (*model.Config, error) {
 		if c.Architecture, ok = archs[0].(string); !ok {
 			return nil, fmt.Errorf("%w %s: architectures[0] is %v, want a string", ErrConfig, name, archs[0])
 		}
-	} else if a, ok := modelTypeArch[c.ModelType]; ok {
-		c.Architecture = a
+	} else if known && rule.Architecture != "" {
+		c.Architecture = rule.Architecture
 	} else if err == nil {
 		return nil, fmt.Errorf("%w %s: no architectures and unknown model_type %q", ErrConfig, name, c.ModelType)
 	}
@@ -162,6 +200,11 @@ func ParseConfig(b []byte, name string) (*model.Config, error) {
 	c.HeadDim = integer("head_dim", c.HiddenSize/c.NumAttentionHeads)
 	if err != nil {
 		return nil, err
+	}
+	if rule.Finish != nil {
+		if err := rule.Finish(c, name); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
 }
