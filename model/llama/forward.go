@@ -162,11 +162,13 @@ var scorePool sync.Pool
 // attention computes causal grouped-query attention per sequence and head:
 // out_h = softmax(q_h·k_gᵀ·hd^-0.5 + causal mask)·v_g with g = h/(nh/nkv)
 // (HF's repeat_kv), softmax in float32 with max subtraction (softmaxRow:
-// expf's algorithm, AVX2 where available). q and out are [tokens, nh·hd], k
-// and v [tokens, nkv·hd]; tokens = nseq·seqlen. Work
-// items (sequence, head, block of query rows) run on goroutines; only keys up
-// to the block's last row are multiplied.
-func (f *Family) attention(be kernels.Backend, q, k, v, out []float32, nseq, seqlen int, workers int) {
+// expf's algorithm, AVX2 where available). window > 0 restricts query i to
+// keys i−window < j ≤ i (transformers' sliding_window_overlay); 0 is full
+// causal attention. q and out are [tokens, nh·hd], k and v [tokens,
+// nkv·hd]; tokens = nseq·seqlen. Work items (sequence, head, block of query
+// rows) run on goroutines; only the keys the block's rows can see are
+// multiplied.
+func (f *Family) attention(be kernels.Backend, q, k, v, out []float32, nseq, seqlen, window int, workers int) {
 	nh, nkv, hd := f.heads, f.kvHeads, f.headDim
 	qs, kvs := nh*hd, nkv*hd
 	rep := nh / nkv
@@ -199,18 +201,27 @@ func (f *Family) attention(be kernels.Backend, q, k, v, out []float32, nseq, seq
 				g := h / rep
 				r0 := blk * attnRowBlock
 				r1 := min(r0+attnRowBlock, seqlen)
-				m, n := r1-r0, r1
+				// Keys k0..r1-1 are the ones rows r0..r1-1 can see.
+				k0 := 0
+				if window > 0 {
+					k0 = max(0, r0-window+1)
+				}
+				m, n := r1-r0, r1-k0
 				base := s * seqlen
 				qh := q[(base+r0)*qs+h*hd:]
-				kg := k[base*kvs+g*hd:]
-				vg := v[base*kvs+g*hd:]
+				kg := k[(base+k0)*kvs+g*hd:]
+				vg := v[(base+k0)*kvs+g*hd:]
 				sc := scores[:m*n]
 				be.Sgemm(false, true, m, n, hd, scale, qh, qs, kg, kvs, 0, sc, n)
 				for i := range m {
 					row := sc[i*n : (i+1)*n]
-					valid := r0 + i + 1
-					softmaxRow(row[:valid])
-					clear(row[valid:])
+					lo, hi := 0, r0+i+1-k0 // visible keys [lo, hi) of this row
+					if window > 0 {
+						lo = max(0, r0+i-window+1-k0)
+					}
+					clear(row[:lo])
+					softmaxRow(row[lo:hi])
+					clear(row[hi:])
 				}
 				be.Sgemm(false, false, m, hd, n, 1, sc, n, vg, kvs, 0, out[(base+r0)*qs+h*hd:], qs)
 			}
@@ -272,7 +283,7 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 	ls := f.Linears(i)
 	var lw [7]linearW
 	for j, l := range ls {
-		if lw[j], err = loadLinear(w, l, (l.Attention && f.attnBias) || (!l.Attention && f.mlpBias)); err != nil {
+		if lw[j], err = loadLinear(w, l, f.hasBias(l)); err != nil {
 			return err
 		}
 	}
@@ -310,7 +321,7 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 	cos, sin := f.rope(seqlen)
 	applyRope(sc.q, tokens, seqlen, f.heads, f.headDim, cos, sin, workers)
 	applyRope(sc.k, tokens, seqlen, f.kvHeads, f.headDim, cos, sin, workers)
-	f.attention(be, sc.q, sc.k, sc.v, sc.att, nseq, seqlen, workers)
+	f.attention(be, sc.q, sc.k, sc.v, sc.att, nseq, seqlen, f.window[i], workers)
 	if capture != nil {
 		capture(ls[3].Group, names(3), sc.att, tokens, qd)
 	}

@@ -1,28 +1,41 @@
 // Package llama is the float32 forward pass of the Llama family with Hugging
 // Face transformers' LlamaForCausalLM semantics (models/llama/modeling_llama.py,
 // transformers v5): token embeddings; per block RMSNorm, q/k/v projections
-// (bias when attention_bias), rotary position embeddings (default rope type,
-// rotate_half convention), grouped-query causal attention with a float32
+// (bias when attention_bias), rotary position embeddings (rotate_half
+// convention; rope types "default", "linear" and "llama3" of
+// modeling_rope_utils.py), grouped-query causal attention with a float32
 // softmax, o_proj, residual, RMSNorm, SwiGLU MLP down(silu(gate(x))·up(x)),
 // residual; final RMSNorm and lm_head (or the tied embedding).
 //
-// It registers itself as model family "LlamaForCausalLM". Every matrix
-// product runs through kernels.Backend.Sgemm.
+// It registers three model families: "LlamaForCausalLM";
+// "MistralForCausalLM" (models/mistral: the Llama block with an explicit
+// head_dim and sliding-window attention on every layer when sliding_window
+// is set); and "Qwen2ForCausalLM" (models/qwen2: q/k/v projections with
+// bias, o_proj without, sliding-window attention on the layers that
+// use_sliding_window / max_window_layers / layer_types select). Every
+// matrix product runs through kernels.Backend.Sgemm.
 package llama
 
 import (
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 
 	"github.com/optima-llm/optima/model"
 )
 
-// Architecture is the Hugging Face architecture name this package registers.
-const Architecture = "LlamaForCausalLM"
+// Hugging Face architecture names this package registers.
+const (
+	Architecture        = "LlamaForCausalLM"
+	MistralArchitecture = "MistralForCausalLM"
+	Qwen2Architecture   = "Qwen2ForCausalLM"
+)
 
 func init() {
-	model.Register(Architecture, func(cfg *model.Config) (model.Family, error) { return New(cfg) })
+	for _, a := range []string{Architecture, MistralArchitecture, Qwen2Architecture} {
+		model.Register(a, func(cfg *model.Config) (model.Family, error) { return New(cfg) })
+	}
 }
 
 // Family is the Llama forward pass for one configuration. It is safe for
@@ -37,8 +50,13 @@ type Family struct {
 	vocab    int
 	eps      float32
 	tied     bool
-	attnBias bool
+	qkvBias  bool
+	oBias    bool
 	mlpBias  bool
+	// window is, per layer, the sliding attention window (0 = full causal).
+	window []int
+	// scaling is the parsed rope scaling.
+	scaling RopeScaling
 	// invFreq is [headDim/2] float32: 1/theta^(2i/headDim), as HF computes it.
 	invFreq []float32
 
@@ -50,14 +68,15 @@ type Family struct {
 
 var _ model.Family = (*Family)(nil)
 
-// New checks cfg and builds the family. A zero HeadDim means
-// HiddenSize/NumAttentionHeads, a zero NumKeyValueHeads means
+// New checks cfg and builds the family for cfg.Architecture:
+// MistralForCausalLM and Qwen2ForCausalLM get their variants (see the
+// package doc), any other architecture Llama's semantics. A zero HeadDim
+// means HiddenSize/NumAttentionHeads, a zero NumKeyValueHeads means
 // NumAttentionHeads and a zero RopeTheta means 10000 (the Hugging Face
 // defaults). It returns an error for sizes that do not fit together, for a
-// hidden_act other than "silu", and for any rope_scaling / rope_parameters
-// rope type other than "default" (cfg.Raw is consulted; "llama3", "linear",
-// "dynamic", "yarn", ... are not implemented). A non-zero sliding_window in
-// cfg.Raw is also rejected.
+// hidden_act other than "silu", for rope scaling ParseRopeScaling rejects
+// (naming config.json and the rope type), and for a sliding_window on
+// LlamaForCausalLM or malformed Qwen2 layer_types.
 func New(cfg *model.Config) (*Family, error) {
 	if cfg == nil {
 		return nil, fmt.Errorf("llama: nil config")
@@ -72,8 +91,13 @@ func New(cfg *model.Config) (*Family, error) {
 		vocab:    cfg.VocabSize,
 		eps:      float32(cfg.RMSNormEps),
 		tied:     cfg.TieWordEmbeddings,
-		attnBias: cfg.AttentionBias,
+		qkvBias:  cfg.AttentionBias,
+		oBias:    cfg.AttentionBias,
 		mlpBias:  cfg.MLPBias,
+	}
+	if cfg.Architecture == Qwen2Architecture {
+		// Qwen2Attention: q/k/v_proj bias=True, o_proj bias=False; Qwen2MLP has no bias.
+		f.qkvBias, f.oBias, f.mlpBias = true, false, false
 	}
 	if f.hidden <= 0 || f.inter <= 0 || f.heads <= 0 || f.vocab <= 0 || cfg.NumHiddenLayers < 0 {
 		return nil, fmt.Errorf("llama: config: hidden_size %d, intermediate_size %d, num_attention_heads %d, vocab_size %d, num_hidden_layers %d must be positive",
@@ -97,51 +121,19 @@ func New(cfg *model.Config) (*Family, error) {
 	if act := cfg.HiddenAct; act != "" && act != "silu" {
 		return nil, fmt.Errorf("llama: config: hidden_act %q not supported (only silu)", act)
 	}
-	if err := checkRope(cfg.Raw); err != nil {
+	var err error
+	if f.scaling, err = ParseRopeScaling(cfg.Raw, cfg.MaxPositionEmbeddings); err != nil {
 		return nil, err
 	}
-	if sw, ok := cfg.Raw["sliding_window"]; ok && sw != nil {
-		if fmt.Sprint(sw) != "0" {
-			return nil, fmt.Errorf("llama: config: sliding_window %v not supported", sw)
-		}
+	if f.window, err = slidingWindows(cfg); err != nil {
+		return nil, err
 	}
 	theta := cfg.RopeTheta
 	if theta == 0 {
 		theta = 10000
 	}
-	// HF: inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float) / dim)),
-	// a float32 tensor.
-	half := f.headDim / 2
-	f.invFreq = make([]float32, half)
-	for i := range half {
-		e := float32(2*i) / float32(f.headDim)
-		p := float32(math.Pow(float64(float32(theta)), float64(e)))
-		f.invFreq[i] = 1 / p
-	}
+	f.invFreq = f.scaling.InvFreq(theta, f.headDim)
 	return f, nil
-}
-
-// checkRope rejects rope scaling types this package does not implement.
-func checkRope(raw map[string]any) error {
-	for _, key := range []string{"rope_scaling", "rope_parameters"} {
-		v, ok := raw[key]
-		if !ok || v == nil {
-			continue
-		}
-		m, ok := v.(map[string]any)
-		if !ok {
-			return fmt.Errorf("llama: config: %s is %T, want an object", key, v)
-		}
-		typ := m["rope_type"]
-		if typ == nil {
-			typ = m["type"]
-		}
-		if typ == nil || typ == "default" {
-			continue
-		}
-		return fmt.Errorf("llama: config: %s rope type %v not implemented (only \"default\")", key, typ)
-	}
-	return nil
 }
 
 // Config returns the configuration the family was built from.
@@ -188,19 +180,35 @@ func (f *Family) Linears(i int) []model.Linear {
 	}
 }
 
-// BlockTensors lists the two norm weights, the seven linear weights and,
-// when attention_bias / mlp_bias are set, their biases.
+// BlockTensors lists the two norm weights, the seven linear weights and
+// the biases the family's linears have (attention_bias: q/k/v/o; Qwen2:
+// q/k/v; mlp_bias: gate/up/down).
 func (f *Family) BlockTensors(i int) []string {
 	p := blockPrefix(i)
 	names := []string{p + "input_layernorm.weight", p + "post_attention_layernorm.weight"}
 	for _, l := range f.Linears(i) {
 		names = append(names, l.Weight())
-		if (l.Attention && f.attnBias) || (!l.Attention && f.mlpBias) {
+		if f.hasBias(l) {
 			names = append(names, l.Name+".bias")
 		}
 	}
 	return names
 }
+
+// hasBias reports whether linear l of a block has a bias.
+func (f *Family) hasBias(l model.Linear) bool {
+	switch {
+	case !l.Attention:
+		return f.mlpBias
+	case strings.HasSuffix(l.Name, ".o_proj"):
+		return f.oBias
+	}
+	return f.qkvBias
+}
+
+// Window is block i's sliding attention window: query t sees keys
+// t−window < j ≤ t; 0 means full causal attention.
+func (f *Family) Window(i int) int { return f.window[i] }
 
 // rope returns cos and sin tables [n, headDim/2] for positions 0..n-1,
 // computed as HF does: freqs = float32(pos)·inv_freq in float32, then cos

@@ -27,7 +27,7 @@ type golden struct {
 	CaptureBlock0 map[string][][]float64 `json:"capture_block0"`
 }
 
-var variants = []string{"gqa_untied", "gqa_tied_bias"}
+var variants = []string{"gqa_untied", "gqa_tied_bias", "llama3_rope", "mistral_sliding", "qwen2_sliding"}
 
 func loadFixture(t testing.TB, name string) (*Family, model.Weights, *golden) {
 	t.Helper()
@@ -179,7 +179,7 @@ func TestCaptureGroupsMatchLinears(t *testing.T) {
 
 // naiveAttention is a direct transcription of HF's eager attention with
 // repeat_kv, in float64.
-func naiveAttention(q, k, v []float32, nseq, seqlen, nh, nkv, hd int) []float32 {
+func naiveAttention(q, k, v []float32, nseq, seqlen, nh, nkv, hd, window int) []float32 {
 	out := make([]float32, len(q))
 	rep := nh / nkv
 	p := make([]float64, seqlen)
@@ -189,7 +189,11 @@ func naiveAttention(q, k, v []float32, nseq, seqlen, nh, nkv, hd int) []float32 
 			for i := range seqlen {
 				qi := q[(s*seqlen+i)*nh*hd+h*hd:][:hd]
 				mx := math.Inf(-1)
-				for j := 0; j <= i; j++ {
+				j0 := 0
+				if window > 0 {
+					j0 = max(0, i-window+1)
+				}
+				for j := j0; j <= i; j++ {
 					kj := k[(s*seqlen+j)*nkv*hd+g*hd:][:hd]
 					var dot float64
 					for c := range hd {
@@ -199,14 +203,14 @@ func naiveAttention(q, k, v []float32, nseq, seqlen, nh, nkv, hd int) []float32 
 					mx = max(mx, p[j])
 				}
 				var sum float64
-				for j := 0; j <= i; j++ {
+				for j := j0; j <= i; j++ {
 					p[j] = math.Exp(p[j] - mx)
 					sum += p[j]
 				}
 				o := out[(s*seqlen+i)*nh*hd+h*hd:][:hd]
 				for c := range hd {
 					var acc float64
-					for j := 0; j <= i; j++ {
+					for j := j0; j <= i; j++ {
 						acc += p[j] * float64(v[(s*seqlen+j)*nkv*hd+g*hd+c])
 					}
 					o[c] = float32(acc / sum)
@@ -220,10 +224,14 @@ func naiveAttention(q, k, v []float32, nseq, seqlen, nh, nkv, hd int) []float32 
 // TestAttentionLong covers several query row blocks (seqlen > attnRowBlock)
 // and several sequences against a direct float64 transcription.
 func TestAttentionLong(t *testing.T) {
-	for _, tc := range []struct{ nseq, seqlen, nh, nkv, hd int }{
-		{2, attnRowBlock*2 + 37, 4, 2, 8},
-		{3, 5, 6, 3, 4},
-		{1, 1, 2, 1, 2},
+	for _, tc := range []struct{ nseq, seqlen, nh, nkv, hd, window int }{
+		{2, attnRowBlock*2 + 37, 4, 2, 8, 0},
+		{3, 5, 6, 3, 4, 0},
+		{1, 1, 2, 1, 2, 0},
+		{2, attnRowBlock*2 + 37, 4, 2, 8, 150},
+		{2, attnRowBlock + 3, 2, 1, 4, 1},
+		{3, 9, 6, 3, 4, 4},
+		{1, 7, 2, 1, 2, 100},
 	} {
 		t.Run(fmt.Sprint(tc), func(t *testing.T) {
 			f := &Family{heads: tc.nh, kvHeads: tc.nkv, headDim: tc.hd}
@@ -241,8 +249,8 @@ func TestAttentionLong(t *testing.T) {
 			for i := range got {
 				got[i] = float32(math.NaN())
 			}
-			f.attention(cpu.New(2), q, k, v, got, tc.nseq, tc.seqlen, 3)
-			want := naiveAttention(q, k, v, tc.nseq, tc.seqlen, tc.nh, tc.nkv, tc.hd)
+			f.attention(cpu.New(2), q, k, v, got, tc.nseq, tc.seqlen, tc.window, 3)
+			want := naiveAttention(q, k, v, tc.nseq, tc.seqlen, tc.nh, tc.nkv, tc.hd, tc.window)
 			w64 := make([]float64, len(want))
 			for i, x := range want {
 				w64[i] = float64(x)
@@ -269,9 +277,17 @@ func TestNewErrors(t *testing.T) {
 			c.Raw["rope_parameters"] = map[string]any{"rope_type": "default", "rope_theta": 1e4}
 		}, ""},
 		{"llama3 rope", func(c *model.Config) {
+			c.Raw["rope_scaling"] = map[string]any{"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0}
+		}, ""},
+		{"llama3 rope incomplete", func(c *model.Config) {
 			c.Raw["rope_scaling"] = map[string]any{"rope_type": "llama3", "factor": 8.0}
-		}, "llama3"},
-		{"linear rope old key", func(c *model.Config) { c.Raw["rope_scaling"] = map[string]any{"type": "linear"} }, "linear"},
+		}, "low_freq_factor"},
+		{"linear rope old key", func(c *model.Config) { c.Raw["rope_scaling"] = map[string]any{"type": "linear", "factor": 2.0} }, ""},
+		{"yarn rope", func(c *model.Config) { c.Raw["rope_parameters"] = map[string]any{"rope_type": "yarn", "factor": 2.0} }, `config.json: rope_parameters rope_type "yarn"`},
+		{"qwen2 layer types", func(c *model.Config) {
+			c.Architecture = Qwen2Architecture
+			c.Raw["use_sliding_window"], c.Raw["sliding_window"], c.Raw["layer_types"] = true, 4.0, []any{"x"}
+		}, "layer_types"},
 		{"kv heads", func(c *model.Config) { c.NumKeyValueHeads = 3 }, "num_key_value_heads"},
 		{"act", func(c *model.Config) { c.HiddenAct = "gelu" }, "hidden_act"},
 		{"odd head dim", func(c *model.Config) { c.HeadDim = 7 }, "head_dim"},
