@@ -41,18 +41,18 @@ func init() {
 // Family is the Llama forward pass for one configuration. It is safe for
 // concurrent use.
 type Family struct {
-	cfg      *model.Config
-	hidden   int
-	inter    int
-	heads    int
-	kvHeads  int
-	headDim  int
-	vocab    int
-	eps      float32
-	tied     bool
-	qkvBias  bool
-	oBias    bool
-	mlpBias  bool
+	cfg     *model.Config
+	hidden  int
+	inter   int
+	heads   int
+	kvHeads int
+	headDim int
+	vocab   int
+	eps     float32
+	tied    bool
+	qkvBias bool
+	oBias   bool
+	mlpBias bool
 	// window is, per layer, the sliding attention window (0 = full causal).
 	window []int
 	// scaling is the parsed rope scaling.
@@ -82,18 +82,18 @@ func New(cfg *model.Config) (*Family, error) {
 		return nil, fmt.Errorf("llama: nil config")
 	}
 	f := &Family{
-		cfg:      cfg,
-		hidden:   cfg.HiddenSize,
-		inter:    cfg.IntermediateSize,
-		heads:    cfg.NumAttentionHeads,
-		kvHeads:  cfg.NumKeyValueHeads,
-		headDim:  cfg.HeadDim,
-		vocab:    cfg.VocabSize,
-		eps:      float32(cfg.RMSNormEps),
-		tied:     cfg.TieWordEmbeddings,
-		qkvBias:  cfg.AttentionBias,
-		oBias:    cfg.AttentionBias,
-		mlpBias:  cfg.MLPBias,
+		cfg:     cfg,
+		hidden:  cfg.HiddenSize,
+		inter:   cfg.IntermediateSize,
+		heads:   cfg.NumAttentionHeads,
+		kvHeads: cfg.NumKeyValueHeads,
+		headDim: cfg.HeadDim,
+		vocab:   cfg.VocabSize,
+		eps:     float32(cfg.RMSNormEps),
+		tied:    cfg.TieWordEmbeddings,
+		qkvBias: cfg.AttentionBias,
+		oBias:   cfg.AttentionBias,
+		mlpBias: cfg.MLPBias,
 	}
 	if cfg.Architecture == Qwen2Architecture {
 		// Qwen2Attention: q/k/v_proj bias=True, o_proj bias=False; Qwen2MLP has no bias.

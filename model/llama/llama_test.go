@@ -265,7 +265,7 @@ func TestAttentionLong(t *testing.T) {
 func TestNewErrors(t *testing.T) {
 	base := func() *model.Config {
 		return &model.Config{Architecture: Architecture, HiddenSize: 32, IntermediateSize: 64, NumHiddenLayers: 1,
-			NumAttentionHeads: 4, NumKeyValueHeads: 2, VocabSize: 10, RMSNormEps: 1e-5, HiddenAct: "silu", Raw: map[string]any{}}
+			NumAttentionHeads: 4, NumKeyValueHeads: 2, VocabSize: 10, MaxPositionEmbeddings: 64, RMSNormEps: 1e-5, HiddenAct: "silu", Raw: map[string]any{}}
 	}
 	for _, tc := range []struct {
 		name string
