@@ -6,5 +6,5 @@
 package families
 
 import (
-	_ "github.com/optima-llm/optima/model/llama" // LlamaForCausalLM
+	_ "github.com/optima-llm/optima/model/llama" // LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM
 )

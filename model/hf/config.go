@@ -35,7 +35,7 @@ type ConfigRule struct {
 }
 
 var configRules = map[string]ConfigRule{
-	"llama": {Architecture: "LlamaForCausalLM"},
+	"llama": {Architecture: "LlamaForCausalLM", Finish: checkRopeType},
 }
 
 // RegisterConfigRule installs the rule for a model_type. It panics if one is

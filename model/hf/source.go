@@ -1,12 +1,10 @@
 package hf
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 
 	"github.com/optima-llm/optima/model"
 	"github.com/optima-llm/optima/model/safetensors"
@@ -29,7 +27,8 @@ var _ model.Source = (*Dir)(nil)
 // model.safetensors.index.json and its shards. Errors name the directory or
 // file: a missing or malformed config.json, no safetensors weights (PyTorch
 // .bin checkpoints are not supported), an index naming a missing shard or a
-// tensor its shard lacks, or a tensor present in two shards.
+// tensor its shard lacks, a shard the index names that does not exist, or a
+// tensor whose shape disagrees with config.json (CheckShape).
 func Open(dir string) (*Dir, error) {
 	cfg, err := ReadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
@@ -44,20 +43,26 @@ func Open(dir string) (*Dir, error) {
 	}()
 	idxPath := filepath.Join(dir, safetensors.IndexName)
 	if b, err := os.ReadFile(idxPath); err == nil {
-		var idx struct {
-			WeightMap map[string]string `json:"weight_map"`
-		}
-		if err := json.Unmarshal(b, &idx); err != nil {
-			return nil, fmt.Errorf("hf: %s: %w", idxPath, err)
+		weightMap, err := ParseIndex(b, idxPath)
+		if err != nil {
+			return nil, err
 		}
 		shards := map[string]*safetensors.File{}
-		for name, fn := range idx.WeightMap {
-			if fn == "" || fn != filepath.Base(fn) || strings.HasPrefix(fn, ".") {
-				return nil, fmt.Errorf("hf: %s: tensor %q maps to invalid file name %q", idxPath, name, fn)
-			}
+		// Open shards in a fixed order so that errors are reproducible.
+		tensorNames := make([]string, 0, len(weightMap))
+		for name := range weightMap {
+			tensorNames = append(tensorNames, name)
+		}
+		sort.Strings(tensorNames)
+		for _, name := range tensorNames {
+			fn := weightMap[name]
 			sf, seen := shards[fn]
 			if !seen {
-				if sf, err = safetensors.Open(filepath.Join(dir, fn)); err != nil {
+				p := filepath.Join(dir, fn)
+				if _, err := os.Stat(p); os.IsNotExist(err) {
+					return nil, fmt.Errorf("hf: %s: shard %s (holding tensor %q) is missing", idxPath, fn, name)
+				}
+				if sf, err = safetensors.Open(p); err != nil {
 					return nil, fmt.Errorf("hf: %s: %w", idxPath, err)
 				}
 				shards[fn] = sf
@@ -88,6 +93,12 @@ func Open(dir string) (*Dir, error) {
 		d.names = append(d.names, n)
 	}
 	sort.Strings(d.names)
+	for _, n := range d.names {
+		ti, _ := d.byName[n].Info(n)
+		if err := CheckShape(cfg, n, ti.Shape); err != nil {
+			return nil, fmt.Errorf("hf: %s: %w", d.byName[n].Name, err)
+		}
+	}
 	ok = true
 	return d, nil
 }
