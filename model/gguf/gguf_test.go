@@ -433,8 +433,8 @@ func TestQuantizeDequantize(t *testing.T) {
 	if err := Dequantize(make([]float32, 32), make([]byte, 33), Q8_0); err == nil {
 		t.Error("size mismatch accepted")
 	}
-	if err := Dequantize(make([]float32, 256), make([]byte, 144), Q4_K); err == nil {
-		t.Error("Q4_K accepted")
+	if err := Dequantize(make([]float32, 256), make([]byte, 84), Q2_K); err == nil {
+		t.Error("Q2_K accepted")
 	}
 }
 
@@ -565,16 +565,16 @@ func TestModelErrors(t *testing.T) {
 	if !errors.Is(err, ErrUnsupportedArchitecture) || !strings.Contains(err.Error(), "[llama]") {
 		t.Errorf("unsupported arch error %v does not list the supported ones", err)
 	}
-	// A Q4_K tensor parses but does not load.
+	// A Q2_K tensor parses but does not load.
 	m, err := OpenModel(writeFile(t, encode(t, meta, ts)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
 	ti, _ := m.File().Tensor("blk.0.ffn_up.weight")
-	ti.Type = Q4_K
-	if _, err := m.Load("model.layers.0.mlp.up_proj.weight"); err == nil || !strings.Contains(err.Error(), `"blk.0.ffn_up.weight": cannot dequantize type Q4_K`) {
-		t.Errorf("Q4_K load: %v", err)
+	ti.Type = Q2_K
+	if _, err := m.Load("model.layers.0.mlp.up_proj.weight"); err == nil || !strings.Contains(err.Error(), `"blk.0.ffn_up.weight": cannot dequantize type Q2_K`) {
+		t.Errorf("Q2_K load: %v", err)
 	}
 	if _, err := m.Load("nope"); err == nil {
 		t.Error("unknown tensor loaded")

@@ -91,6 +91,9 @@ func Float32ToBFloat16(f float32) uint16 {
 //	Q8_0: y = q·d         (q int8)
 //	Q4_0: y = (q − 8)·d   (q 4-bit)
 //	Q4_1: y = q·d + m     (q 4-bit)
+//
+// and the K-quants Q4_K, Q5_K, Q6_K and Q8_K (256-element super-blocks; see
+// dequantizeK).
 func Dequantize(dst []float32, src []byte, t TensorType) error {
 	tr, ok := traits[t]
 	if !ok || !tr.supported {
@@ -101,6 +104,8 @@ func Dequantize(dst []float32, src []byte, t TensorType) error {
 	}
 	le := binary.LittleEndian
 	switch t {
+	case Q4_K, Q5_K, Q6_K, Q8_K:
+		dequantizeK(dst, src, t)
 	case F32:
 		for i := range dst {
 			dst[i] = math.Float32frombits(le.Uint32(src[4*i:]))
@@ -159,7 +164,7 @@ func Dequantize(dst []float32, src []byte, t TensorType) error {
 // where 1/d is taken as 0 when d is 0, and d and m are stored as float16.
 func Quantize(src []float32, t TensorType) ([]byte, error) {
 	tr, ok := traits[t]
-	if !ok || !tr.supported {
+	if !ok || !tr.supported || tr.blockSize == qk {
 		return nil, fmt.Errorf("gguf: cannot quantize to type %s", t)
 	}
 	if len(src)%tr.blockSize != 0 {

@@ -84,8 +84,9 @@ func (t ValueType) minSize() int {
 // TensorType is a ggml tensor element type (enum ggml_type).
 type TensorType uint32
 
-// The ggml tensor types this package names. Only F32, F16, BF16, Q8_0, Q4_0
-// and Q4_1 can be dequantized; the others are named in errors.
+// The ggml tensor types this package names. F32, F16, BF16, Q8_0, Q4_0,
+// Q4_1, Q4_K, Q5_K, Q6_K and Q8_K can be dequantized; the others are named
+// in errors. Quantize writes only the non-K types.
 const (
 	F32  TensorType = 0
 	F16  TensorType = 1
@@ -131,10 +132,10 @@ var traits = map[TensorType]typeTraits{
 	Q8_1: {"Q8_1", 32, 36, false},
 	Q2_K: {"Q2_K", 256, 84, false},
 	Q3_K: {"Q3_K", 256, 110, false},
-	Q4_K: {"Q4_K", 256, 144, false},
-	Q5_K: {"Q5_K", 256, 176, false},
-	Q6_K: {"Q6_K", 256, 210, false},
-	Q8_K: {"Q8_K", 256, 292, false},
+	Q4_K: {"Q4_K", 256, 144, true},
+	Q5_K: {"Q5_K", 256, 176, true},
+	Q6_K: {"Q6_K", 256, 210, true},
+	Q8_K: {"Q8_K", 256, 292, true},
 	I8:   {"I8", 1, 1, false},
 	I16:  {"I16", 1, 2, false},
 	I32:  {"I32", 1, 4, false},
