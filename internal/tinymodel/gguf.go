@@ -3,6 +3,7 @@ package tinymodel
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,23 +49,36 @@ func ggufName(name string) string {
 // <|endoftext|>, add_bos_token false). gguf.OpenModel(path) then loads
 // Weights(o) bit for bit and the same tokenizer. It returns Config(o) and
 // Weights(o). Errors are I/O errors naming path.
+//
+// A Qwen2ForCausalLM model is written as architecture "qwen2" (qwen2.* keys,
+// q/k rows not permuted); a llama3 RopeScaling adds the rope_freqs.weight
+// tensor convert_hf_to_gguf.py computes (float32 per-frequency divisors).
+// Mistral and other rope types are not written (panic).
 func WriteGGUF(path string, o Options) (*model.Config, model.Weights, error) {
 	cfg := Config(o)
 	w := Weights(o)
+	arch := "llama"
+	switch o.arch() {
+	case "Qwen2ForCausalLM":
+		arch = "qwen2"
+	case "LlamaForCausalLM":
+	default:
+		panic("tinymodel: WriteGGUF cannot write " + o.arch())
+	}
 	meta := []gguf.KV{
-		{Key: "general.architecture", Value: "llama"},
+		{Key: "general.architecture", Value: arch},
 		{Key: "general.name", Value: "tinymodel"},
 		{Key: "general.file_type", Value: uint32(0)}, // ALL_F32
-		{Key: "llama.block_count", Value: uint32(o.Layers)},
-		{Key: "llama.context_length", Value: uint32(cfg.MaxPositionEmbeddings)},
-		{Key: "llama.embedding_length", Value: uint32(o.Hidden)},
-		{Key: "llama.feed_forward_length", Value: uint32(o.Intermediate)},
-		{Key: "llama.attention.head_count", Value: uint32(o.Heads)},
-		{Key: "llama.attention.head_count_kv", Value: uint32(o.KVHeads)},
-		{Key: "llama.rope.freq_base", Value: float32(o.RopeTheta)},
-		{Key: "llama.attention.layer_norm_rms_epsilon", Value: float32(o.RMSNormEps)},
-		{Key: "llama.rope.dimension_count", Value: uint32(cfg.HeadDim)},
-		{Key: "llama.vocab_size", Value: uint32(o.Vocab)},
+		{Key: arch + ".block_count", Value: uint32(o.Layers)},
+		{Key: arch + ".context_length", Value: uint32(cfg.MaxPositionEmbeddings)},
+		{Key: arch + ".embedding_length", Value: uint32(o.Hidden)},
+		{Key: arch + ".feed_forward_length", Value: uint32(o.Intermediate)},
+		{Key: arch + ".attention.head_count", Value: uint32(o.Heads)},
+		{Key: arch + ".attention.head_count_kv", Value: uint32(o.KVHeads)},
+		{Key: arch + ".rope.freq_base", Value: float32(o.RopeTheta)},
+		{Key: arch + ".attention.layer_norm_rms_epsilon", Value: float32(o.RMSNormEps)},
+		{Key: arch + ".rope.dimension_count", Value: uint32(cfg.HeadDim)},
+		{Key: arch + ".vocab_size", Value: uint32(o.Vocab)},
 	}
 	if o.Vocab >= MinTokenizerVocab {
 		tok, err := Tokenizer(o.Vocab)
@@ -84,9 +98,17 @@ func WriteGGUF(path string, o Options) (*model.Config, model.Weights, error) {
 		)
 	}
 	var ts []gguf.WriteTensor
+	if rs := o.RopeScaling; rs != nil {
+		if rs["rope_type"] != "llama3" {
+			panic(fmt.Sprintf("tinymodel: WriteGGUF cannot write rope scaling %v", rs))
+		}
+		f := ropeFreqs(rs, o.RopeTheta, cfg.HeadDim, cfg.MaxPositionEmbeddings)
+		ts = append(ts, gguf.WriteTensor{Name: "rope_freqs.weight", Dims: []uint64{uint64(len(f))}, Type: gguf.F32, Data: f})
+	}
 	for _, t := range sortedTensors(w) {
 		data := t.Data
 		switch {
+		case arch == "qwen2": // convert_hf_to_gguf.py permutes q/k only for llama
 		case strings.HasSuffix(t.Name, "self_attn.q_proj.weight"), strings.HasSuffix(t.Name, "self_attn.q_proj.bias"):
 			data = gguf.Permute(data, t.Shape[0], o.Heads)
 		case strings.HasSuffix(t.Name, "self_attn.k_proj.weight"), strings.HasSuffix(t.Name, "self_attn.k_proj.bias"):
@@ -127,4 +149,37 @@ func writeAtomic(path string, b []byte) error {
 		return err
 	}
 	return nil
+}
+
+// ropeFreqs computes the rope_freqs.weight values of a llama3 rope_scaling
+// as llama.cpp's convert_hf_to_gguf.py (LlamaModel.generate_extra_tensors)
+// does: inverse frequencies in float32, per frequency 1 (wavelength below
+// orig/high), factor (above orig/low) or 1/((1−s)/factor + s) in between.
+func ropeFreqs(rs map[string]any, theta float64, headDim, maxPos int) []float32 {
+	num := func(k string, def float64) float64 {
+		switch v := rs[k].(type) {
+		case float64:
+			return v
+		case int:
+			return float64(v)
+		}
+		return def
+	}
+	factor, low, high := num("factor", 8), num("low_freq_factor", 1), num("high_freq_factor", 4)
+	orig := num("original_max_position_embeddings", float64(maxPos))
+	out := make([]float32, headDim/2)
+	for i := range out {
+		inv := float64(float32(1 / math.Pow(theta, float64(2*i)/float64(headDim))))
+		wave := 2 * math.Pi / inv
+		switch {
+		case wave < orig/high:
+			out[i] = 1
+		case wave > orig/low:
+			out[i] = float32(factor)
+		default:
+			s := (orig/wave - low) / (high - low)
+			out[i] = float32(1 / ((1-s)/factor + s))
+		}
+	}
+	return out
 }

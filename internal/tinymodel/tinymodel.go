@@ -27,7 +27,28 @@ type Options struct {
 	Tied, AttentionBias                                 bool
 	// Seed seeds math/rand/v2's PCG for the weights.
 	Seed uint64
+	// Arch is the Hugging Face architecture: "" or "LlamaForCausalLM",
+	// "MistralForCausalLM" or "Qwen2ForCausalLM" (q/k/v biases always, no
+	// o_proj bias; AttentionBias is ignored).
+	Arch string
+	// SlidingWindow, when positive, is config.json's sliding_window: every
+	// layer of a Mistral model; for Qwen2, use_sliding_window is set and
+	// layers from MaxWindowLayers on slide.
+	SlidingWindow, MaxWindowLayers int
+	// RopeScaling, when not nil, is written as config.json's rope_scaling
+	// (e.g. {"rope_type": "llama3", "factor": 8.0, ...}).
+	RopeScaling map[string]any
 }
+
+// arch is o.Arch with the default applied.
+func (o Options) arch() string {
+	if o.Arch == "" {
+		return "LlamaForCausalLM"
+	}
+	return o.Arch
+}
+
+var modelTypes = map[string]string{"LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2"}
 
 // Default is hidden 64, 4 heads, 2 KV heads, intermediate 128, 2 layers,
 // vocab 320 (Tokenizer's 256 bytes, <|endoftext|> and 63 merges), untied,
@@ -37,8 +58,9 @@ func Default() Options {
 		RopeTheta: 100000, RMSNormEps: 1e-5, Seed: 1}
 }
 
-// Config is the model.Config of o (architecture LlamaForCausalLM, head_dim
-// Hidden/Heads, max_position_embeddings 4096). BOS and EOS are Tokenizer's
+// Config is the model.Config of o (architecture o.Arch, head_dim
+// Hidden/Heads, max_position_embeddings 4096, rope_scaling and the sliding
+// window keys of o in Raw). It panics for an Arch it does not know. BOS and EOS are Tokenizer's
 // <|endoftext|> id (EndOfText) when Vocab ≥ MinTokenizerVocab, else -1. Raw
 // is config.json as Write writes it (hf.ConfigJSON), parsed back.
 func Config(o Options) *model.Config {
@@ -46,13 +68,33 @@ func Config(o Options) *model.Config {
 	if o.Vocab >= MinTokenizerVocab {
 		special = EndOfText
 	}
+	mt, ok := modelTypes[o.arch()]
+	if !ok {
+		panic(fmt.Sprintf("tinymodel: unknown Arch %q", o.Arch))
+	}
 	c := &model.Config{
-		Architecture: "LlamaForCausalLM", ModelType: "llama",
+		Architecture: o.arch(), ModelType: mt,
 		HiddenSize: o.Hidden, IntermediateSize: o.Intermediate, NumHiddenLayers: o.Layers,
 		NumAttentionHeads: o.Heads, NumKeyValueHeads: o.KVHeads, HeadDim: o.Hidden / o.Heads,
 		VocabSize: o.Vocab, MaxPositionEmbeddings: 4096, RMSNormEps: o.RMSNormEps, RopeTheta: o.RopeTheta,
 		TieWordEmbeddings: o.Tied, AttentionBias: o.AttentionBias, HiddenAct: "silu",
 		BOSTokenID: special, EOSTokenID: special,
+		Raw: map[string]any{},
+	}
+	if o.RopeScaling != nil {
+		c.Raw["rope_scaling"] = o.RopeScaling
+	}
+	switch o.arch() {
+	case "MistralForCausalLM":
+		c.Raw["sliding_window"] = nil
+		if o.SlidingWindow > 0 {
+			c.Raw["sliding_window"] = o.SlidingWindow
+		}
+	case "Qwen2ForCausalLM":
+		c.AttentionBias = false
+		c.Raw["use_sliding_window"] = o.SlidingWindow > 0
+		c.Raw["sliding_window"] = o.SlidingWindow
+		c.Raw["max_window_layers"] = o.MaxWindowLayers
 	}
 	b, err := hf.ConfigJSON(c, "float32")
 	if err != nil {
@@ -87,7 +129,8 @@ func Weights(o Options) model.Weights {
 		}
 		for n, s := range lin {
 			shapes[p+n+".weight"] = []int{s[0], s[1]}
-			if o.AttentionBias && n[:4] == "self" {
+			qwen2 := o.arch() == "Qwen2ForCausalLM"
+			if (!qwen2 && o.AttentionBias && n[:4] == "self") || (qwen2 && n[:4] == "self" && n != "self_attn.o_proj") {
 				shapes[p+n+".bias"] = []int{s[0]}
 			}
 		}

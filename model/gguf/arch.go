@@ -60,7 +60,9 @@ var archs = map[string]*archSpec{
 			"attn_q": "attention.head_count",
 			"attn_k": "attention.head_count_kv",
 		},
-		config: llamaConfig,
+		// rope_freqs.weight (Llama 3 rope scaling) becomes rope_scaling.
+		ignored: map[string]bool{"rope_freqs.weight": true},
+		config:  llamaConfig,
 	},
 }
 
@@ -139,7 +141,9 @@ func optInt(f *File, key string, def int) (int, error) {
 // llamaConfig builds a LlamaForCausalLM config from llama.* and
 // tokenizer.ggml.* metadata. Defaults follow transformers' LlamaConfig where
 // the GGUF has no key: rope_theta 10000, head_dim hidden/heads, num kv heads
-// = heads.
+// = heads. rope scaling comes from <arch>.rope.scaling.type "linear" (and
+// .factor) or from a rope_freqs.weight tensor (llama3, see
+// llama3FromRopeFreqs); other scaling types are errors.
 func llamaConfig(f *File, arch string, tensors map[string]*TensorInfo) (*model.Config, error) {
 	c := &model.Config{Architecture: "LlamaForCausalLM", ModelType: "llama", HiddenAct: "silu"}
 	var err error
@@ -195,7 +199,20 @@ func llamaConfig(f *File, arch string, tensors map[string]*TensorInfo) (*model.C
 		ropeScaling = map[string]any{"rope_type": "linear", "type": "linear", "factor": factor}
 	}
 	if _, ok := tensors["rope_freqs.weight"]; ok {
-		return nil, fmt.Errorf("%w %s: rope_freqs.weight (Llama 3 rope scaling frequencies) is not supported yet", ErrFormat, f.Name)
+		if ropeScaling != nil {
+			return nil, fmt.Errorf("%w %s: both %s.rope.scaling.type and rope_freqs.weight", ErrFormat, f.Name, arch)
+		}
+		factors, err := f.ReadFloat32("rope_freqs.weight")
+		if err != nil {
+			return nil, err
+		}
+		rs, err := llama3FromRopeFreqs(factors, c.RopeTheta, c.HeadDim)
+		if err != nil {
+			return nil, fmt.Errorf("%w %s: rope_freqs.weight: %v", ErrFormat, f.Name, err)
+		}
+		if rs != nil {
+			ropeScaling = rs
+		}
 	}
 	c.VocabSize = 0
 	if toks, err := f.Strings("tokenizer.ggml.tokens"); err == nil {

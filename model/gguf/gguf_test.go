@@ -553,6 +553,8 @@ func TestModelErrors(t *testing.T) {
 		{"arch", withArch("mamba"), ts, `unsupported architecture "mamba"`},
 		{"unmapped", meta, append(ts[:len(ts):len(ts)], WriteTensor{Name: "blk.0.attn_sinks.weight", Dims: []uint64{4}, Type: F32, Data: make([]float32, 4)}), `"blk.0.attn_sinks.weight" has no llama mapping`},
 		{"no hidden", meta[:3], ts, "llama.embedding_length"},
+		{"qwen2 without biases", qwen2Meta(meta), ts, "qwen2 needs q/k/v biases, blk.0.attn_q.bias is missing"},
+		{"bad rope_freqs", meta, append(ts[:len(ts):len(ts)], ropeFreqsTensor(meta, 3)), "rope_freqs.weight: factors"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := OpenModel(writeFile(t, encode(t, tc.meta, tc.ts)))
@@ -562,7 +564,7 @@ func TestModelErrors(t *testing.T) {
 		})
 	}
 	_, err := OpenModel(writeFile(t, encode(t, withArch("qwen3"), ts)))
-	if !errors.Is(err, ErrUnsupportedArchitecture) || !strings.Contains(err.Error(), "[llama]") {
+	if !errors.Is(err, ErrUnsupportedArchitecture) || !strings.Contains(err.Error(), "[llama qwen2]") {
 		t.Errorf("unsupported arch error %v does not list the supported ones", err)
 	}
 	// A Q2_K tensor parses but does not load.
@@ -706,4 +708,42 @@ func BenchmarkDequantizeQ4_1(b *testing.B) {
 		Dequantize(y, q, Q4_1)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(x)), "ns/elem")
+}
+
+// qwen2Meta renames meta's llama.* keys to qwen2.* and sets the architecture.
+func qwen2Meta(meta []KV) []KV {
+	out := make([]KV, len(meta))
+	for i, kv := range meta {
+		if rest, ok := strings.CutPrefix(kv.Key, "llama."); ok {
+			kv.Key = "qwen2." + rest
+		}
+		if kv.Key == "general.architecture" {
+			kv.Value = "qwen2"
+		}
+		out[i] = kv
+	}
+	return out
+}
+
+// ropeFreqsTensor is a rope_freqs.weight whose factors (1, 3, 1, 3, ...)
+// fit no llama3 scaling, sized for meta's head dimension.
+func ropeFreqsTensor(meta []KV, v float32) WriteTensor {
+	var hidden, heads uint32
+	for _, kv := range meta {
+		switch kv.Key {
+		case "llama.embedding_length":
+			hidden = kv.Value.(uint32)
+		case "llama.attention.head_count":
+			heads = kv.Value.(uint32)
+		}
+	}
+	n := int(hidden / heads / 2)
+	data := make([]float32, n)
+	for i := range data {
+		data[i] = 1
+		if i%2 == 1 {
+			data[i] = v
+		}
+	}
+	return WriteTensor{Name: "rope_freqs.weight", Dims: []uint64{uint64(n)}, Type: F32, Data: data}
 }
