@@ -76,3 +76,24 @@ func TestLlama3FromRopeFreqs(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLlama3FromRopeFreqs: arbitrary rope_freqs values never panic, and an
+// accepted set is reproduced by the returned parameters.
+func FuzzLlama3FromRopeFreqs(f *testing.F) {
+	f.Add(float32(1), float32(2.5), float32(8), float32(8))
+	f.Add(float32(1), float32(1), float32(1), float32(1))
+	f.Fuzz(func(t *testing.T, a, b, c, d float32) {
+		in := []float32{a, b, c, d}
+		rs, err := llama3FromRopeFreqs(in, 10000, 8)
+		if err != nil || rs == nil {
+			return
+		}
+		got := converterFactors(10000, 8, rs["factor"].(float64), rs["low_freq_factor"].(float64),
+			rs["high_freq_factor"].(float64), rs["original_max_position_embeddings"].(float64))
+		for i := range in {
+			if math.Abs(float64(got[i]-in[i])) > 2e-4*float64(in[i]) {
+				t.Fatalf("%v: parameters %v give %v", in, rs, got)
+			}
+		}
+	})
+}

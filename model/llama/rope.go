@@ -69,8 +69,8 @@ func ParseRopeScaling(raw map[string]any, maxPos int) (RopeScaling, error) {
 			return def, nil
 		}
 		f, ok := x.(float64)
-		if !ok || !(f > 0) || math.IsInf(f, 0) {
-			return 0, fmt.Errorf("llama: config.json: %s.%s is %v, want a positive number", key, name, x)
+		if !ok || !(f > 0) || f > math.MaxFloat32 {
+			return 0, fmt.Errorf("llama: config.json: %s.%s is %v, want a positive float32 number", key, name, x)
 		}
 		return f, nil
 	}

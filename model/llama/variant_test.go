@@ -1,6 +1,7 @@
 package llama
 
 import (
+	"encoding/json"
 	"math"
 	"strings"
 	"testing"
@@ -208,4 +209,31 @@ func TestSlidingWindows(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzParseRopeScaling feeds config.json objects to ParseRopeScaling and
+// slidingWindows: they must not panic, and accepted rope scalings must give
+// finite, non-negative inverse frequencies.
+func FuzzParseRopeScaling(f *testing.F) {
+	f.Add([]byte(`{"rope_scaling":{"rope_type":"llama3","factor":8,"low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":8192}}`))
+	f.Add([]byte(`{"rope_parameters":{"type":"linear","factor":0.5},"sliding_window":7,"use_sliding_window":true,"layer_types":["full_attention","sliding_attention"]}`))
+	f.Add([]byte(`{"rope_scaling":{"rope_type":"yarn"}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var raw map[string]any
+		if json.Unmarshal(b, &raw) != nil || raw == nil {
+			return
+		}
+		for _, arch := range []string{Architecture, MistralArchitecture, Qwen2Architecture} {
+			slidingWindows(&model.Config{Architecture: arch, NumHiddenLayers: 2, Raw: raw})
+		}
+		rs, err := ParseRopeScaling(raw, 4096)
+		if err != nil {
+			return
+		}
+		for i, v := range rs.InvFreq(10000, 16) {
+			if !(v >= 0) || math.IsInf(float64(v), 0) {
+				t.Fatalf("%+v: inv_freq[%d] = %v", rs, i, v)
+			}
+		}
+	})
 }
