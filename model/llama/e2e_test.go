@@ -1,9 +1,11 @@
 package llama_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	"github.com/optima-llm/optima/internal/tinymodel"
 	"github.com/optima-llm/optima/kernels/cpu"
 	"github.com/optima-llm/optima/model"
+	"github.com/optima-llm/optima/model/hf"
 	"github.com/optima-llm/optima/model/llama"
 	"github.com/optima-llm/optima/model/loader"
 	"github.com/optima-llm/optima/stages/prune"
@@ -217,5 +220,47 @@ func TestPruneVariants(t *testing.T) {
 				t.Errorf("pruned logits equal the dense ones")
 			}
 		})
+	}
+}
+
+// TestWriteGGUFVariantOracle converts the Llama-3-scaled and Qwen2 tiny
+// GGUFs (tinymodel.WriteGGUF) to Hugging Face directories with hf.WriteModel
+// under $OPTIMA_LLAMA_ORACLE_DIR and writes this package's logits for fixed
+// ids next to them (optima_logits.json), for
+// tools/oracle/llama_gguf_check.py to compare with transformers.
+func TestWriteGGUFVariantOracle(t *testing.T) {
+	root := os.Getenv("OPTIMA_LLAMA_ORACLE_DIR")
+	if root == "" {
+		t.Skip("OPTIMA_LLAMA_ORACLE_DIR not set")
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	opts := variantOptions()
+	for _, name := range []string{"llama3", "qwen2"} {
+		o := opts[name]
+		o.SlidingWindow = 0
+		g := filepath.Join(t.TempDir(), name+".gguf")
+		if _, _, err := tinymodel.WriteGGUF(g, o); err != nil {
+			t.Fatal(err)
+		}
+		src, err := loader.Open(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(root, name)
+		if err := hf.WriteModel(dir, src.Config(), src.Names(), src.Load, nil, hf.WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		src.Close()
+		fam, w := open(t, g)
+		ids := randomIDs(7, 24, o.Vocab)
+		b, err := json.Marshal(map[string]any{"ids": ids, "logits": logits(t, fam, w, ids, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "optima_logits.json"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
