@@ -137,7 +137,8 @@ func TestWriteModelRoundTrip(t *testing.T) {
 		name   string
 		opts   WriteOptions
 		shards int
-	}{{"single", WriteOptions{}, 0}, {"sharded", WriteOptions{MaxShardBytes: 1500}, 5}, {"bf16", WriteOptions{DType: safetensors.BF16, MaxShardBytes: -1}, 0}} {
+	}{{"single", WriteOptions{}, 0}, {"sharded", WriteOptions{MaxShardBytes: 1500}, 5}, {"bf16", WriteOptions{DType: safetensors.BF16, MaxShardBytes: -1}, 0},
+		{"f16 sharded", WriteOptions{DType: safetensors.F16, MaxShardBytes: 800}, 5}} {
 		t.Run(tc.name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, 2))
 			ts := tinyTensors(rng)
@@ -182,8 +183,11 @@ func TestWriteModelRoundTrip(t *testing.T) {
 				t.Errorf("%d names, want %d", len(src.Names()), len(ts))
 			}
 			tol := 0.0
-			if tc.opts.DType == safetensors.BF16 {
+			switch tc.opts.DType {
+			case safetensors.BF16:
 				tol = 1.0 / 128
+			case safetensors.F16:
+				tol = 1.0 / 1024
 			}
 			for _, n := range src.Names() {
 				got, err := src.Load(n)
