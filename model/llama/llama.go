@@ -95,9 +95,14 @@ func New(cfg *model.Config) (*Family, error) {
 		oBias:   cfg.AttentionBias,
 		mlpBias: cfg.MLPBias,
 	}
-	if cfg.Architecture == Qwen2Architecture {
+	switch cfg.Architecture {
+	case Qwen2Architecture:
 		// Qwen2Attention: q/k/v_proj bias=True, o_proj bias=False; Qwen2MLP has no bias.
 		f.qkvBias, f.oBias, f.mlpBias = true, false, false
+	case MistralArchitecture:
+		// MistralAttention and MistralMLP: every linear bias=False, whatever
+		// attention_bias / mlp_bias say.
+		f.qkvBias, f.oBias, f.mlpBias = false, false, false
 	}
 	if f.hidden <= 0 || f.inter <= 0 || f.heads <= 0 || f.vocab <= 0 || cfg.NumHiddenLayers < 0 {
 		return nil, fmt.Errorf("llama: config: hidden_size %d, intermediate_size %d, num_attention_heads %d, vocab_size %d, num_hidden_layers %d must be positive",

@@ -65,6 +65,38 @@ func TestVariantFixturesAreSensitive(t *testing.T) {
 	}
 }
 
+// TestBiasFlags: Qwen2 and Mistral fix their biases whatever
+// attention_bias and mlp_bias say; Llama follows them.
+func TestBiasFlags(t *testing.T) {
+	for _, tc := range []struct {
+		arch  string
+		flags bool
+		want  []string
+	}{
+		{Architecture, true, []string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}},
+		{Architecture, false, nil},
+		{Qwen2Architecture, true, []string{"q_proj", "k_proj", "v_proj"}},
+		{Qwen2Architecture, false, []string{"q_proj", "k_proj", "v_proj"}},
+		{MistralArchitecture, true, nil},
+	} {
+		c := &model.Config{Architecture: tc.arch, HiddenSize: 8, IntermediateSize: 8, NumHiddenLayers: 1, NumAttentionHeads: 2,
+			VocabSize: 4, AttentionBias: tc.flags, MLPBias: tc.flags, Raw: map[string]any{}}
+		fam, err := New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, n := range fam.BlockTensors(0) {
+			if s, ok := strings.CutSuffix(n, ".bias"); ok {
+				got = append(got, s[strings.LastIndex(s, ".")+1:])
+			}
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%s flags %v: biases (-want +got):\n%s", tc.arch, tc.flags, diff)
+		}
+	}
+}
+
 func TestVariantShapes(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
