@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -128,4 +129,42 @@ func equalWeights(a, b model.Weights) bool {
 		}
 	}
 	return true
+}
+
+func TestVariantOptions(t *testing.T) {
+	for _, tc := range []struct {
+		arch    string
+		sw, mwl int
+		rope    map[string]any
+		wantRaw map[string]any
+		biases  int
+	}{
+		{"", 0, 0, map[string]any{"rope_type": "linear", "factor": 2.0}, map[string]any{"model_type": "llama"}, 0},
+		{"MistralForCausalLM", 5, 0, nil, map[string]any{"model_type": "mistral", "sliding_window": 5.0}, 0},
+		{"Qwen2ForCausalLM", 6, 1, nil, map[string]any{"model_type": "qwen2", "use_sliding_window": true, "sliding_window": 6.0, "max_window_layers": 1.0}, 6},
+	} {
+		o := Default()
+		o.Arch, o.SlidingWindow, o.MaxWindowLayers, o.RopeScaling = tc.arch, tc.sw, tc.mwl, tc.rope
+		c := Config(o)
+		for k, v := range tc.wantRaw {
+			if c.Raw[k] != v {
+				t.Errorf("%s: Raw[%s] = %v, want %v", tc.arch, k, c.Raw[k], v)
+			}
+		}
+		if rs, _ := c.Raw["rope_scaling"].(map[string]any); (rs != nil) != (tc.rope != nil) {
+			t.Errorf("%s: rope_scaling %v, want %v", tc.arch, c.Raw["rope_scaling"], tc.rope)
+		}
+		n := 0
+		for name := range Weights(o) {
+			if strings.HasSuffix(name, ".bias") {
+				n++
+				if strings.Contains(name, "o_proj") {
+					t.Errorf("%s: %s", tc.arch, name)
+				}
+			}
+		}
+		if n != tc.biases {
+			t.Errorf("%s: %d biases, want %d", tc.arch, n, tc.biases)
+		}
+	}
 }
