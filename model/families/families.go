@@ -7,4 +7,5 @@ package families
 
 import (
 	_ "github.com/optima-llm/optima/model/llama" // LlamaForCausalLM
+	_ "github.com/optima-llm/optima/model/opt"   // OPTForCausalLM
 )
