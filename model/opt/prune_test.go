@@ -42,8 +42,8 @@ func (o tinyOPT) configJSON() string {
 }
 
 // shapes gives every tensor of fam's lists its shape.
-func shapes(t *testing.T, fam model.Family, o tinyOPT) map[string][]int {
-	t.Helper()
+func shapes(tb testing.TB, fam model.Family, o tinyOPT) map[string][]int {
+	tb.Helper()
 	s := map[string][]int{}
 	var names []string
 	names = append(names, fam.EmbedTensors()...)
@@ -69,30 +69,26 @@ func shapes(t *testing.T, fam model.Family, o tinyOPT) map[string][]int {
 		case strings.Contains(n, "layer_norm."):
 			s[n] = []int{o.hidden}
 		default:
-			t.Fatalf("no shape for %s", n)
+			tb.Fatalf("no shape for %s", n)
 		}
 	}
 	return s
 }
 
-// writeTinyOPT writes a random OPT model with the tiny models' byte-level
-// BPE tokenizer into dir through hf.WriteModel: embeddings N(0,1), LayerNorm
-// weights 1+N(0,0.1²), biases N(0,0.1²), other weights N(0,1/in)·1.5.
-func writeTinyOPT(t *testing.T, dir string, o tinyOPT) {
-	t.Helper()
+// tinyWeights builds the configuration, family and random weights of o:
+// embeddings N(0,1), LayerNorm weights 1+N(0,0.1²), biases N(0,0.1²), other
+// weights N(0,1/in)·1.5.
+func tinyWeights(tb testing.TB, o tinyOPT) (*model.Config, model.Family, model.Weights) {
+	tb.Helper()
 	cfg, err := hf.ParseConfig([]byte(o.configJSON()), "config.json")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	fam, err := model.New(cfg)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	sh := shapes(t, fam, o)
-	var names []string
-	for n := range sh {
-		names = append(names, n)
-	}
+	sh := shapes(tb, fam, o)
 	r := rand.New(rand.NewPCG(o.seed, 0x0b7))
 	w := model.Weights{}
 	for _, n := range slices.Sorted(maps.Keys(sh)) {
@@ -113,6 +109,14 @@ func writeTinyOPT(t *testing.T, dir string, o tinyOPT) {
 		}
 		w[n] = tt
 	}
+	return cfg, fam, w
+}
+
+// writeTinyOPT writes tinyWeights(o) with the tiny models' byte-level BPE
+// tokenizer into dir through hf.WriteModel.
+func writeTinyOPT(t *testing.T, dir string, o tinyOPT) {
+	t.Helper()
+	cfg, _, w := tinyWeights(t, o)
 	tok, err := tinymodel.Tokenizer(o.vocab)
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +131,7 @@ func writeTinyOPT(t *testing.T, dir string, o tinyOPT) {
 	}
 	load := func(name string) (*model.Tensor, error) { return w[name], nil }
 	extra := map[string][]byte{"tokenizer.json": tj, "tokenizer_config.json": tc}
-	if err := hf.WriteModel(dir, cfg, names, load, extra, hf.WriteOptions{}); err != nil {
+	if err := hf.WriteModel(dir, cfg, slices.Sorted(maps.Keys(w)), load, extra, hf.WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
