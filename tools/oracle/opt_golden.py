@@ -15,6 +15,15 @@ Tested with torch 2.15.0, transformers 5.24.0. For each variant it writes
   hidden_block0  output of decoder layer 0 ([2][seqlen][hidden])
   capture_block0 input of each linear-input group of layer 0 ({group: [2*seqlen][in]})
 Weights are random with a fixed seed and scaled so that logits are far from uniform.
+
+The "preln" variant also gets an OPT-style tokenizer: GPT-2 byte-level BPE over the
+256 byte symbols plus 12 merges, with OPT's special tokens <s> 0, <pad> 1, </s> 2,
+<unk> 3 and OPT's tokenizer settings (bos = eos = unk = "</s>", add_bos_token), saved
+by transformers' GPT2Tokenizer.save_pretrained as tokenizer.json and
+tokenizer_config.json; <out>/preln/tokenizer_golden.json holds texts and the ids
+transformers gives them (with the prepended </s>), including the first 3000
+characters of WikiText-2 test from the data directory ($OPTIMA_DATA, ../shared/data or
+../../shared/data), when one exists.
 """
 import json
 import math
@@ -27,7 +36,7 @@ from transformers import OPTConfig, OPTForCausalLM
 VARIANTS = {
     # OPT-125m style: pre-LN, tied embeddings, biases, final_layer_norm.
     "preln": dict(
-        vocab_size=128, hidden_size=64, ffn_dim=128, num_hidden_layers=2,
+        vocab_size=272, hidden_size=64, ffn_dim=128, num_hidden_layers=2,
         num_attention_heads=4, do_layer_norm_before=True, word_embed_proj_dim=64,
         enable_bias=True, layer_norm_elementwise_affine=True, tie_word_embeddings=True,
         activation_function="relu", seed=1),
@@ -109,6 +118,51 @@ def build(name, v, out):
           sorted(k for k, _ in model.state_dict().items())[:3], "...")
 
 
+def bytes_to_unicode():
+    bs = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("\u00a1"), ord("\u00ac") + 1))
+          + list(range(ord("\u00ae"), ord("\u00ff") + 1)))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+MERGES = [("\u0120", "t"), ("h", "e"), ("\u0120t", "he"), ("\u0120", "a"), ("i", "n"), ("\u0120", "w"),
+          ("o", "r"), ("e", "r"), ("\u0120", "o"), ("l", "l"), ("\u0120w", "or"), ("\u0120wor", "l")]
+
+
+def build_tokenizer(d):
+    from transformers import GPT2Tokenizer
+    b2u = bytes_to_unicode()
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for b in range(256):
+        vocab[b2u[b]] = len(vocab)
+    for a, b in MERGES:
+        vocab[a + b] = len(vocab)
+    assert len(vocab) == VARIANTS["preln"]["vocab_size"]
+    tok = GPT2Tokenizer(vocab=vocab, merges=MERGES, unk_token="</s>", bos_token="</s>",
+                        eos_token="</s>", pad_token="<pad>", add_bos_token=True,
+                        add_prefix_space=False, errors="replace")
+    tok.save_pretrained(d)
+    texts = ["Hello the world", " the world  in\n\nwater", "", "a</s>b <pad> c<s>d",
+             "caf\u00e9 \u65e5\u672c 123 it's", "   leading spaces and trailing   "]
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    for data in [os.environ.get("OPTIMA_DATA", ""), os.path.join(root, "..", "shared", "data"),
+                 os.path.join(root, "..", "..", "shared", "data")]:
+        wiki = os.path.join(data, "wikitext-2-raw", "wiki.test.raw")
+        if data and os.path.exists(wiki):
+            with open(wiki, encoding="utf-8") as f:
+                texts.append(f.read()[:3000])
+            break
+    golden = {"texts": texts, "ids": [tok(t).input_ids for t in texts]}
+    with open(os.path.join(d, "tokenizer_golden.json"), "w") as f:
+        json.dump(golden, f, ensure_ascii=False)
+
+
 def rounded(x):
     if isinstance(x, float):
         return float("%.8g" % x)
@@ -123,6 +177,7 @@ def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "model/opt/testdata"
     for name, v in VARIANTS.items():
         build(name, v, out)
+    build_tokenizer(os.path.join(out, "preln"))
 
 
 if __name__ == "__main__":
