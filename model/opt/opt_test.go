@@ -26,7 +26,7 @@ type golden struct {
 	CaptureBlock0 map[string][][]float64 `json:"capture_block0"`
 }
 
-var variants = []string{"preln", "postln_proj", "nobias_untied_gelu"}
+var variants = []string{"preln", "postln_proj", "nobias_untied_gelu", "preln_no_final_ln"}
 
 // loadFixture opens testdata/name with hf.Open, builds its family through
 // the registry and loads every tensor.

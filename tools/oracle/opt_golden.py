@@ -54,6 +54,12 @@ VARIANTS = {
         num_attention_heads=8, do_layer_norm_before=True, word_embed_proj_dim=64,
         enable_bias=False, layer_norm_elementwise_affine=False, tie_word_embeddings=False,
         activation_function="gelu", seed=3),
+    # Pre-LN checkpoint fine-tuned before transformers v4.20.1: no final_layer_norm.
+    "preln_no_final_ln": dict(
+        vocab_size=96, hidden_size=32, ffn_dim=64, num_hidden_layers=2,
+        num_attention_heads=2, do_layer_norm_before=True, word_embed_proj_dim=32,
+        enable_bias=True, layer_norm_elementwise_affine=True, tie_word_embeddings=True,
+        activation_function="relu", _remove_final_layer_norm=True, seed=4),
 }
 SEQLEN = 16
 MAX_POS = 40
