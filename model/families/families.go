@@ -7,4 +7,5 @@ package families
 
 import (
 	_ "github.com/optima-llm/optima/model/llama" // LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM
+	_ "github.com/optima-llm/optima/model/opt"   // OPTForCausalLM
 )

@@ -1,0 +1,547 @@
+package opt
+
+import (
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/optima-llm/optima/kernels"
+	"github.com/optima-llm/optima/kernels/cpu"
+	"github.com/optima-llm/optima/model"
+)
+
+// tensor returns the data of w[name] after checking its shape. A missing
+// tensor or a wrong shape is an error naming the tensor (weights come from
+// files).
+func tensor(w model.Weights, name string, shape ...int) ([]float32, error) {
+	t, ok := w[name]
+	if !ok || t == nil {
+		return nil, fmt.Errorf("opt: missing tensor %s", name)
+	}
+	good := len(t.Shape) == len(shape)
+	for i := 0; good && i < len(shape); i++ {
+		good = t.Shape[i] == shape[i]
+	}
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	if !good || len(t.Data) != n {
+		return nil, fmt.Errorf("opt: tensor %s: shape %v with %d values, want %v", name, t.Shape, len(t.Data), shape)
+	}
+	return t.Data, nil
+}
+
+// linearW is one linear layer's weight [out, in] and optional bias [out].
+type linearW struct {
+	w, b    []float32
+	out, in int
+}
+
+func loadLinear(w model.Weights, l model.Linear, bias bool) (linearW, error) {
+	lw := linearW{out: l.Out, in: l.In}
+	var err error
+	if lw.w, err = tensor(w, l.Weight(), l.Out, l.In); err != nil {
+		return lw, err
+	}
+	if bias {
+		if lw.b, err = tensor(w, l.Name+".bias", l.Out); err != nil {
+			return lw, err
+		}
+	}
+	return lw, nil
+}
+
+// apply computes y = x·Wᵀ + b for x [tokens, in], y [tokens, out].
+func (l linearW) apply(be kernels.Backend, x []float32, tokens int, y []float32) {
+	be.Sgemm(false, true, tokens, l.out, l.in, 1, x, l.in, l.w, l.in, 0, y, l.out)
+	if l.b != nil {
+		for t := range tokens {
+			row := y[t*l.out : (t+1)*l.out]
+			for j, b := range l.b {
+				row[j] += b
+			}
+		}
+	}
+}
+
+// layerNormW is a LayerNorm's weight and bias ([hidden] each), both nil
+// without elementwise affine parameters.
+type layerNormW struct{ w, b []float32 }
+
+func (f *Family) loadNorm(w model.Weights, prefix string) (layerNormW, error) {
+	if !f.affine {
+		return layerNormW{}, nil
+	}
+	var n layerNormW
+	var err error
+	if n.w, err = tensor(w, prefix+".weight", f.hidden); err != nil {
+		return n, err
+	}
+	n.b, err = tensor(w, prefix+".bias", f.hidden)
+	return n, err
+}
+
+// layerNorm writes dst[t] = (x[t] − mean)·rsqrt(var + eps)·weight + bias for
+// each row of x [tokens, d] (torch.nn.LayerNorm: biased variance, eps
+// LayerNormEps), with mean and variance accumulated in float64 and the
+// normalisation in float32. dst may alias x.
+func layerNorm(dst, x []float32, n layerNormW, tokens, d int, workers int) {
+	parallelFor(tokens, workers, func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			row := x[t*d : (t+1)*d]
+			var s float64
+			for _, v := range row {
+				s += float64(v)
+			}
+			mean := s / float64(d)
+			var ss float64
+			for _, v := range row {
+				dv := float64(v) - mean
+				ss += dv * dv
+			}
+			rstd := float32(1 / math.Sqrt(ss/float64(d)+LayerNormEps))
+			m := float32(mean)
+			out := dst[t*d : (t+1)*d]
+			if n.w == nil {
+				for j, v := range row {
+					out[j] = (v - m) * rstd
+				}
+				continue
+			}
+			for j, v := range row {
+				out[j] = (v-m)*rstd*n.w[j] + n.b[j]
+			}
+		}
+	})
+}
+
+// scratch holds the per-call activation buffers of ForwardBlock and Logits.
+type scratch struct {
+	h, q, k, v, att, ffn []float32
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// grow returns b resliced to n elements, reallocating when its capacity is
+// too small. Contents are unspecified.
+func grow(b []float32, n int) []float32 {
+	if cap(b) < n {
+		return make([]float32, n)
+	}
+	return b[:n]
+}
+
+func threadsOf(be kernels.Backend) int {
+	if n := be.Capabilities().Threads; n > 0 {
+		return n
+	}
+	return 1
+}
+
+// parallelFor splits [0, n) into at most workers contiguous ranges and runs
+// fn on each in its own goroutine.
+func parallelFor(n, workers int, fn func(lo, hi int)) {
+	if workers > n {
+		workers = n
+	}
+	if workers <= 1 {
+		if n > 0 {
+			fn(0, n)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := n*w/workers, n*(w+1)/workers
+		wg.Go(func() { fn(lo, hi) })
+	}
+	wg.Wait()
+}
+
+// attnRowBlock is the number of query rows whose scores one attention work
+// item computes at once; the score buffer is attnRowBlock×seqlen float32.
+const attnRowBlock = 128
+
+var scorePool sync.Pool
+
+// softmaxRow overwrites row with softmax(row) = exp(row − max)/Σ exp(row −
+// max) in float32, as torch's float32 softmax; the exponentials come from
+// expNeg and the sum is accumulated in float64.
+func softmaxRow(row []float32) {
+	mx := float32(math.Inf(-1))
+	for _, x := range row {
+		mx = max(mx, x)
+	}
+	var s0, s1 float64
+	n2 := len(row) &^ 1
+	for j := 0; j < n2; j += 2 {
+		e0, e1 := expNeg(row[j]-mx), expNeg(row[j+1]-mx)
+		row[j], row[j+1] = e0, e1
+		s0 += float64(e0)
+		s1 += float64(e1)
+	}
+	if n2 < len(row) {
+		e := expNeg(row[n2] - mx)
+		row[n2] = e
+		s0 += float64(e)
+	}
+	inv := float32(1 / (s0 + s1))
+	for j := range row {
+		row[j] *= inv
+	}
+}
+
+// expNeg is exp(x) in float32 for x ≤ 0 (the softmax's shifted scores),
+// relative error below 1e-7 (TestExpNeg; float32 rounding alone is 6e-8):
+// x = n·ln 2 + r with |r| ≤ ln 2/2 (Cody-Waite, ln 2 split in a short high
+// part and a correction), e^r by a degree-7 Taylor polynomial in float64,
+// times 2^n through the exponent bits. Below −87 (results under float32's
+// normal range) it returns 0; NaN gives NaN.
+func expNeg(x float32) float32 {
+	if !(x >= -87) {
+		if x != x {
+			return x
+		}
+		return 0
+	}
+	const (
+		log2e = 1.4426950408889634
+		ln2hi = 0.693145751953125
+		ln2lo = 1.4286068203094173e-06
+	)
+	xf := float64(x)
+	n := math.Floor(xf*log2e + 0.5)
+	r := xf - n*ln2hi - n*ln2lo
+	p := 1 + r*(1+r*(1.0/2+r*(1.0/6+r*(1.0/24+r*(1.0/120+r*(1.0/720+r*(1.0/5040)))))))
+	return float32(p * math.Float64frombits(uint64(int64(n)+1023)<<52))
+}
+
+// attention computes causal multi-head attention per sequence and head:
+// out_h = softmax(q_h·k_hᵀ + causal mask)·v_h, where q is already scaled
+// by head_dim^-0.5 (OPTAttention scales q and calls the attention with
+// scaling 1.0); the softmax is float32 with max subtraction. q, k, v and out
+// are [tokens, heads·head_dim], tokens = nseq·seqlen. Work items (sequence,
+// head, block of query rows) run on goroutines; only keys up to the block's
+// last row are multiplied.
+func (f *Family) attention(be kernels.Backend, q, k, v, out []float32, nseq, seqlen int, workers int) {
+	nh, hd := f.heads, f.headDim
+	ld := nh * hd
+	nblk := (seqlen + attnRowBlock - 1) / attnRowBlock
+	items := nseq * nh * nblk
+	rb := min(attnRowBlock, seqlen)
+	var next sync.Mutex
+	idx := 0
+	var wg sync.WaitGroup
+	for range min(workers, items) {
+		wg.Go(func() {
+			sp, _ := scorePool.Get().(*[]float32)
+			if sp == nil {
+				sp = new([]float32)
+			}
+			scores := grow(*sp, rb*seqlen)
+			defer func() { *sp = scores; scorePool.Put(sp) }()
+			for {
+				next.Lock()
+				it := idx
+				idx++
+				next.Unlock()
+				if it >= items {
+					return
+				}
+				blk := it % nblk
+				h := (it / nblk) % nh
+				s := it / (nblk * nh)
+				r0 := blk * attnRowBlock
+				r1 := min(r0+attnRowBlock, seqlen)
+				m, n := r1-r0, r1
+				base := s * seqlen
+				sc := scores[:m*n]
+				be.Sgemm(false, true, m, n, hd, 1, q[(base+r0)*ld+h*hd:], ld, k[base*ld+h*hd:], ld, 0, sc, n)
+				for i := range m {
+					row := sc[i*n : (i+1)*n]
+					valid := r0 + i + 1
+					softmaxRow(row[:valid])
+					clear(row[valid:])
+				}
+				be.Sgemm(false, false, m, hd, n, 1, sc, n, v[base*ld+h*hd:], ld, 0, out[(base+r0)*ld+h*hd:], ld)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+var (
+	embedBackendOnce sync.Once
+	embedBackend     kernels.Backend
+)
+
+// Embed writes the token embeddings of ids into dst ([len(ids), hidden]):
+// rows of model.decoder.embed_tokens.weight ([vocab, word_embed_proj_dim]),
+// multiplied by model.decoder.project_in.weight ([hidden,
+// word_embed_proj_dim]) when the widths differ (on a kernels/cpu backend).
+// Positional embeddings are added by ForwardBlock(0), not here. An id
+// outside [0, rows of embed_tokens) or a missing/misshapen tensor is an
+// error. It panics if len(dst) != len(ids)·hidden.
+func (f *Family) Embed(w model.Weights, ids []int32, dst []float32) error {
+	d := f.hidden
+	if len(dst) != len(ids)*d {
+		panic(fmt.Sprintf("opt: Embed: len(dst) = %d, want %d·%d", len(dst), len(ids), d))
+	}
+	t, ok := w[EmbedTokens]
+	if !ok || t == nil {
+		return fmt.Errorf("opt: missing tensor %s", EmbedTokens)
+	}
+	p := f.proj
+	if len(t.Shape) != 2 || t.Shape[1] != p || len(t.Data) != t.Shape[0]*p {
+		return fmt.Errorf("opt: tensor %s: shape %v, want [vocab, %d]", EmbedTokens, t.Shape, p)
+	}
+	rows := t.Shape[0]
+	for i, id := range ids {
+		if id < 0 || int(id) >= rows {
+			return fmt.Errorf("opt: Embed: token id %d at position %d outside the vocabulary [0, %d)", id, i, rows)
+		}
+	}
+	if !f.projected() {
+		for i, id := range ids {
+			copy(dst[i*d:(i+1)*d], t.Data[int(id)*d:(int(id)+1)*d])
+		}
+		return nil
+	}
+	pin, err := tensor(w, ProjectIn, d, p)
+	if err != nil {
+		return err
+	}
+	embedBackendOnce.Do(func() { embedBackend = cpu.New(0) })
+	// Project in chunks so the gathered rows stay small.
+	const chunk = 1024
+	buf := make([]float32, min(chunk, len(ids))*p)
+	for r := 0; r < len(ids); r += chunk {
+		n := min(chunk, len(ids)-r)
+		for i := range n {
+			id := int(ids[r+i])
+			copy(buf[i*p:(i+1)*p], t.Data[id*p:(id+1)*p])
+		}
+		embedBackend.Sgemm(false, true, n, d, p, 1, buf, p, pin, p, 0, dst[r*d:(r+n)*d], d)
+	}
+	return nil
+}
+
+// ForwardBlock runs OPTDecoderLayer i in place on x ([nseq·seqlen, hidden]
+// float32), each sequence starting at position 0. Block 0 first adds the
+// learned positional embeddings (row position+2 of
+// model.decoder.embed_positions.weight, which must have at least seqlen+2
+// rows). capture, when not nil, is called once for each of the groups
+// ".self_attn.qkv" (the LayerNorm output for pre-LN, the block input for
+// post-LN; [tokens, hidden]), ".self_attn.out_proj" (attention output,
+// [tokens, hidden]), ".fc1" ([tokens, hidden]) and ".fc2" (activation
+// output, [tokens, ffn_dim]), in that order. Missing or misshapen tensors
+// and too short a positional table are errors; len(x) !=
+// nseq·seqlen·hidden panics. Activation buffers come from a pool and hold
+// about tokens·(5·hidden + ffn_dim) float32 values.
+func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []float32, nseq, seqlen int, capture model.CaptureFunc) error {
+	if i < 0 || i >= f.NumBlocks() {
+		panic(fmt.Sprintf("opt: ForwardBlock: block %d outside [0, %d)", i, f.NumBlocks()))
+	}
+	if nseq < 0 || seqlen < 0 || len(x) != nseq*seqlen*f.hidden {
+		panic(fmt.Sprintf("opt: ForwardBlock: len(x) = %d, want nseq %d · seqlen %d · hidden %d", len(x), nseq, seqlen, f.hidden))
+	}
+	d := f.hidden
+	p := blockPrefix(i)
+	var pos []float32
+	if i == 0 {
+		t, ok := w[EmbedPositions]
+		if !ok || t == nil {
+			return fmt.Errorf("opt: missing tensor %s", EmbedPositions)
+		}
+		if len(t.Shape) != 2 || t.Shape[1] != d || len(t.Data) != t.Shape[0]*d {
+			return fmt.Errorf("opt: tensor %s: shape %v, want [max_position_embeddings+2, %d]", EmbedPositions, t.Shape, d)
+		}
+		if rows := t.Shape[0]; seqlen+positionOffset > rows {
+			return fmt.Errorf("opt: sequence length %d exceeds the %d positions of %s", seqlen, rows-positionOffset, EmbedPositions)
+		}
+		pos = t.Data
+	}
+	attnNorm, err := f.loadNorm(w, p+"self_attn_layer_norm")
+	if err != nil {
+		return err
+	}
+	ffnNorm, err := f.loadNorm(w, p+"final_layer_norm")
+	if err != nil {
+		return err
+	}
+	ls := f.Linears(i)
+	var lw [6]linearW
+	for j, l := range ls {
+		if lw[j], err = loadLinear(w, l, f.bias); err != nil {
+			return err
+		}
+	}
+	tokens := nseq * seqlen
+	if tokens == 0 {
+		return nil
+	}
+	workers := threadsOf(be)
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	sc.h = grow(sc.h, tokens*d)
+	sc.q = grow(sc.q, tokens*d)
+	sc.k = grow(sc.k, tokens*d)
+	sc.v = grow(sc.v, tokens*d)
+	sc.att = grow(sc.att, tokens*d)
+	sc.ffn = grow(sc.ffn, tokens*f.ffn)
+	names := func(js ...int) []string {
+		out := make([]string, len(js))
+		for k, j := range js {
+			out[k] = ls[j].Name
+		}
+		return out
+	}
+
+	if pos != nil {
+		// HF: hidden_states = inputs_embeds + embed_positions(position_ids + 2).
+		parallelFor(tokens, workers, func(lo, hi int) {
+			for t := lo; t < hi; t++ {
+				pr := pos[(t%seqlen+positionOffset)*d:][:d]
+				row := x[t*d : (t+1)*d]
+				for j := range row {
+					row[j] += pr[j]
+				}
+			}
+		})
+	}
+
+	// Attention.
+	in := x
+	if f.preLN {
+		layerNorm(sc.h, x, attnNorm, tokens, d, workers)
+		in = sc.h
+	}
+	if capture != nil {
+		capture(ls[0].Group, names(0, 1, 2), in, tokens, d)
+	}
+	lw[0].apply(be, in, tokens, sc.q)
+	lw[1].apply(be, in, tokens, sc.k)
+	lw[2].apply(be, in, tokens, sc.v)
+	// HF: query_states = self.q_proj(hidden_states) * self.scaling, a float32
+	// product after the bias.
+	scale := float32(math.Pow(float64(f.headDim), -0.5))
+	parallelFor(len(sc.q), workers, func(lo, hi int) {
+		for j := lo; j < hi; j++ {
+			sc.q[j] *= scale
+		}
+	})
+	f.attention(be, sc.q, sc.k, sc.v, sc.att, nseq, seqlen, workers)
+	if capture != nil {
+		capture(ls[3].Group, names(3), sc.att, tokens, d)
+	}
+	lw[3].apply(be, sc.att, tokens, sc.q)
+	addInto(x, sc.q, workers)
+	if !f.preLN {
+		layerNorm(x, x, attnNorm, tokens, d, workers)
+	}
+
+	// Feed-forward.
+	in = x
+	if f.preLN {
+		layerNorm(sc.h, x, ffnNorm, tokens, d, workers)
+		in = sc.h
+	}
+	if capture != nil {
+		capture(ls[4].Group, names(4), in, tokens, d)
+	}
+	lw[4].apply(be, in, tokens, sc.ffn)
+	f.activate(sc.ffn, workers)
+	if capture != nil {
+		capture(ls[5].Group, names(5), sc.ffn, tokens, f.ffn)
+	}
+	lw[5].apply(be, sc.ffn, tokens, sc.q)
+	addInto(x, sc.q, workers)
+	if !f.preLN {
+		layerNorm(x, x, ffnNorm, tokens, d, workers)
+	}
+	return nil
+}
+
+// activate applies activation_function in place: relu max(x, 0), or gelu
+// x·½·(1 + erf(x/√2)) (torch's exact GELU; computed in float64, rounded).
+func (f *Family) activate(x []float32, workers int) {
+	parallelFor(len(x), workers, func(lo, hi int) {
+		xs := x[lo:hi]
+		if f.act == "gelu" {
+			for j, v := range xs {
+				xv := float64(v)
+				xs[j] = float32(xv * 0.5 * (1 + math.Erf(xv/math.Sqrt2)))
+			}
+			return
+		}
+		for j, v := range xs {
+			if !(v > 0) && v == v {
+				xs[j] = 0
+			}
+		}
+	})
+}
+
+// addInto adds y to x elementwise.
+func addInto(x, y []float32, workers int) {
+	parallelFor(len(x), workers, func(lo, hi int) {
+		xs, ys := x[lo:hi], y[lo:hi]
+		for j := range xs {
+			xs[j] += ys[j]
+		}
+	})
+}
+
+// Logits applies model.decoder.final_layer_norm (pre-LN models),
+// project_out ([word_embed_proj_dim, hidden], when the widths differ) and
+// the LM head (lm_head.weight or, when tie_word_embeddings,
+// model.decoder.embed_tokens.weight; [vocab, word_embed_proj_dim]) to x
+// ([tokens, hidden], not modified) and writes dst ([tokens, vocab]).
+// Callers bound memory by passing a few rows of x at a time. Missing or
+// misshapen tensors are errors; wrong slice lengths panic.
+func (f *Family) Logits(be kernels.Backend, w model.Weights, x []float32, tokens int, dst []float32) error {
+	d, p := f.hidden, f.proj
+	if tokens < 0 || len(x) != tokens*d || len(dst) != tokens*f.vocab {
+		panic(fmt.Sprintf("opt: Logits: len(x) = %d, len(dst) = %d, want tokens %d · hidden %d and tokens · vocab %d", len(x), len(dst), tokens, d, f.vocab))
+	}
+	var norm layerNormW
+	var err error
+	if f.finalLN {
+		if norm, err = f.loadNorm(w, FinalNorm); err != nil {
+			return err
+		}
+	}
+	var pout []float32
+	if f.projected() {
+		if pout, err = tensor(w, ProjectOut, p, d); err != nil {
+			return err
+		}
+	}
+	headName := LMHead
+	if f.tied {
+		headName = EmbedTokens
+	}
+	head, err := tensor(w, headName, f.vocab, p)
+	if err != nil {
+		return err
+	}
+	if tokens == 0 {
+		return nil
+	}
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	h := x
+	if f.finalLN {
+		sc.h = grow(sc.h, tokens*d)
+		layerNorm(sc.h, x, norm, tokens, d, threadsOf(be))
+		h = sc.h
+	}
+	if pout != nil {
+		sc.q = grow(sc.q, tokens*p)
+		be.Sgemm(false, true, tokens, p, d, 1, h, d, pout, d, 0, sc.q, p)
+		h = sc.q
+	}
+	be.Sgemm(false, true, tokens, f.vocab, p, 1, h, p, head, p, 0, dst, f.vocab)
+	return nil
+}
