@@ -6,5 +6,6 @@
 package families
 
 import (
+	_ "github.com/optima-llm/optima/model/gemma" // Gemma2ForCausalLM, Gemma3ForCausalLM
 	_ "github.com/optima-llm/optima/model/llama" // LlamaForCausalLM
 )
