@@ -135,6 +135,9 @@ func New(cfg *model.Config) (*Family, error) {
 		return nil, fmt.Errorf("gemma: config: hidden_size %d, intermediate_size %d, num_attention_heads %d, vocab_size %d, num_hidden_layers %d must be positive",
 			f.hidden, f.inter, f.heads, f.vocab, cfg.NumHiddenLayers)
 	}
+	if cfg.NumHiddenLayers > 1<<16 || f.headDim > 1<<16 {
+		return nil, fmt.Errorf("gemma: config: num_hidden_layers %d or head_dim %d out of range", cfg.NumHiddenLayers, f.headDim)
+	}
 	if f.kvHeads == 0 {
 		f.kvHeads = f.heads
 	}
