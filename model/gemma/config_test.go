@@ -193,3 +193,44 @@ func FuzzConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestConfigJSONKeepsFloats checks that a parsed Gemma config written back
+// by hf.ConfigJSON keeps the float-typed keys as float literals (checked
+// with transformers 5.24: AutoModelForCausalLM.from_pretrained on the
+// written config.json reproduces the golden logits; "15" instead of "15.0"
+// fails Gemma2Config's strict validation).
+func TestConfigJSONKeepsFloats(t *testing.T) {
+	for name, want := range map[string][]string{
+		"gemma2": {`"final_logit_softcapping": 15.0`, `"attn_logit_softcapping": 4.0`},
+		"gemma3": {`"final_logit_softcapping": 8.0`, `"factor": 4.0`, `"rope_theta": 1000000.0`},
+	} {
+		cfg, err := hf.ReadConfig("testdata/" + name + "/config.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := hf.ConfigJSON(cfg, "float32")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range want {
+			if !strings.Contains(string(b), w) {
+				t.Errorf("%s: written config.json lacks %s:\n%s", name, w, b)
+			}
+		}
+		cfg2, err := hf.ParseConfig(b, "written")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f1, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f2, err := New(cfg2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f1.finalCap != f2.finalCap || f1.attnCap != f2.attnCap || !cmp.Equal(f1.layers[1].rope.invFreq, f2.layers[1].rope.invFreq) {
+			t.Errorf("%s: family changed through config.json", name)
+		}
+	}
+}

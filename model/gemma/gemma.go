@@ -29,6 +29,7 @@
 package gemma
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"sync"
@@ -313,8 +314,9 @@ func (r *rawReader) boolean(key string) bool {
 	return b
 }
 
-// toFloat accepts the numbers encoding/json decodes (float64) and the ints
-// a GGUF-synthesised Raw holds.
+// toFloat accepts the numbers encoding/json decodes (float64), the ints a
+// GGUF-synthesised Raw holds and the json.Number literals hf's Gemma rule
+// keeps float-typed keys in.
 func toFloat(v any) (float64, bool) {
 	switch x := v.(type) {
 	case float64:
@@ -329,6 +331,9 @@ func toFloat(v any) (float64, bool) {
 		return float64(x), true
 	case uint64:
 		return float64(x), true
+	case json.Number:
+		f, err := x.Float64()
+		return f, err == nil
 	}
 	return 0, false
 }

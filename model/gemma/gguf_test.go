@@ -178,6 +178,18 @@ func TestGGUF(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// transformers' strict config classes reject 15 for a float field.
+			for _, key := range []string{"final_logit_softcapping", "factor"} {
+				if i := bytes.Index(b, []byte(`"`+key+`": `)); i >= 0 {
+					lit := b[i+len(key)+4:]
+					lit = lit[:bytes.IndexAny(lit, ",\n}")]
+					if !bytes.ContainsAny(lit, ".e") {
+						t.Errorf("config.json writes %s as %s, not as a float", key, lit)
+					}
+				} else if key == "final_logit_softcapping" {
+					t.Errorf("config.json has no %s", key)
+				}
+			}
 			cfg2, err := hf.ParseConfig(b, "written config.json")
 			if err != nil {
 				t.Fatal(err)

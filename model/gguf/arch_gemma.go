@@ -1,7 +1,9 @@
 package gguf
 
 import (
+	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/optima-llm/optima/model"
@@ -141,7 +143,7 @@ func gemmaConfig(f *File, arch string, tensors map[string]*TensorInfo) (*model.C
 		if err != nil {
 			return nil, err
 		}
-		ropeScaling = map[string]any{"rope_type": "linear", "factor": factor}
+		ropeScaling = map[string]any{"rope_type": "linear", "factor": floatNumber(factor)}
 	}
 	emb, ok := tensors["token_embd.weight"]
 	if !ok || len(emb.Dims) != 2 || emb.Dims[0] != uint64(c.HiddenSize) || emb.Dims[1] == 0 || emb.Dims[1] > 1<<31 {
@@ -183,7 +185,7 @@ func gemmaConfig(f *File, arch string, tensors map[string]*TensorInfo) (*model.C
 		if err != nil || !ok {
 			return nil, err
 		}
-		return v, nil
+		return floatNumber(v), nil
 	}
 	finalCap, err := nullable(arch + ".final_logit_softcapping")
 	if err != nil {
@@ -284,4 +286,15 @@ func gemmaLayerTypes(f *File, arch string, n int, gemma3 bool) ([]any, error) {
 		}
 	}
 	return out, nil
+}
+
+// floatNumber is v as a JSON literal with a decimal point, so that
+// transformers' strict config classes read the float-typed Gemma keys
+// (soft-capping constants, rope factor) written to config.json as floats.
+func floatNumber(v float64) json.Number {
+	s := strconv.FormatFloat(v, 'g', -1, 64)
+	if strings.ContainsAny(s, ".e") {
+		return json.Number(s)
+	}
+	return json.Number(s + ".0")
 }

@@ -1,7 +1,10 @@
 package hf
 
 import (
+	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/optima-llm/optima/model"
 )
@@ -76,8 +79,50 @@ func finishGemma(c *model.Config, name string) error {
 			}
 		}
 	}
+	keepFloats(c.Raw)
 	if c.HeadDim <= 0 {
 		return fmt.Errorf("%w %s: head_dim %d must be positive", ErrConfig, name, c.HeadDim)
 	}
 	return nil
+}
+
+// keepFloats replaces the float64 values of the Gemma keys that
+// transformers' strict config classes type as float (the soft-capping
+// constants; factor and rope_theta in rope_scaling / rope_parameters, flat
+// or nested by layer type) with json.Number literals that keep a decimal
+// point, so that ConfigJSON writes 30.0, not 30, which Gemma2Config rejects
+// ("expected float, got int").
+func keepFloats(raw map[string]any) {
+	fix := func(m map[string]any, key string) {
+		if v, ok := m[key].(float64); ok {
+			m[key] = floatNumber(v)
+		}
+	}
+	fix(raw, "final_logit_softcapping")
+	fix(raw, "attn_logit_softcapping")
+	ropes := []map[string]any{}
+	for _, key := range []string{"rope_scaling", "rope_parameters"} {
+		if m, ok := raw[key].(map[string]any); ok {
+			ropes = append(ropes, m)
+			for _, sub := range m {
+				if sm, ok := sub.(map[string]any); ok {
+					ropes = append(ropes, sm)
+				}
+			}
+		}
+	}
+	for _, m := range ropes {
+		fix(m, "factor")
+		fix(m, "rope_theta")
+	}
+}
+
+// floatNumber is v as a JSON number literal that reads back as a Python
+// float: 30 becomes "30.0", 1e-06 stays "1e-06".
+func floatNumber(v float64) json.Number {
+	s := strconv.FormatFloat(v, 'g', -1, 64)
+	if strings.ContainsAny(s, ".e") {
+		return json.Number(s)
+	}
+	return json.Number(s + ".0")
 }
