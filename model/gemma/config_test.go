@@ -202,7 +202,7 @@ func FuzzConfig(f *testing.F) {
 func TestConfigJSONKeepsFloats(t *testing.T) {
 	for name, want := range map[string][]string{
 		"gemma2": {`"final_logit_softcapping": 15.0`, `"attn_logit_softcapping": 4.0`},
-		"gemma3": {`"final_logit_softcapping": 8.0`, `"factor": 4.0`, `"rope_theta": 1000000.0`},
+		"gemma3": {`"final_logit_softcapping": 8.0`, `"factor": 4.0`, `"rope_theta": 1e+06`},
 	} {
 		cfg, err := hf.ReadConfig("testdata/" + name + "/config.json")
 		if err != nil {
