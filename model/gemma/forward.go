@@ -155,16 +155,17 @@ func applyRope(x []float32, tokens, seqlen, nh, hd int, cos, sin []float32, work
 }
 
 // softcap overwrites each x with cap·tanh(x/cap) in float32 steps, as
-// transformers does (x / cap; tanh; * cap). cap must be positive.
+// transformers does (x / cap; tanh; * cap), with tanhf. cap must be
+// positive.
 func softcap(x []float32, c float32) {
 	for j, v := range x {
-		x[j] = float32(math.Tanh(float64(v/c))) * c
+		x[j] = tanhf(v/c) * c
 	}
 }
 
 // softmaxRow overwrites row (at least one element) with
-// exp(row - max) / Σ exp(row - max); exponentials are rounded to float32 and
-// summed in float32, as torch's float32 softmax.
+// exp(row - max) / Σ exp(row - max) in float32 (expf), as torch's float32
+// softmax.
 func softmaxRow(row []float32) {
 	mx := float32(math.Inf(-1))
 	for _, x := range row {
@@ -172,7 +173,7 @@ func softmaxRow(row []float32) {
 	}
 	var sum float32
 	for j, x := range row {
-		e := float32(math.Exp(float64(x - mx)))
+		e := expf(x - mx)
 		row[j] = e
 		sum += e
 	}
@@ -262,18 +263,20 @@ func (f *Family) attention(be kernels.Backend, q, k, v, out []float32, nseq, seq
 	wg.Wait()
 }
 
-// geglu overwrites gate with gelu_tanh(gate)·up, gelu_tanh(x) =
-// 0.5·x·(1 + tanh(sqrt(2/π)·(x + 0.044715·x³))) (torch's
-// gelu(approximate="tanh"), ACT2FN["gelu_pytorch_tanh"]), evaluated in
-// float64 and rounded to float32.
+// geglu overwrites gate with gelu_tanh(gate)·up, where gelu_tanh(x) =
+// 0.5·x·(1 + tanh(u)), u = sqrt(2/π)·(x + 0.044715·x³) (torch's
+// gelu(approximate="tanh"), ACT2FN["gelu_pytorch_tanh"]). It is evaluated
+// in float32 as the equal x / (1 + e^{-2u}) (0.5·(1 + tanh u) is the
+// logistic function of 2u) with expf: for large negative x, e^{-2u}
+// overflows to +Inf and the result is -0, the limit.
 func geglu(gate, up []float32, workers int) {
 	const beta = 0.7978845608028654 // sqrt(2/π)
 	const kappa = 0.044715
 	parallelFor(len(gate), workers, func(lo, hi int) {
-		for j := lo; j < hi; j++ {
-			x := float64(gate[j])
-			g := 0.5 * x * (1 + math.Tanh(beta*(x+kappa*x*x*x)))
-			gate[j] = float32(g) * up[j]
+		g, u := gate[lo:hi], up[lo:hi]
+		for j, x := range g {
+			v := beta * (x + kappa*x*x*x)
+			g[j] = x / (1 + expf(-2*v)) * u[j]
 		}
 	})
 }
