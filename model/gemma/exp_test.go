@@ -68,3 +68,31 @@ func TestGeglu(t *testing.T) {
 		}
 	}
 }
+
+// TestSoftmaxRow compares softmaxRow (AVX2 bulk and scalar tail) with a
+// float64 softmax for lengths around the 8-lane boundary.
+func TestSoftmaxRow(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for n := 1; n <= 41; n++ {
+		row := make([]float32, n)
+		for i := range row {
+			row[i] = float32(r.NormFloat64() * 6)
+		}
+		mx := math.Inf(-1)
+		for _, v := range row {
+			mx = math.Max(mx, float64(v))
+		}
+		want := make([]float64, n)
+		var sum float64
+		for i, v := range row {
+			want[i] = math.Exp(float64(v) - mx)
+			sum += want[i]
+		}
+		softmaxRow(row)
+		for i := range want {
+			if w := want[i] / sum; math.Abs(float64(row[i])-w) > 1e-6*math.Max(w, 1e-3) {
+				t.Fatalf("n=%d: softmax[%d] = %g, want %g", n, i, row[i], w)
+			}
+		}
+	}
+}

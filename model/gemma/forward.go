@@ -163,26 +163,6 @@ func softcap(x []float32, c float32) {
 	}
 }
 
-// softmaxRow overwrites row (at least one element) with
-// exp(row - max) / Σ exp(row - max) in float32 (expf), as torch's float32
-// softmax.
-func softmaxRow(row []float32) {
-	mx := float32(math.Inf(-1))
-	for _, x := range row {
-		mx = max(mx, x)
-	}
-	var sum float32
-	for j, x := range row {
-		e := expf(x - mx)
-		row[j] = e
-		sum += e
-	}
-	inv := 1 / sum
-	for j := range row {
-		row[j] *= inv
-	}
-}
-
 // attnRowBlock is the number of query rows whose scores one attention work
 // item computes at once.
 const attnRowBlock = 128
@@ -263,22 +243,10 @@ func (f *Family) attention(be kernels.Backend, q, k, v, out []float32, nseq, seq
 	wg.Wait()
 }
 
-// geglu overwrites gate with gelu_tanh(gate)·up, where gelu_tanh(x) =
-// 0.5·x·(1 + tanh(u)), u = sqrt(2/π)·(x + 0.044715·x³) (torch's
-// gelu(approximate="tanh"), ACT2FN["gelu_pytorch_tanh"]). It is evaluated
-// in float32 as the equal x / (1 + e^{-2u}) (0.5·(1 + tanh u) is the
-// logistic function of 2u) with expf: for large negative x, e^{-2u}
-// overflows to +Inf and the result is -0, the limit.
+// geglu overwrites gate with gelu_tanh(gate)·up (geluMul) on workers
+// goroutines.
 func geglu(gate, up []float32, workers int) {
-	const beta = 0.7978845608028654 // sqrt(2/π)
-	const kappa = 0.044715
-	parallelFor(len(gate), workers, func(lo, hi int) {
-		g, u := gate[lo:hi], up[lo:hi]
-		for j, x := range g {
-			v := beta * (x + kappa*x*x*x)
-			g[j] = x / (1 + expf(-2*v)) * u[j]
-		}
-	})
+	parallelFor(len(gate), workers, func(lo, hi int) { geluMul(gate[lo:hi], up[lo:hi]) })
 }
 
 // addInto adds y to x elementwise.
