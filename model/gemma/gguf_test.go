@@ -113,6 +113,17 @@ func writeFixtureGGUF(t *testing.T, name string, extra []gguf.KV) (string, model
 	return path, w
 }
 
+// gemma3GGUFMeta is the metadata of the gemma3 fixture that the converter
+// writes beyond the common keys (and the sliding pattern, which llama.cpp
+// fixes at 6).
+var gemma3GGUFMeta = []gguf.KV{
+	{Key: "gemma3.rope.freq_base", Value: float32(1e6)},
+	{Key: "gemma3.rope.scaling.type", Value: "linear"},
+	{Key: "gemma3.rope.scaling.factor", Value: float32(4)},
+	{Key: "gemma3.final_logit_softcapping", Value: float32(8)},
+	{Key: "gemma3.attention.sliding_window_pattern", Value: uint32(2)},
+}
+
 // TestGGUF converts each fixture to GGUF as llama.cpp does, opens it with
 // gguf.OpenModel and checks the tensors (norm shift undone), the derived
 // family and the logits against transformers'.
@@ -128,13 +139,7 @@ func TestGGUF(t *testing.T) {
 			{Key: "gemma2.attn_logit_softcapping", Value: float32(4)},
 			{Key: "gemma2.final_logit_softcapping", Value: float32(15)},
 		}, 24},
-		{"gemma3", []gguf.KV{
-			{Key: "gemma3.rope.freq_base", Value: float32(1e6)},
-			{Key: "gemma3.rope.scaling.type", Value: "linear"},
-			{Key: "gemma3.rope.scaling.factor", Value: float32(4)},
-			{Key: "gemma3.final_logit_softcapping", Value: float32(8)},
-			{Key: "gemma3.attention.sliding_window_pattern", Value: uint32(2)},
-		}, 0},
+		{"gemma3", gemma3GGUFMeta, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -14,7 +14,8 @@ import (
 	"github.com/optima-llm/optima/internal/tinymodel"
 	"github.com/optima-llm/optima/kernels/cpu"
 	"github.com/optima-llm/optima/model"
-	_ "github.com/optima-llm/optima/model/gemma"
+	"github.com/optima-llm/optima/model/gemma"
+	"github.com/optima-llm/optima/model/gguf"
 	"github.com/optima-llm/optima/model/hf"
 	"github.com/optima-llm/optima/model/tokenizer"
 	"github.com/optima-llm/optima/stages/prune"
@@ -24,7 +25,7 @@ import (
 
 // byteTokSource gives the tokenizer-less fixtures a tokenizer, which
 // prune.WriteModel asks for.
-type byteTokSource struct{ *hf.Dir }
+type byteTokSource struct{ model.Source }
 
 func (byteTokSource) Tokenizer() (tokenizer.Tokenizer, error) { return tinymodel.ByteTokenizer{}, nil }
 
@@ -35,16 +36,33 @@ func (byteTokSource) Tokenizer() (tokenizer.Tokenizer, error) { return tinymodel
 // a lower reconstruction error after the update, the norms and embedding are
 // untouched, config.json builds the same family, and the pruned model's
 // forward pass runs to finite logits.
+//
+// The gemma3 fixture is also pruned from a GGUF conversion (norm weights
+// stored as 1 + w): the written directory must hold Hugging Face's norms.
 func TestPruneEndToEnd(t *testing.T) {
-	for i, name := range []string{"gemma2", "gemma3"} {
+	for i, name := range []string{"gemma2", "gemma3", "gemma3.gguf"} {
 		t.Run(name, func(t *testing.T) {
-			dir := filepath.Join("testdata", name)
-			d, err := hf.Open(dir)
+			dir := filepath.Join("testdata", strings.TrimSuffix(name, ".gguf"))
+			var d model.Source
+			var err error
+			if strings.HasSuffix(name, ".gguf") {
+				var path string
+				path, _ = gemma.WriteFixtureGGUF(t, "gemma3", gemma.Gemma3GGUFMeta)
+				d, err = gguf.OpenModel(path)
+				dir = path
+			} else {
+				d, err = hf.Open(dir)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer d.Close()
 			src := byteTokSource{d}
+			ref, err := hf.Open(filepath.Join("testdata", strings.TrimSuffix(name, ".gguf")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ref.Close()
 			fam, err := model.New(src.Config())
 			if err != nil {
 				t.Fatal(err)
@@ -107,6 +125,15 @@ func TestPruneEndToEnd(t *testing.T) {
 				if !isLinear {
 					if !cmp.Equal(dt.Data, pt.Data) {
 						t.Errorf("%s changed", n)
+					}
+					rt, err := ref.Load(n)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for j, v := range rt.Data {
+						if math.Abs(float64(pt.Data[j]-v)) > 1e-6 {
+							t.Fatalf("%s[%d] = %g, want Hugging Face's %g", n, j, pt.Data[j], v)
+						}
 					}
 					continue
 				}
