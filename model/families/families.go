@@ -6,6 +6,7 @@
 package families
 
 import (
+	_ "github.com/optima-llm/optima/model/gemma" // Gemma2ForCausalLM, Gemma3ForCausalLM
 	_ "github.com/optima-llm/optima/model/llama" // LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM
 	_ "github.com/optima-llm/optima/model/opt"   // OPTForCausalLM
 )

@@ -34,6 +34,10 @@ type archSpec struct {
 	ignored map[string]bool
 	// config builds the model configuration from the file's metadata.
 	config func(f *File, arch string, tensors map[string]*TensorInfo) (*model.Config, error)
+	// adjust, if not nil, turns a loaded tensor's float32 values (HF name,
+	// HF layout) into Hugging Face's, e.g. Gemma's norm weights, which
+	// llama.cpp's converter stores as 1 + w.
+	adjust func(hfName string, data []float32)
 }
 
 var archs = map[string]*archSpec{

@@ -564,7 +564,7 @@ func TestModelErrors(t *testing.T) {
 		})
 	}
 	_, err := OpenModel(writeFile(t, encode(t, withArch("qwen3"), ts)))
-	if !errors.Is(err, ErrUnsupportedArchitecture) || !strings.Contains(err.Error(), "[llama qwen2]") {
+	if !errors.Is(err, ErrUnsupportedArchitecture) || !strings.Contains(err.Error(), fmt.Sprint(SupportedArchitectures())) {
 		t.Errorf("unsupported arch error %v does not list the supported ones", err)
 	}
 	// A Q2_K tensor parses but does not load.

@@ -141,6 +141,9 @@ func (m *Model) Load(name string) (*model.Tensor, error) {
 	if t.heads > 0 {
 		data = Unpermute(data, t.shape[0], t.heads)
 	}
+	if m.spec.adjust != nil {
+		m.spec.adjust(name, data)
+	}
 	return &model.Tensor{Name: name, Shape: append([]int(nil), t.shape...), Data: data}, nil
 }
 

@@ -1,0 +1,426 @@
+package gemma
+
+import (
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/optima-llm/optima/kernels"
+	"github.com/optima-llm/optima/model"
+)
+
+// tensor returns the data of w[name] after checking its shape. A missing
+// tensor or a wrong shape is an error naming the tensor (weights come from
+// files).
+func tensor(w model.Weights, name string, shape ...int) ([]float32, error) {
+	t, ok := w[name]
+	if !ok || t == nil {
+		return nil, fmt.Errorf("gemma: missing tensor %s", name)
+	}
+	good := len(t.Shape) == len(shape)
+	for i := 0; good && i < len(shape); i++ {
+		good = t.Shape[i] == shape[i]
+	}
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	if !good || len(t.Data) != n {
+		return nil, fmt.Errorf("gemma: tensor %s: shape %v with %d values, want %v", name, t.Shape, len(t.Data), shape)
+	}
+	return t.Data, nil
+}
+
+// linearW is one linear layer's weight [out, in] and optional bias [out].
+type linearW struct {
+	w, b    []float32
+	out, in int
+}
+
+func loadLinear(w model.Weights, l model.Linear, bias bool) (linearW, error) {
+	lw := linearW{out: l.Out, in: l.In}
+	var err error
+	if lw.w, err = tensor(w, l.Weight(), l.Out, l.In); err != nil {
+		return lw, err
+	}
+	if bias {
+		if lw.b, err = tensor(w, l.Name+".bias", l.Out); err != nil {
+			return lw, err
+		}
+	}
+	return lw, nil
+}
+
+// apply computes y = x·Wᵀ + b for x [tokens, in], y [tokens, out].
+func (l linearW) apply(be kernels.Backend, x []float32, tokens int, y []float32) {
+	be.Sgemm(false, true, tokens, l.out, l.in, 1, x, l.in, l.w, l.in, 0, y, l.out)
+	if l.b != nil {
+		for t := range tokens {
+			row := y[t*l.out : (t+1)*l.out]
+			for j, b := range l.b {
+				row[j] += b
+			}
+		}
+	}
+}
+
+// scratch holds the per-call activation buffers of ForwardBlock and Logits.
+type scratch struct {
+	h, q, k, v, att, gate, up []float32
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// grow returns b resliced to n elements, reallocating when its capacity is
+// too small. Contents are unspecified.
+func grow(b []float32, n int) []float32 {
+	if cap(b) < n {
+		return make([]float32, n)
+	}
+	return b[:n]
+}
+
+func threadsOf(be kernels.Backend) int {
+	if n := be.Capabilities().Threads; n > 0 {
+		return n
+	}
+	return 1
+}
+
+// parallelFor splits [0, n) into at most workers contiguous ranges and runs
+// fn on each in its own goroutine.
+func parallelFor(n, workers int, fn func(lo, hi int)) {
+	if workers > n {
+		workers = n
+	}
+	if workers <= 1 {
+		if n > 0 {
+			fn(0, n)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := n*w/workers, n*(w+1)/workers
+		wg.Go(func() { fn(lo, hi) })
+	}
+	wg.Wait()
+}
+
+// rmsNorm writes dst[r] = (x[r] · rsqrt(mean(x[r]²) + eps)) · (1 + weight)
+// for each of the rows rows of x [rows, d], as transformers' Gemma2RMSNorm /
+// Gemma3RMSNorm do in float32 (the mean of squares is summed in float64 and
+// rounded to float32; 1 + weight is formed in float32). dst may alias x.
+func rmsNorm(dst, x, weight []float32, rows, d int, eps float32, workers int) {
+	parallelFor(rows, workers, func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			row := x[t*d : (t+1)*d]
+			var ss float64
+			for _, v := range row {
+				ss += float64(v) * float64(v)
+			}
+			variance := float32(ss / float64(d))
+			r := float32(1 / math.Sqrt(float64(variance+eps)))
+			out := dst[t*d : (t+1)*d]
+			for j, v := range row {
+				out[j] = float32(v*r) * (1 + weight[j])
+			}
+		}
+	})
+}
+
+// applyRope rotates each head of x [tokens, nh·hd] in place with HF's
+// rotate_half convention: out = x·cos + rotate_half(x)·sin, where
+// rotate_half(x) = cat(-x2, x1) and cos/sin repeat over the two halves.
+// Token t has position t mod seqlen.
+func applyRope(x []float32, tokens, seqlen, nh, hd int, cos, sin []float32, workers int) {
+	half := hd / 2
+	width := nh * hd
+	parallelFor(tokens, workers, func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			p := t % seqlen
+			c := cos[p*half : (p+1)*half]
+			s := sin[p*half : (p+1)*half]
+			row := x[t*width : (t+1)*width]
+			for h := range nh {
+				v := row[h*hd : (h+1)*hd]
+				for i := range half {
+					x1, x2 := v[i], v[i+half]
+					v[i] = float32(x1*c[i]) - float32(x2*s[i])
+					v[i+half] = float32(x2*c[i]) + float32(x1*s[i])
+				}
+			}
+		}
+	})
+}
+
+// softcap overwrites each x with cap·tanh(x/cap) in float32 steps, as
+// transformers does (x / cap; tanh; * cap), with tanhf. cap must be
+// positive.
+func softcap(x []float32, c float32) {
+	for j, v := range x {
+		x[j] = tanhf(v/c) * c
+	}
+}
+
+// attnRowBlock is the number of query rows whose scores one attention work
+// item computes at once.
+const attnRowBlock = 128
+
+var scorePool sync.Pool
+
+// attention computes causal grouped-query attention per sequence and head:
+// out_h = softmax(mask(softcap(q_h·k_gᵀ·scale)))·v_g with g = h/(nh/nkv)
+// (HF's repeat_kv), the soft-cap only when attnCap > 0 (Gemma 2) and, when
+// window > 0, only keys k with q-window < k <= q visible (transformers'
+// sliding_window_overlay). q and out are [tokens, nh·hd], k and v
+// [tokens, nkv·hd]; tokens = nseq·seqlen. Work items (sequence, head, block
+// of query rows) run on goroutines; only the keys a block can see are
+// multiplied.
+func (f *Family) attention(be kernels.Backend, q, k, v, out []float32, nseq, seqlen, window, workers int) {
+	nh, nkv, hd := f.heads, f.kvHeads, f.headDim
+	qs, kvs := nh*hd, nkv*hd
+	rep := nh / nkv
+	nblk := (seqlen + attnRowBlock - 1) / attnRowBlock
+	items := nseq * nh * nblk
+	rb := min(attnRowBlock, seqlen)
+	var next sync.Mutex
+	idx := 0
+	var wg sync.WaitGroup
+	for range min(workers, items) {
+		wg.Go(func() {
+			sp, _ := scorePool.Get().(*[]float32)
+			if sp == nil {
+				sp = new([]float32)
+			}
+			scores := grow(*sp, rb*seqlen)
+			defer func() { *sp = scores; scorePool.Put(sp) }()
+			for {
+				next.Lock()
+				it := idx
+				idx++
+				next.Unlock()
+				if it >= items {
+					return
+				}
+				blk := it % nblk
+				h := (it / nblk) % nh
+				s := it / (nblk * nh)
+				g := h / rep
+				r0 := blk * attnRowBlock
+				r1 := min(r0+attnRowBlock, seqlen)
+				k0 := 0
+				if window > 0 {
+					k0 = max(0, r0-window+1)
+				}
+				m, n := r1-r0, r1-k0
+				base := s * seqlen
+				qh := q[(base+r0)*qs+h*hd:]
+				kg := k[(base+k0)*kvs+g*hd:]
+				vg := v[(base+k0)*kvs+g*hd:]
+				sc := scores[:m*n]
+				be.Sgemm(false, true, m, n, hd, f.scale, qh, qs, kg, kvs, 0, sc, n)
+				for i := range m {
+					row := sc[i*n : (i+1)*n]
+					qp := r0 + i
+					lo := 0
+					if window > 0 {
+						lo = max(0, qp-window+1) - k0
+					}
+					hi := qp + 1 - k0
+					vis := row[lo:hi]
+					if f.attnCap > 0 {
+						softcap(vis, f.attnCap)
+					}
+					softmaxRow(vis)
+					clear(row[:lo])
+					clear(row[hi:])
+				}
+				be.Sgemm(false, false, m, hd, n, 1, sc, n, vg, kvs, 0, out[(base+r0)*qs+h*hd:], qs)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// geglu overwrites gate with gelu_tanh(gate)·up (geluMul) on workers
+// goroutines.
+func geglu(gate, up []float32, workers int) {
+	parallelFor(len(gate), workers, func(lo, hi int) { geluMul(gate[lo:hi], up[lo:hi]) })
+}
+
+// addInto adds y to x elementwise.
+func addInto(x, y []float32, workers int) {
+	parallelFor(len(x), workers, func(lo, hi int) {
+		xs, ys := x[lo:hi], y[lo:hi]
+		for j := range xs {
+			xs[j] += ys[j]
+		}
+	})
+}
+
+// Embed writes the scaled embeddings of ids into dst ([len(ids), hidden]):
+// row id of model.embed_tokens.weight times float32(sqrt(hidden_size)). An
+// id outside the embedding's rows or a missing/misshapen embedding is an
+// error. It panics if len(dst) != len(ids)·hidden.
+func (f *Family) Embed(w model.Weights, ids []int32, dst []float32) error {
+	d := f.hidden
+	if len(dst) != len(ids)*d {
+		panic(fmt.Sprintf("gemma: Embed: len(dst) = %d, want %d·%d", len(dst), len(ids), d))
+	}
+	t, ok := w[embedName]
+	if !ok || t == nil {
+		return fmt.Errorf("gemma: missing tensor %s", embedName)
+	}
+	if len(t.Shape) != 2 || t.Shape[1] != d || len(t.Data) != t.Shape[0]*d {
+		return fmt.Errorf("gemma: tensor %s: shape %v, want [vocab, %d]", embedName, t.Shape, d)
+	}
+	rows := t.Shape[0]
+	for i, id := range ids {
+		if id < 0 || int(id) >= rows {
+			return fmt.Errorf("gemma: Embed: token id %d at position %d outside the vocabulary [0, %d)", id, i, rows)
+		}
+		src := t.Data[int(id)*d : (int(id)+1)*d]
+		out := dst[i*d : (i+1)*d]
+		for j, v := range src {
+			out[j] = v * f.embedScale
+		}
+	}
+	return nil
+}
+
+// ForwardBlock runs block i in place on x ([nseq·seqlen, hidden] float32),
+// each sequence starting at position 0. capture, when not nil, is called
+// once for each of the groups ".self_attn.qkv" (input_layernorm output,
+// [tokens, hidden]), ".self_attn.o_proj" (attention output, [tokens,
+// heads·head_dim]), ".mlp.gate_up" (pre_feedforward_layernorm output) and
+// ".mlp.down_proj" (gelu_tanh(gate)·up, [tokens, intermediate]), in that
+// order. Missing or misshapen tensors are errors; len(x) !=
+// nseq·seqlen·hidden or a block outside [0, NumBlocks) panics.
+func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []float32, nseq, seqlen int, capture model.CaptureFunc) error {
+	if i < 0 || i >= f.NumBlocks() {
+		panic(fmt.Sprintf("gemma: ForwardBlock: block %d outside [0, %d)", i, f.NumBlocks()))
+	}
+	if nseq < 0 || seqlen < 0 || len(x) != nseq*seqlen*f.hidden {
+		panic(fmt.Sprintf("gemma: ForwardBlock: len(x) = %d, want nseq %d · seqlen %d · hidden %d", len(x), nseq, seqlen, f.hidden))
+	}
+	nn := f.normNames(i)
+	norms := make([][]float32, len(nn))
+	for j, name := range nn {
+		size := f.hidden
+		if j >= 4 {
+			size = f.headDim
+		}
+		var err error
+		if norms[j], err = tensor(w, name, size); err != nil {
+			return err
+		}
+	}
+	ls := f.Linears(i)
+	var lw [7]linearW
+	for j, l := range ls {
+		var err error
+		if lw[j], err = loadLinear(w, l, l.Attention && f.attnBias); err != nil {
+			return err
+		}
+	}
+	tokens := nseq * seqlen
+	if tokens == 0 {
+		return nil
+	}
+	workers := threadsOf(be)
+	d, qd, kvd := f.hidden, f.heads*f.headDim, f.kvHeads*f.headDim
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	sc.h = grow(sc.h, tokens*d)
+	sc.q = grow(sc.q, tokens*qd)
+	sc.k = grow(sc.k, tokens*kvd)
+	sc.v = grow(sc.v, tokens*kvd)
+	sc.att = grow(sc.att, tokens*qd)
+	sc.gate = grow(sc.gate, tokens*f.inter)
+	sc.up = grow(sc.up, tokens*f.inter)
+	names := func(js ...int) []string {
+		out := make([]string, len(js))
+		for k, j := range js {
+			out[k] = ls[j].Name
+		}
+		return out
+	}
+	layer := f.layers[i]
+
+	// Attention.
+	rmsNorm(sc.h, x, norms[0], tokens, d, f.eps, workers)
+	if capture != nil {
+		capture(ls[0].Group, names(0, 1, 2), sc.h, tokens, d)
+	}
+	lw[0].apply(be, sc.h, tokens, sc.q)
+	lw[1].apply(be, sc.h, tokens, sc.k)
+	lw[2].apply(be, sc.h, tokens, sc.v)
+	if f.gemma3 {
+		rmsNorm(sc.q, sc.q, norms[4], tokens*f.heads, f.headDim, f.eps, workers)
+		rmsNorm(sc.k, sc.k, norms[5], tokens*f.kvHeads, f.headDim, f.eps, workers)
+	}
+	cos, sin := layer.rope.tables(seqlen)
+	applyRope(sc.q, tokens, seqlen, f.heads, f.headDim, cos, sin, workers)
+	applyRope(sc.k, tokens, seqlen, f.kvHeads, f.headDim, cos, sin, workers)
+	f.attention(be, sc.q, sc.k, sc.v, sc.att, nseq, seqlen, layer.window, workers)
+	if capture != nil {
+		capture(ls[3].Group, names(3), sc.att, tokens, qd)
+	}
+	lw[3].apply(be, sc.att, tokens, sc.h)
+	rmsNorm(sc.h, sc.h, norms[1], tokens, d, f.eps, workers)
+	addInto(x, sc.h, workers)
+
+	// MLP.
+	rmsNorm(sc.h, x, norms[2], tokens, d, f.eps, workers)
+	if capture != nil {
+		capture(ls[4].Group, names(4, 5), sc.h, tokens, d)
+	}
+	lw[4].apply(be, sc.h, tokens, sc.gate)
+	lw[5].apply(be, sc.h, tokens, sc.up)
+	geglu(sc.gate, sc.up, workers)
+	if capture != nil {
+		capture(ls[6].Group, names(6), sc.gate, tokens, f.inter)
+	}
+	lw[6].apply(be, sc.gate, tokens, sc.h)
+	rmsNorm(sc.h, sc.h, norms[3], tokens, d, f.eps, workers)
+	addInto(x, sc.h, workers)
+	return nil
+}
+
+// Logits applies the final RMSNorm, the LM head (model.embed_tokens.weight
+// when tied, else lm_head.weight) and, when final_logit_softcapping is set,
+// cap·tanh(logits/cap), to x ([tokens, hidden], not modified) and writes
+// dst ([tokens, vocab]). Missing or misshapen tensors are errors; wrong
+// slice lengths panic.
+func (f *Family) Logits(be kernels.Backend, w model.Weights, x []float32, tokens int, dst []float32) error {
+	d := f.hidden
+	if tokens < 0 || len(x) != tokens*d || len(dst) != tokens*f.vocab {
+		panic(fmt.Sprintf("gemma: Logits: len(x) = %d, len(dst) = %d, want tokens %d · hidden %d and tokens · vocab %d", len(x), len(dst), tokens, d, f.vocab))
+	}
+	norm, err := tensor(w, "model.norm.weight", d)
+	if err != nil {
+		return err
+	}
+	headName := "lm_head.weight"
+	if f.tied {
+		headName = embedName
+	}
+	head, err := tensor(w, headName, f.vocab, d)
+	if err != nil {
+		return err
+	}
+	if tokens == 0 {
+		return nil
+	}
+	workers := threadsOf(be)
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	sc.h = grow(sc.h, tokens*d)
+	rmsNorm(sc.h, x, norm, tokens, d, f.eps, workers)
+	be.Sgemm(false, true, tokens, f.vocab, d, 1, sc.h, d, head, d, 0, dst, f.vocab)
+	if f.finalCap > 0 {
+		parallelFor(len(dst), workers, func(lo, hi int) { softcap(dst[lo:hi], f.finalCap) })
+	}
+	return nil
+}
