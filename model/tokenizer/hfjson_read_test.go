@@ -180,7 +180,6 @@ func TestFromHFJSONErrors(t *testing.T) {
 		{"wordpiece", edit(func(_, m map[string]any) { m["type"] = "WordPiece" }), "", `tokenizer.json: model: type "WordPiece" is not supported`},
 		{"dropout", edit(func(_, m map[string]any) { m["dropout"] = 0.1 }), "", "tokenizer.json: model: dropout"},
 		{"byte fallback", edit(func(_, m map[string]any) { m["byte_fallback"] = true }), "", "tokenizer.json: model: byte_fallback"},
-		{"ignore merges", edit(func(_, m map[string]any) { m["ignore_merges"] = true }), "", "tokenizer.json: model: ignore_merges"},
 		{"suffix", edit(func(_, m map[string]any) { m["end_of_word_suffix"] = "</w>" }), "", "tokenizer.json: model: end_of_word_suffix"},
 		{"hole", edit(func(_, m map[string]any) { delete(m["vocab"].(map[string]any), "e") }), "", "tokenizer.json: model.vocab: id"},
 		{"huge id", edit(func(_, m map[string]any) { m["vocab"].(map[string]any)["zz"] = 1 << 40 }), "", "tokenizer.json: model.vocab: token \"zz\""},
@@ -193,7 +192,13 @@ func TestFromHFJSONErrors(t *testing.T) {
 			v["zz"] = v["Ā"]
 			delete(v, "Ā")
 		}), "", "tokenizer.json: model: unk_token"},
-		{"normalizer", edit(func(d, _ map[string]any) { d["normalizer"] = map[string]any{"type": "NFC"} }), "", "tokenizer.json: normalizer: type NFC is not supported"},
+		{"normalizer", edit(func(d, _ map[string]any) { d["normalizer"] = map[string]any{"type": "Lowercase"} }), "", "tokenizer.json: normalizer: type Lowercase is not supported"},
+		{"normalized added token", edit(func(d, _ map[string]any) {
+			d["normalizer"] = map[string]any{"type": "Prepend", "prepend": "x"}
+			d["added_tokens"] = []any{map[string]any{"id": 860, "content": "<x>", "special": true, "normalized": true}}
+		}), "", `tokenizer.json: added_tokens: "<x>" (id 860) is normalized`},
+		{"post processor", edit(func(d, _ map[string]any) { d["post_processor"] = map[string]any{"type": "Fancy"} }), "", "tokenizer.json: post_processor: type Fancy is not supported"},
+		{"config eos missing", base, `{"add_eos_token": true}`, "tokenizer_config.json: add_eos_token: true, but no eos_token"},
 		{"no pre", edit(func(d, _ map[string]any) { d["pre_tokenizer"] = nil }), "", "tokenizer.json: pre_tokenizer: null"},
 		{"metaspace", edit(func(d, _ map[string]any) { d["pre_tokenizer"] = map[string]any{"type": "Metaspace"} }), "", "tokenizer.json: pre_tokenizer: Metaspace is not supported"},
 		{"prefix space", edit(func(d, _ map[string]any) {
