@@ -1,6 +1,8 @@
 package hf_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/optima-llm/optima/internal/tinymodel"
+	"github.com/optima-llm/optima/model"
 	"github.com/optima-llm/optima/model/hf"
 	"github.com/optima-llm/optima/model/tokenizer"
 )
@@ -40,6 +43,10 @@ func TestDirTokenizer(t *testing.T) {
 		{"malformed tokenizer_config.json", func(t *testing.T, dir string) {
 			write(t, filepath.Join(dir, "tokenizer_config.json"), `{"eos_token": "<none>"}`)
 		}, `: tokenizer_config.json: eos_token: "<none>"`, 0},
+		{"other BOS", func(t *testing.T, dir string) {
+			editConfig(t, dir, func(c map[string]any) { c["bos_token_id"] = 7 })
+		}, fmt.Sprintf("tokenizer.json: tokenizer from another model? its BOS id is %d but config.json's bos_token_id is 7", tinymodel.EndOfText), 0},
+
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -80,6 +87,49 @@ func TestDirTokenizer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCheckTokenizer checks the vocabulary-size rule on its own (Open may
+// check embedding shapes against vocab_size before a tokenizer is read).
+func TestCheckTokenizer(t *testing.T) {
+	o := tinymodel.Default()
+	tok, err := tinymodel.Tokenizer(o.Vocab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		vocab  int
+		substr string
+	}{
+		{o.Vocab, ""},
+		{o.Vocab + 64, ""}, // more embedding rows than tokens, as Gemma 3
+		{o.Vocab - 1, fmt.Sprintf("tokenizer from another model? its vocabulary has %d tokens but the model's vocab_size is %d", o.Vocab, o.Vocab-1)},
+	} {
+		cfg := &model.Config{VocabSize: tc.vocab, Raw: map[string]any{}}
+		err := hf.CheckTokenizer(tok, cfg)
+		if (tc.substr == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.substr) {
+			t.Errorf("vocab_size %d: error %v, want %q", tc.vocab, err, tc.substr)
+		}
+	}
+}
+
+// editConfig rewrites dir/config.json through edit.
+func editConfig(t *testing.T, dir string, edit func(map[string]any)) {
+	t.Helper()
+	p := filepath.Join(dir, "config.json")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	edit(c)
+	if b, err = json.Marshal(c); err != nil {
+		t.Fatal(err)
+	}
+	write(t, p, string(b))
 }
 
 func rm(t *testing.T, path string) {

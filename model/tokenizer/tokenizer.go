@@ -18,3 +18,26 @@ type Tokenizer interface {
 	// AddBOS reports whether the model's tokenizer prepends BOS by default.
 	AddBOS() bool
 }
+
+// TextVocabSize is one more than the largest id that text can produce
+// without spelling an added token: the model vocabulary of tokenizer.json
+// (added tokens listed past it, like Gemma 3's <image_soft_token>, are left
+// out). For other Tokenizer implementations it is VocabSize().
+func TextVocabSize(t Tokenizer) int {
+	switch t := t.(type) {
+	case *BPE:
+		return textVocabSize(t.cfg.TokenTypes, len(t.cfg.Tokens))
+	case *SentencePiece:
+		return textVocabSize(t.cfg.TokenTypes, len(t.cfg.Tokens))
+	}
+	return t.VocabSize()
+}
+
+// textVocabSize drops the trailing run of added (control and user-defined)
+// tokens from n.
+func textVocabSize(types []int32, n int) int {
+	for n > 0 && types != nil && (types[n-1] == TokenControl || types[n-1] == TokenUserDefined) {
+		n--
+	}
+	return n
+}
