@@ -46,7 +46,6 @@ func TestDirTokenizer(t *testing.T) {
 		{"other BOS", func(t *testing.T, dir string) {
 			editConfig(t, dir, func(c map[string]any) { c["bos_token_id"] = 7 })
 		}, fmt.Sprintf("tokenizer.json: tokenizer from another model? its BOS id is %d but config.json's bos_token_id is 7", tinymodel.EndOfText), 0},
-
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
