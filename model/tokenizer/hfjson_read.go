@@ -32,13 +32,12 @@ func hfJSONError(file, section, format string, args ...any) error {
 //
 // tokenizer.json must have a "BPE" model with a vocab (token → id) and
 // merges (either "a b" strings or ["a", "b"] pairs), no dropout, no
-// continuing_subword_prefix or end_of_word_suffix, no byte_fallback and no
-// ignore_merges (Llama 3's files set it; it is not supported); an unk_token
+// continuing_subword_prefix or end_of_word_suffix and no byte_fallback; an unk_token
 // is accepted only when all 256 byte symbols are in the vocab, so it can
 // never be produced. Its added_tokens become control tokens (special) or
 // user-defined ones (not special); they must be written in the byte-level
 // alphabet (printable ASCII but space, and Latin-1) without lstrip, rstrip
-// or single_word. The normalizer must be null. The pre_tokenizer maps to a
+// or single_word. The pre_tokenizer maps to a
 // BPEConfig.Pre name:
 //
 //	ByteLevel(use_regex)                                 → "gpt2"
@@ -51,13 +50,12 @@ func hfJSONError(file, section, format string, args ...any) error {
 // Split has use_regex false, and no ByteLevel adds a prefix space). The
 // decoder must be null or ByteLevel.
 //
-// BOS and EOS come from tokenizer_config.json's bos_token and eos_token (a
-// string or an {"content": ...} object) looked up among the tokens; AddBOS
-// from its add_bos_token when present, else from the post_processor: a
-// TemplateProcessing whose single template starts with a special token adds
-// that token (which is then BOS unless bos_token names another). Token types
-// are 3 (control) for special added tokens, 4 (user defined) for other added
-// tokens and 1 (normal) for the rest.
+// The normalizer may be null or NFC/NFD/NFKC/NFKD, Prepend, Replace or a
+// Sequence of them (Qwen2's NFC); model.ignore_merges (Llama 3) is honoured.
+// BOS, EOS, AddBOS and AddEOS are decided as SentencePieceFromHFJSON
+// describes (the post_processor says what is added; tokenizer_config.json
+// names BOS and EOS). Token types are 3 (control) for special added tokens,
+// 4 (user defined) for other added tokens and 1 (normal) for the rest.
 //
 // Errors name the file and section, e.g. "tokenizer.json: pre_tokenizer:
 // ...", for malformed JSON, anything listed above as unsupported, ids

@@ -114,7 +114,10 @@ func TestFromHFJSONPythonFiles(t *testing.T) {
 		addBOS   bool
 		bos, eos int32
 	}{
-		{"gpt2", false, -1, -1}, {"smollm-digits", true, 1, 2}, {"llama-bpe", true, 1, -1}, {"qwen2", false, -1, -1},
+		// smollm-digits: its tokenizer_config.json sets add_bos_token, but
+		// transformers 5.24 ignores that flag when tokenizer.json exists
+		// and its post_processor is null: tokenizer("hi") is [439].
+		{"gpt2", false, -1, -1}, {"smollm-digits", false, 1, 2}, {"llama-bpe", true, 1, -1}, {"qwen2", false, -1, -1},
 	} {
 		t.Run(c.pre, func(t *testing.T) {
 			dir := filepath.Join("testdata", "hf", c.pre)
@@ -198,7 +201,7 @@ func TestFromHFJSONErrors(t *testing.T) {
 			d["added_tokens"] = []any{map[string]any{"id": 860, "content": "<x>", "special": true, "normalized": true}}
 		}), "", `tokenizer.json: added_tokens: "<x>" (id 860) is normalized`},
 		{"post processor", edit(func(d, _ map[string]any) { d["post_processor"] = map[string]any{"type": "Fancy"} }), "", "tokenizer.json: post_processor: type Fancy is not supported"},
-		{"config eos missing", base, `{"add_eos_token": true}`, "tokenizer_config.json: add_eos_token: true, but no eos_token"},
+
 		{"no pre", edit(func(d, _ map[string]any) { d["pre_tokenizer"] = nil }), "", "tokenizer.json: pre_tokenizer: null"},
 		{"metaspace", edit(func(d, _ map[string]any) { d["pre_tokenizer"] = map[string]any{"type": "Metaspace"} }), "", "tokenizer.json: pre_tokenizer: Metaspace is not supported"},
 		{"prefix space", edit(func(d, _ map[string]any) {
@@ -229,7 +232,6 @@ func TestFromHFJSONErrors(t *testing.T) {
 		{"config not json", base, "{", "tokenizer_config.json: "},
 		{"config unknown bos", base, `{"bos_token": "<s>"}`, `tokenizer_config.json: bos_token: "<s>" is not a token`},
 		{"config bad eos", base, `{"eos_token": 3}`, "tokenizer_config.json: eos_token: 3 is neither"},
-		{"config bos missing", base, `{"add_bos_token": true}`, "tokenizer_config.json: add_bos_token: true, but no bos_token"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := FromHFJSON(c.tj, []byte(c.cj))

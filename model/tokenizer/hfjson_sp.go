@@ -55,11 +55,12 @@ func hasByteLevel(raw json.RawMessage) bool {
 // Added tokens become control (special) or user-defined tokens matched whole
 // in the raw text; lstrip, rstrip and single_word are not supported, nor a
 // normalized one that the normalizer would change. BOS, EOS, AddBOS and
-// AddEOS follow transformers (v5 TokenizersBackend): tokenizer_config.json's
-// bos_token and eos_token name the ids; when it sets add_bos_token or
-// add_eos_token, or the post_processor is null, those flags (false when
-// absent) decide; otherwise the post_processor's template does (the special
-// token before the sequence is BOS, the one after it EOS).
+// AddEOS follow transformers v5: the post_processor's template alone says
+// what tokenizer(text) adds (the special token before the sequence is BOS,
+// the one after it EOS); tokenizer_config.json's add_bos_token and
+// add_eos_token are ignored, as transformers ignores them when tokenizer.json
+// exists, and its bos_token and eos_token name BOS and EOS where the
+// template adds none.
 //
 // Errors name the file and section, e.g. "tokenizer.json: decoder: ...".
 func SentencePieceFromHFJSON(tokenizerJSON, tokenizerConfigJSON []byte) (*SentencePiece, error) {
@@ -374,12 +375,16 @@ func postSpecials(raw json.RawMessage) (before, after int64, null bool, err erro
 	return before, after, false, nil
 }
 
-// resolveSpecials decides BOS, EOS, AddBOS and AddEOS from the
-// post_processor and tokenizer_config.json as transformers v5 does
-// (tokenization_utils_tokenizers.py TokenizersBackend.__init__ and
-// update_post_processor).
+// resolveSpecials decides BOS, EOS, AddBOS and AddEOS as transformers v5
+// does for a directory with tokenizer.json (tokenization_utils_base.py
+// _from_pretrained drops tokenizer_config.json's add_bos_token and
+// add_eos_token when a tokenizer file exists, and TokenizersBackend keeps
+// the file's post_processor): the post_processor alone says what is added
+// (the special token before the sequence is BOS, the one after it EOS; a
+// null one adds nothing), and tokenizer_config.json's bos_token and
+// eos_token name BOS and EOS where the template adds none.
 func resolveSpecials(tokens []string, types []int32, post json.RawMessage, configJSON []byte) (specials, error) {
-	before, after, null, err := postSpecials(post)
+	before, after, _, err := postSpecials(post)
 	if err != nil {
 		return specials{}, fmt.Errorf("%s: post_processor: %w", hfFile, err)
 	}
@@ -393,8 +398,6 @@ func resolveSpecials(tokens []string, types []int32, post json.RawMessage, confi
 	}
 	const file = "tokenizer_config.json"
 	var c struct {
-		AddBOS   *bool           `json:"add_bos_token"`
-		AddEOS   *bool           `json:"add_eos_token"`
 		BOSToken json.RawMessage `json:"bos_token"`
 		EOSToken json.RawMessage `json:"eos_token"`
 	}
@@ -432,30 +435,11 @@ func resolveSpecials(tokens []string, types []int32, post json.RawMessage, confi
 	if err != nil {
 		return specials{}, err
 	}
-	if c.AddBOS == nil && c.AddEOS == nil && !null {
-		// The template stands; the config names BOS/EOS where it adds none.
-		if hasBOS && !sp.addBOS {
-			sp.bos = bos
-		}
-		if hasEOS && !sp.addEOS {
-			sp.eos = eos
-		}
-		return sp, nil
-	}
-	sp = specials{bos: -1, eos: -1}
-	if hasBOS {
+	if hasBOS && !sp.addBOS {
 		sp.bos = bos
 	}
-	if hasEOS {
+	if hasEOS && !sp.addEOS {
 		sp.eos = eos
-	}
-	sp.addBOS = c.AddBOS != nil && *c.AddBOS
-	sp.addEOS = c.AddEOS != nil && *c.AddEOS
-	if sp.addBOS && sp.bos < 0 {
-		return specials{}, hfJSONError(file, "add_bos_token", "true, but no bos_token is set")
-	}
-	if sp.addEOS && sp.eos < 0 {
-		return specials{}, hfJSONError(file, "add_eos_token", "true, but no eos_token is set")
 	}
 	return sp, nil
 }
