@@ -157,10 +157,12 @@ func NewSentencePiece(cfg SentencePieceConfig) (*SentencePiece, error) {
 	for i, tok := range cfg.Tokens {
 		t.vocab[tok] = int32(i)
 	}
+	var buf []byte
 	for r, m := range cfg.Merges {
 		ia, oka := t.vocab[m[0]]
 		ib, okb := t.vocab[m[1]]
-		im, okm := t.vocab[m[0]+m[1]]
+		buf = append(append(buf[:0], m[0]...), m[1]...)
+		im, okm := t.vocab[string(buf)]
 		if !oka || !okb || !okm {
 			return nil, fmt.Errorf("tokenizer: merge %d %q uses a token missing from the vocabulary", r, m)
 		}
