@@ -1,6 +1,7 @@
 package gguf
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -142,4 +143,40 @@ func set(kv []KV, key string, v any) []KV {
 		}
 	}
 	return kv
+}
+
+// FuzzReadTokenizer builds tokenizers from mutated metadata (seeded with the
+// SentencePiece fixtures and the tiny byte-level one): errors must name the
+// file, and a tokenizer that builds must encode and decode without panics
+// and with ids in range.
+func FuzzReadTokenizer(f *testing.F) {
+	for _, name := range []string{"sp_llama.gguf", "sp_gemma.gguf", "tiny_llama.gguf"} {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		file, err := Parse(bytes.NewReader(b), int64(len(b)), "fuzz.gguf")
+		if err != nil {
+			return
+		}
+		tok, err := ReadTokenizer(file)
+		if err != nil {
+			if !strings.Contains(err.Error(), "fuzz.gguf") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		for _, s := range []string{"Hello  wörld <s> 🙂", "\n\t", string([]byte{0xff})} {
+			ids := tok.Encode(s)
+			for _, id := range ids {
+				if id < 0 || int(id) >= tok.VocabSize() {
+					t.Fatalf("Encode(%q): id %d out of range", s, id)
+				}
+			}
+			_ = tok.Decode(ids)
+		}
+	})
 }
