@@ -61,6 +61,35 @@ func TestSentencePieceGGUF(t *testing.T) {
 			if !ok {
 				t.Fatalf("tokenizer is %T, want *tokenizer.SentencePiece", tok)
 			}
+			// Written as tokenizer.json (as beside a pruned model) and read
+			// back, it must tokenize the same.
+			tj, err := sp.HFTokenizerJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cj, err := sp.HFTokenizerConfigJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dump := os.Getenv("OPTIMA_DUMP_TOKENIZERS"); dump != "" {
+				d := filepath.Join(dump, name)
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(d, "tokenizer.json"), tj, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(d, "tokenizer_config.json"), cj, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			back, err := tokenizer.LoadHFJSON(tj, cj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if back.BOS() != tok.BOS() || back.EOS() != tok.EOS() || back.AddBOS() != tok.AddBOS() {
+				t.Errorf("after writing tokenizer.json: BOS %d EOS %d AddBOS %v", back.BOS(), back.EOS(), back.AddBOS())
+			}
 			if tok.BOS() != v.BOS || tok.EOS() != v.EOS || !tok.AddBOS() || sp.AddEOS() {
 				t.Errorf("BOS %d EOS %d AddBOS %v AddEOS %v, want %d %d true false", tok.BOS(), tok.EOS(), tok.AddBOS(), sp.AddEOS(), v.BOS, v.EOS)
 			}
@@ -68,6 +97,9 @@ func TestSentencePieceGGUF(t *testing.T) {
 			for i, c := range v.Cases {
 				s := g.Texts[i]
 				ids := tok.Encode(s)
+				if diff := cmp.Diff(ids, back.Encode(s)); diff != "" {
+					t.Errorf("Encode(%q) after writing tokenizer.json (-gguf +json):\n%s", s, diff)
+				}
 				if diff := cmp.Diff(c.IDs, ids); diff != "" {
 					if bad++; bad <= 5 {
 						t.Errorf("Encode(%q) (-transformers +go):\n%s", s, diff)

@@ -156,3 +156,59 @@ func FuzzSentencePieceFromHFJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestSentencePieceWriteRoundTrip writes each fixture tokenizer back as
+// tokenizer.json and tokenizer_config.json and checks that what LoadHFJSON
+// reads from them still matches the golden ids.
+func TestSentencePieceWriteRoundTrip(t *testing.T) {
+	g := loadSPGolden(t, filepath.Join("testdata", "sentencepiece", "golden.json"))
+	for _, name := range []string{"llama2", "metaspace", "gemma", "unk"} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join("testdata", "sentencepiece", name)
+			tj, err := os.ReadFile(filepath.Join(dir, "tokenizer.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cj, err := os.ReadFile(filepath.Join(dir, "tokenizer_config.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			orig, err := SentencePieceFromHFJSON(tj, cj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tj2, err := orig.HFTokenizerJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cj2, err := orig.HFTokenizerConfigJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dump := os.Getenv("OPTIMA_DUMP_TOKENIZERS"); dump != "" {
+				d := filepath.Join(dump, name)
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(d, "tokenizer.json"), tj2, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(d, "tokenizer_config.json"), cj2, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			back, err := LoadHFJSON(tj2, cj2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sp, ok := back.(*SentencePiece)
+			if !ok {
+				t.Fatalf("read back as %T", back)
+			}
+			if diff := cmp.Diff(orig.Config(), sp.Config()); diff != "" {
+				t.Errorf("config (-written +read):\n%s", diff)
+			}
+			checkSPGolden(t, g, name, back)
+		})
+	}
+}
