@@ -149,9 +149,11 @@ const maxCacheEntries = 1 << 17
 // BPE is a byte-level BPE tokenizer that encodes exactly as Hugging Face
 // tokenizers does with a ByteLevel BPE model: added (control and
 // user-defined) tokens are cut out of the raw text first (leftmost, longest
-// match), the rest is split by the pre-tokenizer, each piece is mapped to
-// GPT-2 byte-level symbols and merged by rank, lowest rank (then leftmost)
-// first, until no merge applies. It is safe for concurrent use.
+// match), the rest is normalized (BPEConfig.Normalizer) and split by the
+// pre-tokenizer, and each piece is mapped to GPT-2 byte-level symbols and,
+// unless IgnoreMerges finds it whole in the vocabulary, merged by rank,
+// lowest rank (then leftmost) first, until no merge applies. It is safe for
+// concurrent use.
 type BPE struct {
 	cfg    BPEConfig
 	pre    preTokenizer

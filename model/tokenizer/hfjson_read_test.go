@@ -300,3 +300,63 @@ func shrinkTokenizerJSON(tj []byte) []byte {
 	out, _ := json.Marshal(doc)
 	return out
 }
+
+// TestFromHFJSONRoundTripOptions writes and reads back a byte-level BPE with
+// the options Llama 3 and Qwen2 files use (ignore_merges, an NFC
+// normalizer) and an EOS template, and checks that ignore_merges changes
+// the ids of a word whose merges do not rebuild it.
+func TestFromHFJSONRoundTripOptions(t *testing.T) {
+	fx := loadFixture(t)
+	cfg := fx.config("llama-bpe")
+	cfg.BOS, cfg.EOS, cfg.AddBOS, cfg.AddEOS = 1, 0, true, true
+	cfg.IgnoreMerges = true
+	cfg.Normalizer = []NormalizerStep{{Type: "NFC"}, {Type: "Replace", Pattern: "ﬁ", Content: "fi"}}
+	orig, err := NewBPE(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tj, err := orig.HFTokenizerJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cj, err := orig.HFTokenizerConfigJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := FromHFJSON(tj, cj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(cfg, got.Config()); diff != "" {
+		t.Errorf("config (-want +got):\n%s", diff)
+	}
+	for _, s := range fx.Texts {
+		if diff := cmp.Diff(orig.Encode(s), got.Encode(s)); diff != "" {
+			t.Errorf("Encode(%q) (-orig +read):\n%s", s, diff)
+		}
+	}
+	// NFC composes "e" + U+0301 into "é": the same ids as the composed text.
+	if a, b := got.Encode("cafe\u0301"), got.Encode("caf\u00e9"); !cmp.Equal(a, b) {
+		t.Errorf("NFC: %v vs %v", a, b)
+	}
+}
+
+// TestIgnoreMerges checks ignore_merges on a vocabulary where a whole word
+// is a token that its merges do not reach: with the flag the word is that
+// token, without it the merged pieces.
+func TestIgnoreMerges(t *testing.T) {
+	cfg := BPEConfig{Tokens: []string{"a", "b", "c", "ab", "abc", "bc"}, Merges: []string{"b c", "a b"}, BOS: -1, EOS: -1}
+	for _, c := range []struct {
+		ignore bool
+		want   []int32
+	}{{false, []int32{0, 5}}, {true, []int32{4}}} {
+		cfg.IgnoreMerges = c.ignore
+		tok, err := NewBPE(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tok.Encode("abc"); !cmp.Equal(got, c.want) {
+			t.Errorf("IgnoreMerges %v: Encode(abc) = %v, want %v", c.ignore, got, c.want)
+		}
+	}
+}

@@ -239,8 +239,9 @@ func checkDecoder(steps []DecoderStep) error {
 
 // Encode returns the ids of text without BOS/EOS, as Hugging Face's
 // tokenizer(text, add_special_tokens=False) does; added tokens in the text
-// are still recognised. Invalid UTF-8 bytes are encoded as U+FFFD would be
-// (Python strings cannot hold them, so there is no reference).
+// are still recognised. An invalid UTF-8 byte is one symbol, spelt by its
+// <0xNN> token with byte fallback (Python strings cannot hold it, so there
+// is no reference).
 func (t *SentencePiece) Encode(text string) []int32 {
 	ids := make([]int32, 0, len(text)/3+1)
 	t.added.split(text, func(seg string, first bool) {

@@ -1,5 +1,10 @@
 // Package tokenizer turns text into token ids the way Hugging Face tokenizers
-// does for the models optima supports.
+// does for the models optima supports: byte-level BPE (BPE: GPT-2, Llama 3,
+// Qwen2, SmolLM) and SentencePiece-style BPE with byte fallback
+// (SentencePiece: Llama 2, Mistral, Gemma), built from tokenizer.json
+// (LoadHFJSON) or from GGUF metadata (model/gguf). Both are our own code:
+// no Go library we found implements ignore_merges, byte fallback and the
+// Llama 3 split with its lookahead as tokenizers does.
 package tokenizer
 
 // Tokenizer encodes text to token ids and back.
