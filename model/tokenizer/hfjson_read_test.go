@@ -360,3 +360,42 @@ func TestIgnoreMerges(t *testing.T) {
 		}
 	}
 }
+
+// TestResolveSpecials covers the post_processor shapes real files use and
+// how tokenizer_config.json complements them (transformers 5.24 ignores
+// its add_bos_token/add_eos_token when tokenizer.json exists).
+func TestResolveSpecials(t *testing.T) {
+	tokens := []string{"<|begin_of_text|>", "<|end_of_text|>", "a", "<s>", "</s>"}
+	types := []int32{TokenControl, TokenControl, TokenNormal, TokenControl, TokenControl}
+	tmpl := func(single string) string {
+		return `{"type":"TemplateProcessing","single":` + single + `,"special_tokens":{` +
+			`"<|begin_of_text|>":{"id":"<|begin_of_text|>","ids":[0],"tokens":["<|begin_of_text|>"]},` +
+			`"</s>":{"id":"</s>","ids":[4],"tokens":["</s>"]}}}`
+	}
+	bos := `{"SpecialToken":{"id":"<|begin_of_text|>","type_id":0}}`
+	seq := `{"Sequence":{"id":"A","type_id":0}}`
+	eos := `{"SpecialToken":{"id":"</s>","type_id":0}}`
+	for _, c := range []struct {
+		name, post, config string
+		want               specials
+	}{
+		{"null", `null`, ``, specials{-1, -1, false, false}},
+		{"null with config", `null`, `{"bos_token":"<s>","eos_token":"</s>","add_bos_token":true}`, specials{3, 4, false, false}},
+		{"bytelevel (npm Llama 3)", `{"type":"ByteLevel"}`, `{"bos_token":"<|begin_of_text|>","eos_token":"<|end_of_text|>"}`, specials{0, 1, false, false}},
+		{"template (Llama 3.0)", tmpl("[" + bos + "," + seq + "]"), ``, specials{0, -1, true, false}},
+		{"sequence (Llama 3.1)", `{"type":"Sequence","processors":[{"type":"ByteLevel"},` + tmpl("["+bos+","+seq+"]") + `]}`,
+			`{"bos_token":"<|begin_of_text|>","eos_token":"<|end_of_text|>"}`, specials{0, 1, true, false}},
+		{"bos and eos", tmpl("[" + bos + "," + seq + "," + eos + "]"), `{"bos_token":"<s>"}`, specials{0, 4, true, true}},
+		{"roberta", `{"type":"RobertaProcessing","cls":["<s>",3],"sep":["</s>",4]}`, ``, specials{3, 4, true, true}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := resolveSpecials(tokens, types, json.RawMessage(c.post), []byte(c.config))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != c.want {
+				t.Errorf("got %+v, want %+v", got, c.want)
+			}
+		})
+	}
+}
