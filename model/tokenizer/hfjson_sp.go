@@ -62,6 +62,17 @@ func hasByteLevel(raw json.RawMessage) bool {
 // exists, and its bos_token and eos_token name BOS and EOS where the
 // template adds none.
 //
+// When tokenizer_config.json's tokenizer_class is LlamaTokenizer(Fast) or
+// GemmaTokenizer(Fast), the class's own pipeline replaces the file's, as
+// transformers v5 builds those classes from the file's vocab and merges
+// (models/llama/tokenization_llama.py, models/gemma/tokenization_gemma.py):
+// Llama gets no normalizer, Metaspace with prepend_scheme "first" ("always"
+// when the config sets legacy true, "never" when add_prefix_space is
+// false), no unknown token, and the Replace, ByteFallback, Fuse, Strip
+// decoder; Gemma gets Replace(" ", "▁"), Split(" ") and its decoder. For a
+// Llama 2 file this changes text that starts with spaces or follows an added
+// token; other classes keep the file's pipeline.
+//
 // Errors name the file and section, e.g. "tokenizer.json: decoder: ...".
 func SentencePieceFromHFJSON(tokenizerJSON, tokenizerConfigJSON []byte) (*SentencePiece, error) {
 	doc, err := parseHFDoc(tokenizerJSON)
@@ -99,6 +110,9 @@ func sentencePieceFromDoc(doc *hfDoc, tokenizerConfigJSON []byte) (*SentencePiec
 		cfg.Unk = int32(id)
 	}
 	if cfg.Merges, err = doc.merges(); err != nil {
+		return nil, err
+	}
+	if err := applyTokenizerClass(&cfg, tokenizerConfigJSON); err != nil {
 		return nil, err
 	}
 	sp, err := resolveSpecials(cfg.Tokens, cfg.TokenTypes, doc.PostProcessor, tokenizerConfigJSON)
@@ -442,4 +456,44 @@ func resolveSpecials(tokens []string, types []int32, post json.RawMessage, confi
 		sp.eos = eos
 	}
 	return sp, nil
+}
+
+// applyTokenizerClass puts the pipeline of tokenizer_config.json's
+// tokenizer_class in place of the file's; see SentencePieceFromHFJSON.
+func applyTokenizerClass(cfg *SentencePieceConfig, configJSON []byte) error {
+	if len(bytes.TrimSpace(configJSON)) == 0 {
+		return nil
+	}
+	var c struct {
+		Class          string `json:"tokenizer_class"`
+		Legacy         *bool  `json:"legacy"`
+		AddPrefixSpace *bool  `json:"add_prefix_space"`
+	}
+	if err := json.Unmarshal(configJSON, &c); err != nil {
+		return fmt.Errorf("tokenizer_config.json: %w", err)
+	}
+	switch c.Class {
+	case "LlamaTokenizer", "LlamaTokenizerFast":
+		prefix := c.AddPrefixSpace == nil || *c.AddPrefixSpace
+		scheme := "never"
+		if prefix {
+			scheme = "first"
+			if c.Legacy != nil && *c.Legacy {
+				scheme = "always"
+			}
+		}
+		cfg.Normalizer = nil
+		cfg.PreTokenizer = []PreTokenizerStep{{Type: "Metaspace", Replacement: "▁", PrependScheme: scheme}}
+		cfg.Decoder = []DecoderStep{{Type: "Replace", Pattern: "▁", Content: " "}, {Type: "ByteFallback"}, {Type: "Fuse"}}
+		if prefix {
+			cfg.Decoder = append(cfg.Decoder, DecoderStep{Type: "Strip", Content: " ", Start: 1})
+		}
+		cfg.Unk, cfg.FuseUnk, cfg.ByteFallback, cfg.IgnoreMerges = -1, true, true, false
+	case "GemmaTokenizer", "GemmaTokenizerFast":
+		cfg.Normalizer = []NormalizerStep{{Type: "Replace", Pattern: " ", Content: "▁"}}
+		cfg.PreTokenizer = []PreTokenizerStep{{Type: "Split", Pattern: " ", Behavior: "MergedWithPrevious"}}
+		cfg.Decoder = []DecoderStep{{Type: "Replace", Pattern: "▁", Content: " "}, {Type: "ByteFallback"}, {Type: "Fuse"}}
+		cfg.FuseUnk, cfg.ByteFallback, cfg.IgnoreMerges = true, true, false
+	}
+	return nil
 }

@@ -10,6 +10,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
+// spVariants are the tokenizer.json fixtures of testdata/sentencepiece.
+var spVariants = []string{"llama2", "metaspace", "gemma", "unk", "llama2cls", "legacycls"}
+
 // spGolden is testdata/sentencepiece/golden.json, written by
 // tools/oracle/tokenizer_sp_fixture.py (the command is in the script).
 type spGolden struct {
@@ -89,11 +92,12 @@ func checkSPGolden(t *testing.T, g *spGolden, variant string, tok Tokenizer) {
 
 // TestSentencePieceFixture checks the small SentencePiece-style
 // tokenizer.json files (Llama 2 normalizer, Metaspace, Gemma, unknown
-// tokens without byte fallback) against Hugging Face tokenizers, with no
-// download.
+// tokens without byte fallback, and the Llama 2 file under transformers'
+// LlamaTokenizer class) against Hugging Face tokenizers and transformers,
+// with no download.
 func TestSentencePieceFixture(t *testing.T) {
 	g := loadSPGolden(t, filepath.Join("testdata", "sentencepiece", "golden.json"))
-	for _, name := range []string{"llama2", "metaspace", "gemma", "unk"} {
+	for _, name := range spVariants {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join("testdata", "sentencepiece", name)
 			tj, err := os.ReadFile(filepath.Join(dir, "tokenizer.json"))
@@ -162,7 +166,7 @@ func FuzzSentencePieceFromHFJSON(f *testing.F) {
 // reads from them still matches the golden ids.
 func TestSentencePieceWriteRoundTrip(t *testing.T) {
 	g := loadSPGolden(t, filepath.Join("testdata", "sentencepiece", "golden.json"))
-	for _, name := range []string{"llama2", "metaspace", "gemma", "unk"} {
+	for _, name := range spVariants {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join("testdata", "sentencepiece", name)
 			tj, err := os.ReadFile(filepath.Join(dir, "tokenizer.json"))

@@ -20,6 +20,12 @@ pipeline):
   gemma      normalizer Replace(" ", "▁"), Split(" ", merged_with_previous), decoder Replace,
              ByteFallback, Fuse; "\\n" and "\\n\\n" added (not special); "<s> $A" template
   unk        no byte fallback, fuse_unk, unk_token <unk>, Metaspace(always, split true), ignore_merges
+  llama2cls  the llama2 tokenizer.json with tokenizer_class LlamaTokenizer: transformers replaces the
+             file's pipeline with the class's (Metaspace prepend_scheme first, no normalizer)
+  legacycls  the same with legacy true (prepend_scheme always)
+
+For the two class variants the golden ids come from the backend tokenizer transformers builds, as for
+the GGUF files below.
 
 GGUF files (tokenizer metadata only, no tensors): sp_llama.gguf (general.architecture llama,
 tokenizer.ggml.model llama, scores with ties) and sp_gemma.gguf (architecture gemma3, with a token
@@ -32,6 +38,7 @@ tokenizer(text) (default special tokens), and tokenizers' decode(ids, skip_speci
 import argparse
 import json
 import os
+import shutil
 
 import gguf
 import tokenizers
@@ -164,6 +171,16 @@ def main():
         tk = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
         hf = AutoTokenizer.from_pretrained(d)
         golden["variants"][name] = cases(texts, tk, hf)
+
+    for name, extra in [("llama2cls", {}), ("legacycls", {"legacy": True})]:
+        d = os.path.join(args.out, name)
+        os.makedirs(d, exist_ok=True)
+        shutil.copy(os.path.join(args.out, "llama2", "tokenizer.json"), os.path.join(d, "tokenizer.json"))
+        conf = dict(extra, tokenizer_class="LlamaTokenizer", bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+        with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+            json.dump(conf, f, indent=1, ensure_ascii=False)
+        hf = AutoTokenizer.from_pretrained(d)
+        golden["variants"][name] = cases(texts, hf.backend_tokenizer, hf)
 
     # GGUF: the same vocabulary with scores (ties every three tokens) instead of merges.
     tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])] + ["<think>", "  "]
