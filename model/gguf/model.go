@@ -5,7 +5,6 @@ import (
 	"sort"
 
 	"github.com/optima-llm/optima/model"
-	"github.com/optima-llm/optima/model/tokenizer"
 )
 
 // Model is a GGUF checkpoint seen as a model.Source: Hugging Face tensor
@@ -191,49 +190,6 @@ func permuteRows(op string, w []float32, rows, heads int, toHF bool) []float32 {
 		}
 	}
 	return out
-}
-
-// Tokenizer builds the byte-level BPE tokenizer stored in tokenizer.ggml.*
-// (model "gpt2"). add_bos_token defaults to false when absent. Other
-// tokenizer models (SentencePiece "llama", ...) are an error.
-func (m *Model) Tokenizer() (tokenizer.Tokenizer, error) {
-	f := m.f
-	kind, err := f.String("tokenizer.ggml.model")
-	if err != nil {
-		return nil, err
-	}
-	if kind != "gpt2" {
-		return nil, fmt.Errorf("gguf %s: tokenizer model %q is not supported (supported: gpt2)", f.Name, kind)
-	}
-	var cfg tokenizer.BPEConfig
-	if cfg.Tokens, err = f.Strings("tokenizer.ggml.tokens"); err != nil {
-		return nil, err
-	}
-	if cfg.Merges, err = f.Strings("tokenizer.ggml.merges"); err != nil {
-		return nil, err
-	}
-	if _, ok := f.Value("tokenizer.ggml.token_type"); ok {
-		if cfg.TokenTypes, err = f.Int32s("tokenizer.ggml.token_type"); err != nil {
-			return nil, err
-		}
-		if len(cfg.TokenTypes) != len(cfg.Tokens) {
-			return nil, fmt.Errorf("%w %s: %d token types for %d tokens", ErrFormat, f.Name, len(cfg.TokenTypes), len(cfg.Tokens))
-		}
-	}
-	if cfg.Pre, err = f.String("tokenizer.ggml.pre"); err != nil {
-		cfg.Pre = "default"
-	}
-	cfg.BOS, cfg.EOS = int32(m.cfg.BOSTokenID), int32(m.cfg.EOSTokenID)
-	if _, ok := f.Value("tokenizer.ggml.add_bos_token"); ok {
-		if cfg.AddBOS, err = f.Bool("tokenizer.ggml.add_bos_token"); err != nil {
-			return nil, err
-		}
-	}
-	tok, err := tokenizer.NewBPE(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("gguf %s: tokenizer: %w", f.Name, err)
-	}
-	return tok, nil
 }
 
 // Close closes the file.

@@ -141,17 +141,20 @@ func (d *Dir) Load(name string) (*model.Tensor, error) {
 	return sf.Load(name)
 }
 
-// Tokenizer builds the byte-level BPE tokenizer of the directory with
-// tokenizer.FromHFJSON from tokenizer.json and, when present,
-// tokenizer_config.json (BOS, EOS, add_bos_token). The result is a
-// *tokenizer.BPE. Errors name the file: a directory without tokenizer.json
-// (e.g. a SentencePiece tokenizer.model only), unreadable files, and
-// everything FromHFJSON rejects.
+// Tokenizer builds the tokenizer of the directory with
+// tokenizer.LoadHFJSON from tokenizer.json and, when present,
+// tokenizer_config.json (BOS, EOS, add_bos_token, add_eos_token): a
+// *tokenizer.BPE for byte-level BPE files (GPT-2, Llama 3, Qwen2, SmolLM), a
+// *tokenizer.SentencePiece for SentencePiece-style ones (Llama 2, Mistral,
+// Gemma). Errors name the file: a directory without tokenizer.json (e.g. a
+// SentencePiece tokenizer.model only), unreadable files, everything
+// LoadHFJSON rejects, and a tokenizer that does not belong to the model in
+// config.json (see CheckTokenizer).
 func (d *Dir) Tokenizer() (tokenizer.Tokenizer, error) {
 	tpath := filepath.Join(d.path, "tokenizer.json")
 	tj, err := os.ReadFile(tpath)
 	if os.IsNotExist(err) {
-		return nil, fmt.Errorf("hf: %s does not exist (only tokenizer.json byte-level BPE tokenizers are supported)", tpath)
+		return nil, fmt.Errorf("hf: %s does not exist (only tokenizer.json tokenizers are supported)", tpath)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("hf: %w", err)
@@ -161,11 +164,38 @@ func (d *Dir) Tokenizer() (tokenizer.Tokenizer, error) {
 	if err != nil && !os.IsNotExist(err) {
 		return nil, fmt.Errorf("hf: %w", err)
 	}
-	tok, err := tokenizer.FromHFJSON(tj, cj)
+	tok, err := tokenizer.LoadHFJSON(tj, cj)
 	if err != nil {
 		return nil, fmt.Errorf("hf: %s: %w", d.path, err)
 	}
+	if err := CheckTokenizer(tok, d.cfg); err != nil {
+		return nil, fmt.Errorf("hf: %s: %w", tpath, err)
+	}
 	return tok, nil
+}
+
+// CheckTokenizer returns an error when tok cannot be the tokenizer of the
+// model described by cfg ("a tokenizer from another model"): when an id
+// that plain text can produce (any token but the added ones past the
+// model's vocabulary, see tokenizer.TextVocabSize) or its BOS or EOS id is
+// not below cfg.VocabSize. Models may have more embedding rows than tokens
+// (Gemma 3 4B: 262,208 rows, 262,144 tokens), so a smaller vocabulary is
+// accepted. config.json's bos_token_id is not compared: real pairs differ
+// (DeepSeek-R1-Distill-Qwen: 151643 in config.json, 151646 in the
+// tokenizer).
+func CheckTokenizer(tok tokenizer.Tokenizer, cfg *model.Config) error {
+	if n := tokenizer.TextVocabSize(tok); n > cfg.VocabSize {
+		return fmt.Errorf("tokenizer from another model? its vocabulary has %d tokens but the model's vocab_size is %d", n, cfg.VocabSize)
+	}
+	for _, sp := range []struct {
+		name string
+		id   int32
+	}{{"BOS", tok.BOS()}, {"EOS", tok.EOS()}} {
+		if int(sp.id) >= cfg.VocabSize {
+			return fmt.Errorf("tokenizer from another model? its %s id %d is not below the model's vocab_size %d", sp.name, sp.id, cfg.VocabSize)
+		}
+	}
+	return nil
 }
 
 // Close closes all shard files.

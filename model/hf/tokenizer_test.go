@@ -1,6 +1,7 @@
 package hf_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/optima-llm/optima/internal/tinymodel"
+	"github.com/optima-llm/optima/model"
 	"github.com/optima-llm/optima/model/hf"
 	"github.com/optima-llm/optima/model/tokenizer"
 )
@@ -40,6 +42,15 @@ func TestDirTokenizer(t *testing.T) {
 		{"malformed tokenizer_config.json", func(t *testing.T, dir string) {
 			write(t, filepath.Join(dir, "tokenizer_config.json"), `{"eos_token": "<none>"}`)
 		}, `: tokenizer_config.json: eos_token: "<none>"`, 0},
+		{"tokenizer of another model", func(t *testing.T, dir string) {
+			// The SentencePiece fixture of model/tokenizer has 956 tokens and an added one.
+			b, err := os.ReadFile(filepath.Join("..", "tokenizer", "testdata", "sentencepiece", "llama2", "tokenizer.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			write(t, filepath.Join(dir, "tokenizer.json"), string(b))
+			rm(t, filepath.Join(dir, "tokenizer_config.json"))
+		}, fmt.Sprintf("tokenizer.json: tokenizer from another model? its vocabulary has 956 tokens but the model's vocab_size is %d", o.Vocab), 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -79,6 +90,30 @@ func TestDirTokenizer(t *testing.T) {
 				t.Errorf("merges (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestCheckTokenizer checks the vocabulary-size rule on its own (Open may
+// check embedding shapes against vocab_size before a tokenizer is read).
+func TestCheckTokenizer(t *testing.T) {
+	o := tinymodel.Default()
+	tok, err := tinymodel.Tokenizer(o.Vocab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		vocab  int
+		substr string
+	}{
+		{o.Vocab, ""},
+		{o.Vocab + 64, ""}, // more embedding rows than tokens, as Gemma 3
+		{o.Vocab - 1, fmt.Sprintf("tokenizer from another model? its vocabulary has %d tokens but the model's vocab_size is %d", o.Vocab, o.Vocab-1)},
+	} {
+		cfg := &model.Config{VocabSize: tc.vocab, Raw: map[string]any{}}
+		err := hf.CheckTokenizer(tok, cfg)
+		if (tc.substr == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.substr) {
+			t.Errorf("vocab_size %d: error %v, want %q", tc.vocab, err, tc.substr)
+		}
 	}
 }
 

@@ -25,6 +25,14 @@ type BPEConfig struct {
 	BOS, EOS int32
 	// AddBOS says whether BOS is prepended by default.
 	AddBOS bool
+	// AddEOS says whether EOS is appended by default.
+	AddEOS bool
+	// IgnoreMerges is tokenizers' BPE ignore_merges (Llama 3): a piece whose
+	// byte-level spelling is a token becomes that token without merging.
+	IgnoreMerges bool
+	// Normalizer is applied to the text between added tokens before the
+	// pre-tokenizer (e.g. Qwen2's NFC); nil means none.
+	Normalizer []NormalizerStep
 }
 
 // GGUF token types (llama.cpp's llama_token_type).
@@ -132,17 +140,6 @@ func PreTokenizers() []string {
 	return names
 }
 
-// merge is the result of merging one pair of ids.
-type merge struct {
-	rank, id int32
-}
-
-// special is an added token matched whole in the raw text.
-type special struct {
-	text string
-	id   int32
-}
-
 // maxCachedPiece is the longest piece (in bytes) whose ids are cached.
 const maxCachedPiece = 256
 
@@ -152,18 +149,20 @@ const maxCacheEntries = 1 << 17
 // BPE is a byte-level BPE tokenizer that encodes exactly as Hugging Face
 // tokenizers does with a ByteLevel BPE model: added (control and
 // user-defined) tokens are cut out of the raw text first (leftmost, longest
-// match), the rest is split by the pre-tokenizer, each piece is mapped to
-// GPT-2 byte-level symbols and merged by rank, lowest rank (then leftmost)
-// first, until no merge applies. It is safe for concurrent use.
+// match), the rest is normalized (BPEConfig.Normalizer) and split by the
+// pre-tokenizer, and each piece is mapped to GPT-2 byte-level symbols and,
+// unless IgnoreMerges finds it whole in the vocabulary, merged by rank,
+// lowest rank (then leftmost) first, until no merge applies. It is safe for
+// concurrent use.
 type BPE struct {
 	cfg    BPEConfig
 	pre    preTokenizer
 	vocab  map[string]int32
-	merges map[uint64]merge
+	merges mergeTable
 	// byteID is the id of each byte's single-symbol token, or -1.
 	byteID [256]int32
-	// specials by first byte, longest first.
-	specials [256][]special
+	// added finds the added tokens in the raw text.
+	added addedMatcher
 	// decoded holds each id's bytes for Decode.
 	decoded [][]byte
 
@@ -206,11 +205,17 @@ func NewBPE(cfg BPEConfig) (*BPE, error) {
 	if cfg.AddBOS && cfg.BOS < 0 {
 		return nil, errors.New("tokenizer: AddBOS set without a BOS id")
 	}
+	if cfg.AddEOS && cfg.EOS < 0 {
+		return nil, errors.New("tokenizer: AddEOS set without an EOS id")
+	}
+	if err := checkNormalizer(cfg.Normalizer); err != nil {
+		return nil, err
+	}
 	t := &BPE{
 		cfg:    cfg,
 		pre:    pre,
 		vocab:  make(map[string]int32, len(cfg.Tokens)),
-		merges: make(map[uint64]merge, len(cfg.Merges)),
+		merges: make(mergeTable, len(cfg.Merges)),
 		cache:  make(map[string][]int32),
 	}
 	for i, tok := range cfg.Tokens {
@@ -237,12 +242,8 @@ func NewBPE(cfg BPEConfig) (*BPE, error) {
 	}
 	for i, tok := range cfg.Tokens {
 		if tok != "" && t.isAdded(int32(i)) && inByteAlphabet(tok) && t.vocab[tok] == int32(i) {
-			c := tok[0]
-			t.specials[c] = append(t.specials[c], special{tok, int32(i)})
+			t.added.add(tok, int32(i))
 		}
-	}
-	for c := range t.specials {
-		sort.SliceStable(t.specials[c], func(i, j int) bool { return len(t.specials[c][i].text) > len(t.specials[c][j].text) })
 	}
 	t.decoded = make([][]byte, len(cfg.Tokens))
 	for i, tok := range cfg.Tokens {
@@ -270,8 +271,6 @@ func vocabKey(tok string) string {
 	}
 	return byteLevelString(tok)
 }
-
-func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
 
 // tokenType is the GGUF type of id (normal when TokenTypes is nil).
 func (t *BPE) tokenType(id int32) int32 {
@@ -310,32 +309,18 @@ func tokenBytes(tok string) []byte {
 func (t *BPE) Encode(text string) []int32 {
 	ids := make([]int32, 0, len(text)/3+1)
 	var pieces []string
-	seg := 0
-	for i := 0; i < len(text); {
-		cands := t.specials[text[i]]
-		var hit *special
-		for k := range cands {
-			if strings.HasPrefix(text[i:], cands[k].text) {
-				hit = &cands[k]
-				break
-			}
-		}
-		if hit == nil {
-			i++
-			continue
-		}
-		ids, pieces = t.encodeText(text[seg:i], ids, pieces)
-		ids = append(ids, hit.id)
-		i += len(hit.text)
-		seg = i
-	}
-	ids, _ = t.encodeText(text[seg:], ids, pieces)
+	t.added.split(text, func(seg string, _ bool) {
+		ids, pieces = t.encodeText(seg, ids, pieces)
+	}, func(id int32) { ids = append(ids, id) })
 	return ids
 }
 
-// encodeText pre-tokenizes s (which holds no added token) and appends the
-// ids of its pieces.
+// encodeText normalizes and pre-tokenizes s (which holds no added token)
+// and appends the ids of its pieces.
 func (t *BPE) encodeText(s string, ids []int32, pieces []string) ([]int32, []string) {
+	if t.cfg.Normalizer != nil {
+		s = normalize(t.cfg.Normalizer, s)
+	}
 	if s == "" {
 		return ids, pieces
 	}
@@ -373,140 +358,19 @@ func (t *BPE) encodePiece(p string, ids []int32) []int32 {
 // bpe appends the ids of piece p (raw bytes; each byte is one initial
 // symbol) after merging.
 func (t *BPE) bpe(p string, ids []int32) []int32 {
+	if t.cfg.IgnoreMerges {
+		if id, ok := t.vocab[byteLevelString(p)]; ok {
+			return append(ids, id)
+		}
+	}
 	n := len(ids)
 	for i := 0; i < len(p); i++ {
 		if id := t.byteID[p[i]]; id >= 0 {
 			ids = append(ids, id)
 		}
 	}
-	w := ids[n:]
-	if len(w) <= smallWord {
-		w = t.mergeScan(w)
-	} else {
-		w = t.mergeHeap(w)
-	}
+	w := t.merges.apply(ids[n:])
 	return ids[:n+len(w)]
-}
-
-// smallWord is the length up to which mergeScan (quadratic, no allocation)
-// is used instead of mergeHeap.
-const smallWord = 48
-
-// mergeScan applies merges in place: repeatedly the pair of lowest rank,
-// leftmost on ties, which is the order of tokenizers' BPE (word.rs
-// merge_all: a heap of (rank, position)). It returns the merged prefix of w.
-func (t *BPE) mergeScan(w []int32) []int32 {
-	for len(w) > 1 {
-		best, at := merge{rank: -1}, -1
-		for i := 0; i+1 < len(w); i++ {
-			m, ok := t.merges[pairKey(w[i], w[i+1])]
-			if ok && (at < 0 || m.rank < best.rank) {
-				best, at = m, i
-			}
-		}
-		if at < 0 {
-			break
-		}
-		w[at] = best.id
-		w = append(w[:at+1], w[at+2:]...)
-	}
-	return w
-}
-
-// heapItem is a candidate merge of the symbol at pos with its right
-// neighbour.
-type heapItem struct {
-	rank, pos, id int32
-}
-
-func (a heapItem) less(b heapItem) bool {
-	return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos)
-}
-
-// mergeHeap does what mergeScan does in O(n log n) for long pieces, as
-// tokenizers' word.rs does: symbols in a linked list, candidate merges in a
-// min-heap, stale candidates skipped when popped.
-func (t *BPE) mergeHeap(w []int32) []int32 {
-	n := len(w)
-	prev := make([]int32, n)
-	next := make([]int32, n)
-	alive := make([]bool, n)
-	var h []heapItem
-	push := func(it heapItem) {
-		h = append(h, it)
-		for i := len(h) - 1; i > 0; {
-			p := (i - 1) / 2
-			if !h[i].less(h[p]) {
-				break
-			}
-			h[i], h[p] = h[p], h[i]
-			i = p
-		}
-	}
-	pop := func() heapItem {
-		top := h[0]
-		last := len(h) - 1
-		h[0] = h[last]
-		h = h[:last]
-		for i := 0; ; {
-			l, r, m := 2*i+1, 2*i+2, i
-			if l < len(h) && h[l].less(h[m]) {
-				m = l
-			}
-			if r < len(h) && h[r].less(h[m]) {
-				m = r
-			}
-			if m == i {
-				break
-			}
-			h[i], h[m] = h[m], h[i]
-			i = m
-		}
-		return top
-	}
-	for i := range w {
-		prev[i], next[i], alive[i] = int32(i-1), int32(i+1), true
-	}
-	next[n-1] = -1
-	for i := 0; i+1 < n; i++ {
-		if m, ok := t.merges[pairKey(w[i], w[i+1])]; ok {
-			push(heapItem{m.rank, int32(i), m.id})
-		}
-	}
-	for len(h) > 0 {
-		it := pop()
-		a := it.pos
-		if !alive[a] || next[a] < 0 {
-			continue
-		}
-		b := next[a]
-		m, ok := t.merges[pairKey(w[a], w[b])]
-		if !ok || m.id != it.id {
-			continue
-		}
-		w[a] = m.id
-		alive[b] = false
-		next[a] = next[b]
-		if next[b] >= 0 {
-			prev[next[b]] = a
-		}
-		if p := prev[a]; p >= 0 {
-			if m, ok := t.merges[pairKey(w[p], w[a])]; ok {
-				push(heapItem{m.rank, p, m.id})
-			}
-		}
-		if q := next[a]; q >= 0 {
-			if m, ok := t.merges[pairKey(w[a], w[q])]; ok {
-				push(heapItem{m.rank, a, m.id})
-			}
-		}
-	}
-	k := 0
-	for i := int32(0); i >= 0; i = next[i] {
-		w[k] = w[i]
-		k++
-	}
-	return w[:k]
 }
 
 // Decode maps ids back to text as Hugging Face's ByteLevel decoder does
@@ -537,8 +401,14 @@ func (t *BPE) EOS() int32 { return t.cfg.EOS }
 // AddBOS reports whether the model's tokenizer prepends BOS by default.
 func (t *BPE) AddBOS() bool { return t.cfg.AddBOS }
 
+// AddEOS reports whether the model's tokenizer appends EOS by default.
+func (t *BPE) AddEOS() bool { return t.cfg.AddEOS }
+
 // Config returns the configuration the tokenizer was built from. The slices
 // are shared and must not be modified.
 func (t *BPE) Config() BPEConfig { return t.cfg }
 
 var _ Tokenizer = (*BPE)(nil)
+
+func (t *BPE) mergeScan(w []int32) []int32 { return t.merges.mergeScan(w) }
+func (t *BPE) mergeHeap(w []int32) []int32 { return t.merges.mergeHeap(w) }

@@ -32,11 +32,12 @@ func (t *BPE) addedTokens() []hfAddedToken {
 
 // HFTokenizerJSON returns a Hugging Face tokenizer.json (tokenizers format
 // "1.0") that encodes and decodes as t does: a BPE model with t's vocabulary
-// (under the spelling NewBPE files each token) and merges, the pre-tokenizer
-// named by BPEConfig.Pre in tokenizers' terms, no normalizer, control and
+// (under the spelling NewBPE files each token), merges and ignore_merges,
+// the pre-tokenizer named by BPEConfig.Pre in tokenizers' terms, the
+// normalizer of BPEConfig.Normalizer, control and
 // user-defined tokens as added tokens (control ones special), a ByteLevel
 // decoder, and a TemplateProcessing post-processor that prepends BOS when
-// AddBOS is set. Load the directory holding it and HFTokenizerConfigJSON's
+// AddBOS is set and appends EOS when AddEOS is set. Load the directory holding it and HFTokenizerConfigJSON's
 // output with transformers' AutoTokenizer.from_pretrained(dir). A token
 // string listed under several ids keeps only the id Encode uses.
 //
@@ -47,20 +48,7 @@ func (t *BPE) HFTokenizerJSON() ([]byte, error) {
 	if added == nil {
 		added = []hfAddedToken{}
 	}
-	post := map[string]any{
-		"type":           "TemplateProcessing",
-		"single":         []any{seqPiece("A", 0)},
-		"pair":           []any{seqPiece("A", 0), seqPiece("B", 1)},
-		"special_tokens": map[string]any{},
-	}
-	if t.cfg.AddBOS {
-		bos := t.cfg.Tokens[t.cfg.BOS]
-		sp := map[string]any{"SpecialToken": map[string]any{"id": bos, "type_id": 0}}
-		sp1 := map[string]any{"SpecialToken": map[string]any{"id": bos, "type_id": 1}}
-		post["single"] = []any{sp, seqPiece("A", 0)}
-		post["pair"] = []any{sp, seqPiece("A", 0), sp1, seqPiece("B", 1)}
-		post["special_tokens"] = map[string]any{bos: map[string]any{"id": bos, "ids": []int32{t.cfg.BOS}, "tokens": []string{bos}}}
-	}
+	post := templateJSON(t.cfg.Tokens, t.cfg.BOS, t.cfg.EOS, t.cfg.AddBOS, t.cfg.AddEOS)
 
 	// The vocabulary is written by hand to keep id order.
 	var vocab bytes.Buffer
@@ -102,6 +90,7 @@ func (t *BPE) HFTokenizerJSON() ([]byte, error) {
 	}{
 		Version:       "1.0",
 		AddedTokens:   added,
+		Normalizer:    normalizerJSON(t.cfg.Normalizer),
 		PreTokenizer:  t.pre.hfPre(),
 		PostProcessor: post,
 		Decoder:       map[string]any{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
@@ -117,7 +106,7 @@ func (t *BPE) HFTokenizerJSON() ([]byte, error) {
 		IgnoreMerges            bool            `json:"ignore_merges"`
 		Vocab                   json.RawMessage `json:"vocab"`
 		Merges                  []string        `json:"merges"`
-	}{Type: "BPE", Vocab: vocab.Bytes(), Merges: merges}, false)
+	}{Type: "BPE", Vocab: vocab.Bytes(), Merges: merges, IgnoreMerges: t.cfg.IgnoreMerges}, false)
 	if err != nil {
 		return nil, err
 	}
@@ -140,13 +129,63 @@ func marshal(v any, indent bool) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// templateJSON is a TemplateProcessing post_processor that puts BOS before
+// and EOS after each sequence as addBOS and addEOS say.
+func templateJSON(tokens []string, bos, eos int32, addBOS, addEOS bool) map[string]any {
+	special := map[string]any{}
+	sp := func(id int32, typeID int) map[string]any {
+		tok := tokens[id]
+		special[tok] = map[string]any{"id": tok, "ids": []int32{id}, "tokens": []string{tok}}
+		return map[string]any{"SpecialToken": map[string]any{"id": tok, "type_id": typeID}}
+	}
+	var single, pair []any
+	for k, seq := range []string{"A", "B"} {
+		var part []any
+		if addBOS {
+			part = append(part, sp(bos, k))
+		}
+		part = append(part, seqPiece(seq, k))
+		if addEOS {
+			part = append(part, sp(eos, k))
+		}
+		if k == 0 {
+			single = part
+		}
+		pair = append(pair, part...)
+	}
+	return map[string]any{"type": "TemplateProcessing", "single": single, "pair": pair, "special_tokens": special}
+}
+
+// normalizerJSON is the tokenizers normalizer section for steps (nil for
+// none, one step as is, several as a Sequence).
+func normalizerJSON(steps []NormalizerStep) any {
+	var out []any
+	for _, st := range steps {
+		switch st.Type {
+		case "Prepend":
+			out = append(out, map[string]any{"type": "Prepend", "prepend": st.Content})
+		case "Replace":
+			out = append(out, map[string]any{"type": "Replace", "pattern": map[string]any{"String": st.Pattern}, "content": st.Content})
+		default:
+			out = append(out, map[string]any{"type": st.Type})
+		}
+	}
+	switch len(out) {
+	case 0:
+		return nil
+	case 1:
+		return out[0]
+	}
+	return map[string]any{"type": "Sequence", "normalizers": out}
+}
+
 func seqPiece(id string, typeID int) map[string]any {
 	return map[string]any{"Sequence": map[string]any{"id": id, "type_id": typeID}}
 }
 
 // HFTokenizerConfigJSON returns the tokenizer_config.json that goes with
 // HFTokenizerJSON: tokenizer class PreTrainedTokenizerFast, add_bos_token
-// from AddBOS (add_eos_token false), the BOS and EOS token strings, the added
+// and add_eos_token from AddBOS and AddEOS, the BOS and EOS token strings, the added
 // tokens, and clean_up_tokenization_spaces false so that decode returns
 // exactly what Decode does. Unknown and padding tokens and the chat template
 // are not part of BPEConfig and are not written.
@@ -169,7 +208,7 @@ func (t *BPE) HFTokenizerConfigJSON() ([]byte, error) {
 	return marshal(map[string]any{
 		"tokenizer_class":              "PreTrainedTokenizerFast",
 		"add_bos_token":                t.cfg.AddBOS,
-		"add_eos_token":                false,
+		"add_eos_token":                t.cfg.AddEOS,
 		"bos_token":                    tokOrNil(t.cfg.BOS),
 		"eos_token":                    tokOrNil(t.cfg.EOS),
 		"clean_up_tokenization_spaces": false,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 const gpt2Pattern = `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
@@ -31,13 +32,12 @@ func hfJSONError(file, section, format string, args ...any) error {
 //
 // tokenizer.json must have a "BPE" model with a vocab (token → id) and
 // merges (either "a b" strings or ["a", "b"] pairs), no dropout, no
-// continuing_subword_prefix or end_of_word_suffix, no byte_fallback and no
-// ignore_merges (Llama 3's files set it; it is not supported); an unk_token
+// continuing_subword_prefix or end_of_word_suffix and no byte_fallback; an unk_token
 // is accepted only when all 256 byte symbols are in the vocab, so it can
 // never be produced. Its added_tokens become control tokens (special) or
 // user-defined ones (not special); they must be written in the byte-level
 // alphabet (printable ASCII but space, and Latin-1) without lstrip, rstrip
-// or single_word. The normalizer must be null. The pre_tokenizer maps to a
+// or single_word. The pre_tokenizer maps to a
 // BPEConfig.Pre name:
 //
 //	ByteLevel(use_regex)                                 → "gpt2"
@@ -50,39 +50,64 @@ func hfJSONError(file, section, format string, args ...any) error {
 // Split has use_regex false, and no ByteLevel adds a prefix space). The
 // decoder must be null or ByteLevel.
 //
-// BOS and EOS come from tokenizer_config.json's bos_token and eos_token (a
-// string or an {"content": ...} object) looked up among the tokens; AddBOS
-// from its add_bos_token when present, else from the post_processor: a
-// TemplateProcessing whose single template starts with a special token adds
-// that token (which is then BOS unless bos_token names another). Token types
-// are 3 (control) for special added tokens, 4 (user defined) for other added
-// tokens and 1 (normal) for the rest.
+// The normalizer may be null or NFC/NFD/NFKC/NFKD, Prepend, Replace or a
+// Sequence of them (Qwen2's NFC); model.ignore_merges (Llama 3) is honoured.
+// BOS, EOS, AddBOS and AddEOS are decided as SentencePieceFromHFJSON
+// describes (the post_processor says what is added; tokenizer_config.json
+// names BOS and EOS). Token types are 3 (control) for special added tokens,
+// 4 (user defined) for other added tokens and 1 (normal) for the rest.
 //
 // Errors name the file and section, e.g. "tokenizer.json: pre_tokenizer:
 // ...", for malformed JSON, anything listed above as unsupported, ids
 // that leave holes or repeat with different tokens, merges of tokens not in
 // the vocab, and special tokens that are not in it.
 func FromHFJSON(tokenizerJSON, tokenizerConfigJSON []byte) (*BPE, error) {
-	const file = "tokenizer.json"
-	var doc struct {
-		AddedTokens   []hfAddedToken  `json:"added_tokens"`
-		Normalizer    json.RawMessage `json:"normalizer"`
-		PreTokenizer  json.RawMessage `json:"pre_tokenizer"`
-		PostProcessor json.RawMessage `json:"post_processor"`
-		Decoder       json.RawMessage `json:"decoder"`
-		Model         *struct {
-			Type                    *string           `json:"type"`
-			Dropout                 any               `json:"dropout"`
-			UnkToken                any               `json:"unk_token"`
-			ContinuingSubwordPrefix any               `json:"continuing_subword_prefix"`
-			EndOfWordSuffix         any               `json:"end_of_word_suffix"`
-			ByteFallback            bool              `json:"byte_fallback"`
-			IgnoreMerges            bool              `json:"ignore_merges"`
-			Vocab                   map[string]int64  `json:"vocab"`
-			Merges                  []json.RawMessage `json:"merges"`
-		} `json:"model"`
+	doc, err := parseHFDoc(tokenizerJSON)
+	if err != nil {
+		return nil, err
 	}
-	if err := json.Unmarshal(tokenizerJSON, &doc); err != nil {
+	return byteLevelFromDoc(doc, tokenizerConfigJSON)
+}
+
+// hfModel is tokenizer.json's "model" section.
+type hfModel struct {
+	Type                    *string         `json:"type"`
+	Dropout                 any             `json:"dropout"`
+	UnkToken                any             `json:"unk_token"`
+	ContinuingSubwordPrefix any             `json:"continuing_subword_prefix"`
+	EndOfWordSuffix         any             `json:"end_of_word_suffix"`
+	FuseUnk                 bool            `json:"fuse_unk"`
+	ByteFallback            bool            `json:"byte_fallback"`
+	IgnoreMerges            bool            `json:"ignore_merges"`
+	VocabRaw                json.RawMessage `json:"vocab"`
+	MergesRaw               json.RawMessage `json:"merges"`
+
+	// Vocab and Merges are parsed from VocabRaw and MergesRaw by
+	// parseHFDoc, faster than encoding/json would (Gemma 3 has 262,144
+	// tokens and 514,906 merges).
+	Vocab  map[string]int64  `json:"-"`
+	Merges []json.RawMessage `json:"-"`
+}
+
+// hfDoc is the part of tokenizer.json that FromHFJSON and LoadHFJSON read.
+type hfDoc struct {
+	AddedTokens   []hfAddedToken  `json:"added_tokens"`
+	Normalizer    json.RawMessage `json:"normalizer"`
+	PreTokenizer  json.RawMessage `json:"pre_tokenizer"`
+	PostProcessor json.RawMessage `json:"post_processor"`
+	Decoder       json.RawMessage `json:"decoder"`
+	Model         *hfModel        `json:"model"`
+}
+
+const hfFile = "tokenizer.json"
+
+// parseHFDoc parses tokenizer.json and checks the parts of its BPE model
+// that both tokenizer kinds share: the type, a vocab, no dropout, no
+// continuing_subword_prefix or end_of_word_suffix.
+func parseHFDoc(b []byte) (*hfDoc, error) {
+	const file = hfFile
+	var doc hfDoc
+	if err := json.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	m := doc.Model
@@ -92,8 +117,21 @@ func FromHFJSON(tokenizerJSON, tokenizerConfigJSON []byte) (*BPE, error) {
 	if m.Type != nil && *m.Type != "BPE" {
 		return nil, hfJSONError(file, "model", "type %q is not supported (supported: BPE)", *m.Type)
 	}
-	if m.Vocab == nil {
+	if isNull(m.VocabRaw) {
 		return nil, hfJSONError(file, "model", "no vocab")
+	}
+	var ok bool
+	if m.Vocab, ok = fastVocab(m.VocabRaw); !ok {
+		if err := json.Unmarshal(m.VocabRaw, &m.Vocab); err != nil {
+			return nil, hfJSONError(file, "model.vocab", "%v", err)
+		}
+	}
+	if !isNull(m.MergesRaw) {
+		if m.Merges, ok = splitArray(m.MergesRaw); !ok {
+			if err := json.Unmarshal(m.MergesRaw, &m.Merges); err != nil {
+				return nil, hfJSONError(file, "model.merges", "%v", err)
+			}
+		}
 	}
 	switch {
 	case m.Dropout != nil:
@@ -102,68 +140,346 @@ func FromHFJSON(tokenizerJSON, tokenizerConfigJSON []byte) (*BPE, error) {
 		return nil, hfJSONError(file, "model", "continuing_subword_prefix %v is not supported", m.ContinuingSubwordPrefix)
 	case m.EndOfWordSuffix != nil && m.EndOfWordSuffix != "":
 		return nil, hfJSONError(file, "model", "end_of_word_suffix %v is not supported", m.EndOfWordSuffix)
-	case m.ByteFallback:
-		return nil, hfJSONError(file, "model", "byte_fallback is not supported (not a byte-level BPE)")
-	case m.IgnoreMerges:
-		return nil, hfJSONError(file, "model", "ignore_merges is not supported")
 	}
+	return &doc, nil
+}
 
-	// Tokens by id: the vocab, then the added tokens over it.
+// tokensByID lays out the vocab and the added tokens (over it) by id, with
+// GGUF token types: 3 (control) for special added tokens, 4 (user defined)
+// for other added tokens, 1 (normal) for the rest. check vets each added
+// token. Ids must be dense.
+func (doc *hfDoc) tokensByID(check func(a hfAddedToken) error) ([]string, []int32, error) {
+	const file = hfFile
+	m := doc.Model
 	n := int64(0)
 	for tok, id := range m.Vocab {
 		if id < 0 || id >= 1<<31-1 {
-			return nil, hfJSONError(file, "model.vocab", "token %q has id %d", tok, id)
+			return nil, nil, hfJSONError(file, "model.vocab", "token %q has id %d", tok, id)
 		}
 		n = max(n, id+1)
 	}
 	for _, a := range doc.AddedTokens {
 		if a.ID == nil || *a.ID < 0 {
-			return nil, hfJSONError(file, "added_tokens", "token %q has no valid id", a.Content)
+			return nil, nil, hfJSONError(file, "added_tokens", "token %q has no valid id", a.Content)
 		}
 		n = max(n, int64(*a.ID)+1)
 	}
 	if n > int64(len(m.Vocab)+len(doc.AddedTokens)) {
-		return nil, hfJSONError(file, "model.vocab", "ids run to %d but only %d tokens are listed: ids without a token", n-1, len(m.Vocab)+len(doc.AddedTokens))
+		return nil, nil, hfJSONError(file, "model.vocab", "ids run to %d but only %d tokens are listed: ids without a token", n-1, len(m.Vocab)+len(doc.AddedTokens))
 	}
-	cfg := BPEConfig{Tokens: make([]string, n), TokenTypes: make([]int32, n), BOS: -1, EOS: -1}
+	tokens, types := make([]string, n), make([]int32, n)
 	set := make([]bool, n)
-	// Sorted, so that the error for a repeated id does not depend on map order.
-	vocabToks := make([]string, 0, len(m.Vocab))
-	for tok := range m.Vocab {
-		vocabToks = append(vocabToks, tok)
-	}
-	sort.Strings(vocabToks)
-	for _, tok := range vocabToks {
-		id := m.Vocab[tok]
+	conflict := false
+	for tok, id := range m.Vocab {
 		if set[id] {
-			return nil, hfJSONError(file, "model.vocab", "id %d is given to both %q and %q", id, cfg.Tokens[id], tok)
+			conflict = true
+			break
 		}
-		cfg.Tokens[id], cfg.TokenTypes[id], set[id] = tok, TokenNormal, true
+		tokens[id], types[id], set[id] = tok, TokenNormal, true
+	}
+	if conflict {
+		// Found again in sorted order, so that the error does not depend on
+		// map order.
+		toks := make([]string, 0, len(m.Vocab))
+		for tok := range m.Vocab {
+			toks = append(toks, tok)
+		}
+		sort.Strings(toks)
+		clear(set)
+		for _, tok := range toks {
+			id := m.Vocab[tok]
+			if set[id] {
+				return nil, nil, hfJSONError(file, "model.vocab", "id %d is given to both %q and %q", id, tokens[id], tok)
+			}
+			tokens[id], set[id] = tok, true
+		}
 	}
 	for _, a := range doc.AddedTokens {
 		id := *a.ID
-		if set[id] && cfg.Tokens[id] != a.Content {
-			return nil, hfJSONError(file, "added_tokens", "id %d is %q but the vocab has %q", id, a.Content, cfg.Tokens[id])
+		if set[id] && tokens[id] != a.Content {
+			return nil, nil, hfJSONError(file, "added_tokens", "id %d is %q but the vocab has %q", id, a.Content, tokens[id])
 		}
 		switch {
 		case a.Content == "":
-			return nil, hfJSONError(file, "added_tokens", "id %d has empty content", id)
-		case !inByteAlphabet(a.Content):
-			return nil, hfJSONError(file, "added_tokens", "%q (id %d) has characters outside the byte-level alphabet (e.g. a space); matching it is not supported", a.Content, id)
+			return nil, nil, hfJSONError(file, "added_tokens", "id %d has empty content", id)
 		case a.LStrip || a.RStrip || a.SingleWord:
-			return nil, hfJSONError(file, "added_tokens", "%q (id %d): lstrip, rstrip and single_word are not supported", a.Content, id)
+			return nil, nil, hfJSONError(file, "added_tokens", "%q (id %d): lstrip, rstrip and single_word are not supported", a.Content, id)
 		}
-		cfg.Tokens[id], set[id] = a.Content, true
-		cfg.TokenTypes[id] = TokenUserDefined
+		if err := check(a); err != nil {
+			return nil, nil, err
+		}
+		tokens[id], set[id] = a.Content, true
+		types[id] = TokenUserDefined
 		if a.Special {
-			cfg.TokenTypes[id] = TokenControl
+			types[id] = TokenControl
 		}
 	}
 	for id, ok := range set {
 		if !ok {
-			return nil, hfJSONError(file, "model.vocab", "id %d has no token", id)
+			return nil, nil, hfJSONError(file, "model.vocab", "id %d has no token", id)
 		}
 	}
+	return tokens, types, nil
+}
+
+// merges parses model.merges, "a b" strings or ["a", "b"] pairs. A string
+// splits at its first space (tokenizers: a space inside a part is then an
+// error, as the merged token is not in the vocab).
+func (doc *hfDoc) merges() ([][2]string, error) {
+	const file = hfFile
+	out := make([][2]string, len(doc.Model.Merges))
+	for i, raw := range doc.Model.Merges {
+		if a, b, ok := fastMerge(raw); ok {
+			out[i] = [2]string{a, b}
+			continue
+		}
+		var s string
+		var pair []string
+		switch {
+		case json.Unmarshal(raw, &s) == nil:
+			a, b, ok := strings.Cut(s, " ")
+			if !ok || a == "" || b == "" || strings.Contains(b, " ") {
+				return nil, hfJSONError(file, "model.merges", "merge %d %q is not two space-separated tokens", i, s)
+			}
+			out[i] = [2]string{a, b}
+		case json.Unmarshal(raw, &pair) == nil && len(pair) == 2:
+			out[i] = [2]string{pair[0], pair[1]}
+		default:
+			return nil, hfJSONError(file, "model.merges", "merge %d is %s, want \"a b\" or [\"a\", \"b\"]", i, raw)
+		}
+	}
+	return out, nil
+}
+
+// skipBlank skips JSON whitespace.
+func skipBlank(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// plainString reads the JSON string starting at b[i] (a quote) and
+// returns the index after its closing quote. Strings with escapes are
+// decoded by encoding/json; ok is false for anything it rejects, for
+// invalid UTF-8 and for raw control characters.
+func plainString(b []byte, i int) (s string, next int, ok bool) {
+	if i >= len(b) || b[i] != '"' {
+		return "", 0, false
+	}
+	escaped := false
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			if escaped {
+				if json.Unmarshal(b[i:j+1], &s) != nil {
+					return "", 0, false
+				}
+				return s, j + 1, true
+			}
+			if !utf8.Valid(b[i+1 : j]) {
+				return "", 0, false
+			}
+			return string(b[i+1 : j]), j + 1, true
+		case c == '\\':
+			escaped = true
+			j++
+		case c < 0x20:
+			return "", 0, false
+		}
+	}
+	return "", 0, false
+}
+
+// fastVocab parses a {"token": id, ...} object whose ids are plain
+// integers; ok is false when encoding/json must
+// decide. A repeated key keeps its last id, as encoding/json does.
+func fastVocab(b []byte) (map[string]int64, bool) {
+	i := skipBlank(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, false
+	}
+	m := make(map[string]int64, bytes.Count(b, []byte(`":`))+1)
+	i = skipBlank(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return m, skipBlank(b, i+1) == len(b)
+	}
+	for {
+		tok, j, ok := plainString(b, skipBlank(b, i))
+		if !ok {
+			return nil, false
+		}
+		j = skipBlank(b, j)
+		if j >= len(b) || b[j] != ':' {
+			return nil, false
+		}
+		j = skipBlank(b, j+1)
+		neg := j < len(b) && b[j] == '-'
+		if neg {
+			j++
+		}
+		start := j
+		var v int64
+		for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+			v = v*10 + int64(b[j]-'0')
+			j++
+		}
+		if j == start || j-start > 15 || (b[start] == '0' && j-start > 1) {
+			return nil, false
+		}
+		if neg {
+			v = -v
+		}
+		m[tok] = v
+		j = skipBlank(b, j)
+		if j >= len(b) {
+			return nil, false
+		}
+		switch b[j] {
+		case ',':
+			i = j + 1
+		case '}':
+			return m, skipBlank(b, j+1) == len(b)
+		default:
+			return nil, false
+		}
+	}
+}
+
+// splitArray splits a JSON array of strings or of arrays of strings (no
+// nesting deeper) into its elements;
+// ok is false when encoding/json must decide.
+func splitArray(b []byte) ([]json.RawMessage, bool) {
+	i := skipBlank(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return nil, false
+	}
+	out := make([]json.RawMessage, 0, bytes.Count(b, []byte(",")))
+	i = skipBlank(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return out, skipBlank(b, i+1) == len(b)
+	}
+	for {
+		i = skipBlank(b, i)
+		if i >= len(b) {
+			return nil, false
+		}
+		start := i
+		switch b[i] {
+		case '"':
+			_, j, ok := plainString(b, i)
+			if !ok {
+				return nil, false
+			}
+			i = j
+		case '[':
+			i = skipBlank(b, i+1)
+			for i < len(b) && b[i] != ']' {
+				_, j, ok := plainString(b, i)
+				if !ok {
+					return nil, false
+				}
+				i = skipBlank(b, j)
+				if i < len(b) && b[i] == ',' {
+					i = skipBlank(b, i+1)
+				}
+			}
+			if i >= len(b) {
+				return nil, false
+			}
+			i++
+		default:
+			return nil, false
+		}
+		out = append(out, b[start:i:i])
+		i = skipBlank(b, i)
+		if i >= len(b) {
+			return nil, false
+		}
+		switch b[i] {
+		case ',':
+			i++
+		case ']':
+			return out, skipBlank(b, i+1) == len(b)
+		default:
+			return nil, false
+		}
+	}
+}
+
+// fastMerge parses a merge without escapes: "a b" or ["a","b"] (blanks
+// allowed around the elements). ok is false when the slow path must decide.
+func fastMerge(raw []byte) (a, b string, ok bool) {
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		return "", "", false
+	}
+	raw = bytes.TrimSpace(raw)
+	str := func(p []byte) (string, []byte, bool) {
+		p = bytes.TrimLeft(p, " \t\r\n")
+		if len(p) < 2 || p[0] != '"' {
+			return "", nil, false
+		}
+		end := bytes.IndexByte(p[1:], '"')
+		if end < 0 {
+			return "", nil, false
+		}
+		s := p[1 : 1+end]
+		if !utf8.Valid(s) {
+			return "", nil, false
+		}
+		for _, c := range s {
+			if c < 0x20 {
+				return "", nil, false
+			}
+		}
+		return string(s), bytes.TrimLeft(p[2+end:], " \t\r\n"), true
+	}
+	if len(raw) > 0 && raw[0] == '"' {
+		s, rest, ok := str(raw)
+		if !ok || len(rest) != 0 {
+			return "", "", false
+		}
+		a, b, ok := strings.Cut(s, " ")
+		if !ok || a == "" || b == "" || strings.Contains(b, " ") {
+			return "", "", false
+		}
+		return a, b, true
+	}
+	if len(raw) < 2 || raw[0] != '[' || raw[len(raw)-1] != ']' {
+		return "", "", false
+	}
+	a, rest, ok := str(raw[1 : len(raw)-1])
+	if !ok || len(rest) == 0 || rest[0] != ',' {
+		return "", "", false
+	}
+	b, rest, ok = str(rest[1:])
+	if !ok || len(rest) != 0 {
+		return "", "", false
+	}
+	return a, b, true
+}
+
+// byteLevelFromDoc builds a byte-level BPE from a parsed tokenizer.json.
+func byteLevelFromDoc(doc *hfDoc, tokenizerConfigJSON []byte) (*BPE, error) {
+	const file = hfFile
+	m := doc.Model
+	if m.ByteFallback {
+		return nil, hfJSONError(file, "model", "byte_fallback is not supported (not a byte-level BPE)")
+	}
+	normalizer, err := parseNormalizer(doc.Normalizer)
+	if err != nil {
+		return nil, fmt.Errorf("%s: normalizer: %w", file, err)
+	}
+	tokens, types, err := doc.tokensByID(func(a hfAddedToken) error {
+		if !inByteAlphabet(a.Content) {
+			return hfJSONError(file, "added_tokens", "%q (id %d) has characters outside the byte-level alphabet (e.g. a space); matching it is not supported", a.Content, *a.ID)
+		}
+		return checkAddedNormalized(a, normalizer)
+	})
+	if err != nil {
+		return nil, err
+	}
+	cfg := BPEConfig{Tokens: tokens, TokenTypes: types, BOS: -1, EOS: -1, IgnoreMerges: m.IgnoreMerges, Normalizer: normalizer}
 	if m.UnkToken != nil {
 		for b := range 256 {
 			if _, ok := m.Vocab[string(byteToRune[b])]; !ok {
@@ -171,28 +487,17 @@ func FromHFJSON(tokenizerJSON, tokenizerConfigJSON []byte) (*BPE, error) {
 			}
 		}
 	}
-
-	cfg.Merges = make([]string, len(m.Merges))
-	for i, raw := range m.Merges {
-		var s string
-		var pair []string
-		switch {
-		case json.Unmarshal(raw, &s) == nil:
-		case json.Unmarshal(raw, &pair) == nil && len(pair) == 2:
-			if strings.Contains(pair[0], " ") || strings.Contains(pair[1], " ") {
-				return nil, hfJSONError(file, "model.merges", "merge %d %q contains a space", i, pair)
-			}
-			s = pair[0] + " " + pair[1]
-		default:
-			return nil, hfJSONError(file, "model.merges", "merge %d is %s, want \"a b\" or [\"a\", \"b\"]", i, raw)
+	merges, err := doc.merges()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Merges = make([]string, len(merges))
+	for i, p := range merges {
+		if strings.Contains(p[0], " ") || strings.Contains(p[1], " ") {
+			return nil, hfJSONError(file, "model.merges", "merge %d %q contains a space", i, p)
 		}
-		cfg.Merges[i] = s
+		cfg.Merges[i] = p[0] + " " + p[1]
 	}
-
-	if !isNull(doc.Normalizer) {
-		return nil, hfJSONError(file, "normalizer", "%s is not supported (only null)", describe(doc.Normalizer))
-	}
-	var err error
 	if cfg.Pre, err = preFromHF(doc.PreTokenizer); err != nil {
 		return nil, fmt.Errorf("%s: pre_tokenizer: %w", file, err)
 	}
@@ -202,26 +507,27 @@ func FromHFJSON(tokenizerJSON, tokenizerConfigJSON []byte) (*BPE, error) {
 			return nil, hfJSONError(file, "decoder", "%s is not supported (supported: ByteLevel)", describe(doc.Decoder))
 		}
 	}
-	tmplBOS, err := templateBOS(doc.PostProcessor)
+	sp, err := resolveSpecials(tokens, types, doc.PostProcessor, tokenizerConfigJSON)
 	if err != nil {
-		return nil, fmt.Errorf("%s: post_processor: %w", file, err)
+		return nil, err
 	}
-	if tmplBOS >= n {
-		return nil, hfJSONError(file, "post_processor", "special token id %d is out of range", tmplBOS)
-	}
-	cfg.AddBOS = tmplBOS >= 0
-	cfg.BOS = int32(tmplBOS)
-
-	if len(bytes.TrimSpace(tokenizerConfigJSON)) > 0 {
-		if err := applyHFConfig(&cfg, tokenizerConfigJSON); err != nil {
-			return nil, err
-		}
-	}
+	cfg.BOS, cfg.EOS, cfg.AddBOS, cfg.AddEOS = sp.bos, sp.eos, sp.addBOS, sp.addEOS
 	t, err := NewBPE(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	return t, nil
+}
+
+// checkAddedNormalized rejects an added token with normalized true whose
+// content the normalizer changes: tokenizers would look for the normalized
+// content in the normalized text, which is not supported. Any other added
+// token is matched in the raw text, as tokenizers does.
+func checkAddedNormalized(a hfAddedToken, steps []NormalizerStep) error {
+	if a.Normalized && steps != nil && normalize(steps, a.Content) != a.Content {
+		return hfJSONError(hfFile, "added_tokens", "%q (id %d) is normalized and the normalizer changes it; matching it is not supported", a.Content, *a.ID)
+	}
+	return nil
 }
 
 func isNull(raw json.RawMessage) bool {
@@ -324,94 +630,4 @@ func preFromHF(raw json.RawMessage) (string, error) {
 		}
 	}
 	return "", unsupported
-}
-
-// templateBOS returns the id of the special token a TemplateProcessing
-// post_processor puts before the single sequence, or -1.
-func templateBOS(raw json.RawMessage) (int64, error) {
-	if isNull(raw) {
-		return -1, nil
-	}
-	var pp struct {
-		Type          string                       `json:"type"`
-		Single        []map[string]json.RawMessage `json:"single"`
-		SpecialTokens map[string]struct {
-			IDs []int64 `json:"ids"`
-		} `json:"special_tokens"`
-	}
-	if err := json.Unmarshal(raw, &pp); err != nil {
-		return -1, err
-	}
-	if pp.Type != "TemplateProcessing" || len(pp.Single) == 0 {
-		return -1, nil
-	}
-	st, ok := pp.Single[0]["SpecialToken"]
-	if !ok {
-		return -1, nil
-	}
-	var sp struct{ ID string }
-	if err := json.Unmarshal(st, &sp); err != nil {
-		return -1, err
-	}
-	tok, ok := pp.SpecialTokens[sp.ID]
-	if !ok || len(tok.IDs) != 1 {
-		return -1, fmt.Errorf("special token %q of the single template is not one id in special_tokens", sp.ID)
-	}
-	return tok.IDs[0], nil
-}
-
-// applyHFConfig reads tokenizer_config.json's add_bos_token, bos_token and
-// eos_token into cfg.
-func applyHFConfig(cfg *BPEConfig, b []byte) error {
-	const file = "tokenizer_config.json"
-	var c struct {
-		AddBOS   *bool           `json:"add_bos_token"`
-		BOSToken json.RawMessage `json:"bos_token"`
-		EOSToken json.RawMessage `json:"eos_token"`
-	}
-	if err := json.Unmarshal(b, &c); err != nil {
-		return fmt.Errorf("%s: %w", file, err)
-	}
-	lookup := func(key string, raw json.RawMessage) (int32, bool, error) {
-		if isNull(raw) {
-			return -1, false, nil
-		}
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			var obj struct{ Content *string }
-			if json.Unmarshal(raw, &obj) != nil || obj.Content == nil {
-				return -1, false, hfJSONError(file, key, "%s is neither a string nor an object with content", raw)
-			}
-			s = *obj.Content
-		}
-		id := int32(-1)
-		for i, tok := range cfg.Tokens {
-			if tok == s && (id < 0 || cfg.TokenTypes[i] == TokenControl) {
-				id = int32(i)
-			}
-		}
-		if id < 0 {
-			return -1, false, hfJSONError(file, key, "%q is not a token of tokenizer.json", s)
-		}
-		return id, true, nil
-	}
-	bos, hasBOS, err := lookup("bos_token", c.BOSToken)
-	if err != nil {
-		return err
-	}
-	eos, _, err := lookup("eos_token", c.EOSToken)
-	if err != nil {
-		return err
-	}
-	if hasBOS {
-		cfg.BOS = bos
-	}
-	cfg.EOS = eos
-	if c.AddBOS != nil {
-		cfg.AddBOS = *c.AddBOS
-	}
-	if cfg.AddBOS && cfg.BOS < 0 {
-		return hfJSONError(file, "add_bos_token", "true, but no bos_token is set")
-	}
-	return nil
 }

@@ -114,7 +114,10 @@ func TestFromHFJSONPythonFiles(t *testing.T) {
 		addBOS   bool
 		bos, eos int32
 	}{
-		{"gpt2", false, -1, -1}, {"smollm-digits", true, 1, 2}, {"llama-bpe", true, 1, -1}, {"qwen2", false, -1, -1},
+		// smollm-digits: its tokenizer_config.json sets add_bos_token, but
+		// transformers 5.24 ignores that flag when tokenizer.json exists
+		// and its post_processor is null: tokenizer("hi") is [439].
+		{"gpt2", false, -1, -1}, {"smollm-digits", false, 1, 2}, {"llama-bpe", true, 1, -1}, {"qwen2", false, -1, -1},
 	} {
 		t.Run(c.pre, func(t *testing.T) {
 			dir := filepath.Join("testdata", "hf", c.pre)
@@ -180,7 +183,6 @@ func TestFromHFJSONErrors(t *testing.T) {
 		{"wordpiece", edit(func(_, m map[string]any) { m["type"] = "WordPiece" }), "", `tokenizer.json: model: type "WordPiece" is not supported`},
 		{"dropout", edit(func(_, m map[string]any) { m["dropout"] = 0.1 }), "", "tokenizer.json: model: dropout"},
 		{"byte fallback", edit(func(_, m map[string]any) { m["byte_fallback"] = true }), "", "tokenizer.json: model: byte_fallback"},
-		{"ignore merges", edit(func(_, m map[string]any) { m["ignore_merges"] = true }), "", "tokenizer.json: model: ignore_merges"},
 		{"suffix", edit(func(_, m map[string]any) { m["end_of_word_suffix"] = "</w>" }), "", "tokenizer.json: model: end_of_word_suffix"},
 		{"hole", edit(func(_, m map[string]any) { delete(m["vocab"].(map[string]any), "e") }), "", "tokenizer.json: model.vocab: id"},
 		{"huge id", edit(func(_, m map[string]any) { m["vocab"].(map[string]any)["zz"] = 1 << 40 }), "", "tokenizer.json: model.vocab: token \"zz\""},
@@ -193,7 +195,13 @@ func TestFromHFJSONErrors(t *testing.T) {
 			v["zz"] = v["Ā"]
 			delete(v, "Ā")
 		}), "", "tokenizer.json: model: unk_token"},
-		{"normalizer", edit(func(d, _ map[string]any) { d["normalizer"] = map[string]any{"type": "NFC"} }), "", "tokenizer.json: normalizer: type NFC is not supported"},
+		{"normalizer", edit(func(d, _ map[string]any) { d["normalizer"] = map[string]any{"type": "Lowercase"} }), "", "tokenizer.json: normalizer: type Lowercase is not supported"},
+		{"normalized added token", edit(func(d, _ map[string]any) {
+			d["normalizer"] = map[string]any{"type": "Prepend", "prepend": "x"}
+			d["added_tokens"] = []any{map[string]any{"id": 860, "content": "<x>", "special": true, "normalized": true}}
+		}), "", `tokenizer.json: added_tokens: "<x>" (id 860) is normalized`},
+		{"post processor", edit(func(d, _ map[string]any) { d["post_processor"] = map[string]any{"type": "Fancy"} }), "", "tokenizer.json: post_processor: type Fancy is not supported"},
+
 		{"no pre", edit(func(d, _ map[string]any) { d["pre_tokenizer"] = nil }), "", "tokenizer.json: pre_tokenizer: null"},
 		{"metaspace", edit(func(d, _ map[string]any) { d["pre_tokenizer"] = map[string]any{"type": "Metaspace"} }), "", "tokenizer.json: pre_tokenizer: Metaspace is not supported"},
 		{"prefix space", edit(func(d, _ map[string]any) {
@@ -224,7 +232,6 @@ func TestFromHFJSONErrors(t *testing.T) {
 		{"config not json", base, "{", "tokenizer_config.json: "},
 		{"config unknown bos", base, `{"bos_token": "<s>"}`, `tokenizer_config.json: bos_token: "<s>" is not a token`},
 		{"config bad eos", base, `{"eos_token": 3}`, "tokenizer_config.json: eos_token: 3 is neither"},
-		{"config bos missing", base, `{"add_bos_token": true}`, "tokenizer_config.json: add_bos_token: true, but no bos_token"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := FromHFJSON(c.tj, []byte(c.cj))
@@ -292,4 +299,103 @@ func shrinkTokenizerJSON(tj []byte) []byte {
 	doc["added_tokens"] = added
 	out, _ := json.Marshal(doc)
 	return out
+}
+
+// TestFromHFJSONRoundTripOptions writes and reads back a byte-level BPE with
+// the options Llama 3 and Qwen2 files use (ignore_merges, an NFC
+// normalizer) and an EOS template, and checks that ignore_merges changes
+// the ids of a word whose merges do not rebuild it.
+func TestFromHFJSONRoundTripOptions(t *testing.T) {
+	fx := loadFixture(t)
+	cfg := fx.config("llama-bpe")
+	cfg.BOS, cfg.EOS, cfg.AddBOS, cfg.AddEOS = 1, 0, true, true
+	cfg.IgnoreMerges = true
+	cfg.Normalizer = []NormalizerStep{{Type: "NFC"}, {Type: "Replace", Pattern: "ﬁ", Content: "fi"}}
+	orig, err := NewBPE(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tj, err := orig.HFTokenizerJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cj, err := orig.HFTokenizerConfigJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := FromHFJSON(tj, cj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(cfg, got.Config()); diff != "" {
+		t.Errorf("config (-want +got):\n%s", diff)
+	}
+	for _, s := range fx.Texts {
+		if diff := cmp.Diff(orig.Encode(s), got.Encode(s)); diff != "" {
+			t.Errorf("Encode(%q) (-orig +read):\n%s", s, diff)
+		}
+	}
+	// NFC composes "e" + U+0301 into "é": the same ids as the composed text.
+	if a, b := got.Encode("cafe\u0301"), got.Encode("caf\u00e9"); !cmp.Equal(a, b) {
+		t.Errorf("NFC: %v vs %v", a, b)
+	}
+}
+
+// TestIgnoreMerges checks ignore_merges on a vocabulary where a whole word
+// is a token that its merges do not reach: with the flag the word is that
+// token, without it the merged pieces.
+func TestIgnoreMerges(t *testing.T) {
+	cfg := BPEConfig{Tokens: []string{"a", "b", "c", "ab", "abc", "bc"}, Merges: []string{"b c", "a b"}, BOS: -1, EOS: -1}
+	for _, c := range []struct {
+		ignore bool
+		want   []int32
+	}{{false, []int32{0, 5}}, {true, []int32{4}}} {
+		cfg.IgnoreMerges = c.ignore
+		tok, err := NewBPE(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tok.Encode("abc"); !cmp.Equal(got, c.want) {
+			t.Errorf("IgnoreMerges %v: Encode(abc) = %v, want %v", c.ignore, got, c.want)
+		}
+	}
+}
+
+// TestResolveSpecials covers the post_processor shapes real files use and
+// how tokenizer_config.json complements them (transformers 5.24 ignores
+// its add_bos_token/add_eos_token when tokenizer.json exists).
+func TestResolveSpecials(t *testing.T) {
+	tokens := []string{"<|begin_of_text|>", "<|end_of_text|>", "a", "<s>", "</s>"}
+	types := []int32{TokenControl, TokenControl, TokenNormal, TokenControl, TokenControl}
+	tmpl := func(single string) string {
+		return `{"type":"TemplateProcessing","single":` + single + `,"special_tokens":{` +
+			`"<|begin_of_text|>":{"id":"<|begin_of_text|>","ids":[0],"tokens":["<|begin_of_text|>"]},` +
+			`"</s>":{"id":"</s>","ids":[4],"tokens":["</s>"]}}}`
+	}
+	bos := `{"SpecialToken":{"id":"<|begin_of_text|>","type_id":0}}`
+	seq := `{"Sequence":{"id":"A","type_id":0}}`
+	eos := `{"SpecialToken":{"id":"</s>","type_id":0}}`
+	for _, c := range []struct {
+		name, post, config string
+		want               specials
+	}{
+		{"null", `null`, ``, specials{-1, -1, false, false}},
+		{"null with config", `null`, `{"bos_token":"<s>","eos_token":"</s>","add_bos_token":true}`, specials{3, 4, false, false}},
+		{"bytelevel (npm Llama 3)", `{"type":"ByteLevel"}`, `{"bos_token":"<|begin_of_text|>","eos_token":"<|end_of_text|>"}`, specials{0, 1, false, false}},
+		{"template (Llama 3.0)", tmpl("[" + bos + "," + seq + "]"), ``, specials{0, -1, true, false}},
+		{"sequence (Llama 3.1)", `{"type":"Sequence","processors":[{"type":"ByteLevel"},` + tmpl("["+bos+","+seq+"]") + `]}`,
+			`{"bos_token":"<|begin_of_text|>","eos_token":"<|end_of_text|>"}`, specials{0, 1, true, false}},
+		{"bos and eos", tmpl("[" + bos + "," + seq + "," + eos + "]"), `{"bos_token":"<s>"}`, specials{0, 4, true, true}},
+		{"roberta", `{"type":"RobertaProcessing","cls":["<s>",3],"sep":["</s>",4]}`, ``, specials{3, 4, true, true}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := resolveSpecials(tokens, types, json.RawMessage(c.post), []byte(c.config))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != c.want {
+				t.Errorf("got %+v, want %+v", got, c.want)
+			}
+		})
+	}
 }
