@@ -1,6 +1,7 @@
 package solve
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -86,7 +87,14 @@ func (p *Problem) SolveRows(be kernels.Backend, w []float32, pruned []bool, rows
 		w0[i] = float64(v)
 	}
 
-	s := newPCG(p, rows)
+	dev, onDevice := be.(DeviceSolver)
+	onDevice = onDevice && !p.opts.Float64
+	var s *pcg
+	if onDevice {
+		s = &pcg{status: make([]uint8, rows)}
+	} else {
+		s = newPCG(p, rows)
+	}
 	status := s.status
 	// Right-hand sides b = (H_d (w ⊙ 1_P))_S in the working precision: the
 	// first GEMM. Rows with an empty kept set, or nothing pruned, need none.
@@ -111,50 +119,12 @@ func (p *Problem) SolveRows(be kernels.Backend, w []float32, pruned []bool, rows
 			first = append(first, i)
 		}
 	}
-	for k, i := range first {
-		row := s.gatherRow(k)
-		wi := w0[i*in : i*in+in]
-		mask := pruned[i*in : i*in+in]
-		for j, pr := range mask {
-			v := 0.0
-			if pr {
-				v = wi[j]
-			}
-			s.setGather(row, j, v)
+	if onDevice {
+		if err := p.pcgDevice(dev, s, w, pruned, rows); err != nil {
+			return st, err
 		}
-	}
-	s.gemm(be, len(first))
-	for k, i := range first {
-		s.initRow(i, k, pruned[i*in:i*in+in])
-	}
-
-	// PCG iterations on the active rows.
-	active := first[:0:0]
-	for _, i := range first {
-		if status[i] == stActive {
-			active = append(active, i)
-		}
-	}
-	for it := 1; it <= p.opts.MaxIter && len(active) > 0; it++ {
-		for k, i := range active {
-			row := s.gatherRow(k)
-			pi := s.pd[i*in : i*in+in]
-			for j, v := range pi {
-				s.setGather(row, j, v)
-			}
-		}
-		s.gemm(be, len(active))
-		next := active[:0]
-		for k, i := range active {
-			s.step(i, k, it, pruned[i*in:i*in+in])
-			if status[i] == stActive {
-				next = append(next, i)
-			}
-		}
-		active = next
-	}
-	for _, i := range active {
-		status[i] = stFallback
+	} else {
+		p.pcgHost(be, s, w0, pruned, first)
 	}
 
 	// Write the PCG results; collect the rows for the direct solve.
@@ -214,8 +184,21 @@ func (p *Problem) SolveRows(be kernels.Backend, w []float32, pruned []bool, rows
 
 	// Statistics with the undamped H: three float64 GEMMs.
 	buf := make([]float64, rows*in)
-	out := make([]float64, rows*in)
+	var out []float64
+	if !onDevice {
+		out = make([]float64, rows*in)
+	}
+	var qs []float64
+	var qerr error
+	if onDevice {
+		qs = make([]float64, rows)
+	}
 	quad := func() float64 {
+		if onDevice {
+			v, err := p.quadDevice(dev, buf, qs, rows)
+			qerr = cmp.Or(qerr, err)
+			return v
+		}
 		be.Dgemm(false, false, rows, in, in, 1, buf, in, p.hd, in, 0, out, in)
 		var sum float64
 		for i := range rows {
@@ -241,7 +224,59 @@ func (p *Problem) SolveRows(be kernels.Backend, w []float32, pruned []bool, rows
 		buf[i] = float64(w[i]) - v
 	}
 	st.ObjAfter = quad()
-	return st, nil
+	return st, qerr
+}
+
+// pcgHost runs the batched PCG on the host side of be: the GEMMs through
+// be.Sgemm/be.Dgemm, the per-row arithmetic in Go.
+func (p *Problem) pcgHost(be kernels.Backend, s *pcg, w0 []float64, pruned []bool, first []int) {
+	in := p.in
+	status := s.status
+	for k, i := range first {
+		row := s.gatherRow(k)
+		wi := w0[i*in : i*in+in]
+		mask := pruned[i*in : i*in+in]
+		for j, pr := range mask {
+			v := 0.0
+			if pr {
+				v = wi[j]
+			}
+			s.setGather(row, j, v)
+		}
+	}
+	s.gemm(be, len(first))
+	for k, i := range first {
+		s.initRow(i, k, pruned[i*in:i*in+in])
+	}
+
+	// PCG iterations on the active rows.
+	active := first[:0:0]
+	for _, i := range first {
+		if status[i] == stActive {
+			active = append(active, i)
+		}
+	}
+	for it := 1; it <= p.opts.MaxIter && len(active) > 0; it++ {
+		for k, i := range active {
+			row := s.gatherRow(k)
+			pi := s.pd[i*in : i*in+in]
+			for j, v := range pi {
+				s.setGather(row, j, v)
+			}
+		}
+		s.gemm(be, len(active))
+		next := active[:0]
+		for k, i := range active {
+			s.step(i, k, it, pruned[i*in:i*in+in])
+			if status[i] == stActive {
+				next = append(next, i)
+			}
+		}
+		active = next
+	}
+	for _, i := range active {
+		status[i] = stFallback
+	}
 }
 
 // solveDirect solves the listed rows of w exactly on GOMAXPROCS goroutines,

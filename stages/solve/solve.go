@@ -138,6 +138,7 @@ var ErrInvalidOptions = errors.New("solve: invalid options")
 // preconditioner. It is immutable after Prepare and safe for concurrent
 // SolveRows calls on disjoint weight rows.
 type Problem struct {
+	id    uint64 // unique, for DeviceSolver keys
 	in    int
 	opts  Options
 	shift float64   // absolute damping λ·mean(diag H)
@@ -180,7 +181,7 @@ func Prepare(h []float64, in int, opts Options) (*Problem, error) {
 	if in > 0 && !(mean > 0) {
 		return nil, &NotPositiveDefiniteError{Row: -1, Damping: opts.Damping}
 	}
-	p := &Problem{in: in, opts: opts, mean: mean, shift: opts.Damping * mean}
+	p := &Problem{id: problemIDs.Add(1), in: in, opts: opts, mean: mean, shift: opts.Damping * mean}
 	p.hd = symmetrizedDamped(h, in, p.shift)
 	p.invD = make([]float64, in)
 	for j := range in {

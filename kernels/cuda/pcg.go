@@ -1,0 +1,344 @@
+package cuda
+
+import (
+	"fmt"
+	"time"
+	"unsafe"
+)
+
+// Row status codes of PCG32 (the same as stages/solve.DeviceSolver's).
+const (
+	StatusActive       = 0 // on input: solve this row
+	StatusConverged    = 1 // ‖r_S‖ ≤ tol·‖b_S‖ (or b_S = 0)
+	StatusMaxIter      = 2 // maxIter iterations without converging
+	StatusBrokeDown    = 3 // pᵀH_SS p ≤ 0 or not finite
+	maxResident        = 2 // Hessians kept on the device between calls
+	pcgBytesPerElement = 4 + 1 + 4 + 4 + 3*8
+)
+
+// resident is a Hessian kept on the device between calls, by key.
+type resident struct {
+	key      uint64
+	in       int
+	h32, h64 devBuf
+	last     uint64
+}
+
+func (r *resident) free(a *api) {
+	a.free(&r.h32)
+	a.free(&r.h64)
+}
+
+// pcgBufs are the row-batch buffers of PCG32 and QuadForms, reused.
+type pcgBufs struct {
+	w, mask, a, q, x, r, p, rz, bnorm, iters, status, act, out devBuf
+}
+
+// hessian returns the resident copy of H under key (0: no caching; the
+// caller frees it), uploading h32 or h64 when given and not yet there.
+// Worker thread only.
+func (b *Backend) hessian(key uint64, in int, h32 []float32, h64 []float64) *resident {
+	b.tick++
+	var r *resident
+	for _, c := range b.cache {
+		if key != 0 && c.key == key && c.in == in {
+			r = c
+		}
+	}
+	if r == nil {
+		if key != 0 && len(b.cache) >= maxResident {
+			old := 0
+			for i, c := range b.cache {
+				if c.last < b.cache[old].last {
+					old = i
+				}
+			}
+			b.cache[old].free(b.a)
+			b.cache = append(b.cache[:old], b.cache[old+1:]...)
+		}
+		r = &resident{key: key, in: in}
+		if key != 0 {
+			b.cache = append(b.cache, r)
+		}
+	}
+	r.last = b.tick
+	nn := uintptr(in * in)
+	if h32 != nil && r.h32.ptr == 0 {
+		b.grow(&r.h32, nn*4)
+		b.a.htod(r.h32.ptr, unsafe.Pointer(&h32[0]), nn*4)
+	}
+	if h64 != nil && r.h64.ptr == 0 {
+		b.grow(&r.h64, nn*8)
+		b.a.htod(r.h64.ptr, unsafe.Pointer(&h64[0]), nn*8)
+	}
+	return r
+}
+
+// Release frees the device copy of the Hessian stored under key, if any.
+func (b *Backend) Release(key uint64) {
+	b.w.do(func() {
+		for i, c := range b.cache {
+			if c.key == key {
+				c.free(b.a)
+				b.cache = append(b.cache[:i], b.cache[i+1:]...)
+				return
+			}
+		}
+	})
+}
+
+// chunkRows is how many rows of width in fit in the free device memory with
+// bytesPerElem bytes per element, keeping 512 MiB spare. Worker thread only.
+func (b *Backend) chunkRows(rows, in, bytesPerElem int) int {
+	out := &b.w.out
+	if st := call(b.a.cuMemGetInfo, uintptr(unsafe.Pointer(&out[0])), uintptr(unsafe.Pointer(&out[1]))); st != 0 {
+		panic(b.a.cuErr("cuMemGetInfo", st))
+	}
+	free := int64(out[0]) - 512<<20
+	n := int(free / int64(bytesPerElem*in+64))
+	return max(1, min(rows, n))
+}
+
+// PCGStats are timings of the last PCG32 call, for benchmarks.
+type PCGStats struct {
+	Chunks     int           // row batches the call was split into
+	GEMMs      int           // cuBLAS products run
+	GEMMRows   int64         // Σ rows over those products (each [rows, in] × [in, in])
+	Upload     time.Duration // H and row uploads
+	Iterations time.Duration // the PCG loop, synchronised
+}
+
+// PCG32 runs stages/solve's batched Jacobi-PCG (float32 products H·p, all
+// vectors and scalars float64) on the device for every row i with
+// status[i] == StatusActive, keeping H and the row batch resident: H [in, in]
+// float32 (damped, symmetric) is uploaded once per key (key 0: not cached),
+// the rows in batches sized to the free device memory.
+//
+// Shapes: w [rows, in] float32 original weights; pruned [rows, in] (true =
+// pruned); invD [in] the Jacobi preconditioner 1/diag(H); status [rows];
+// x [rows, in] float64 receives δ = ŵ − w on the kept set (zeros on the
+// pruned set) for solved rows; iters [rows] the iterations run. On return a
+// solved row's status is StatusConverged, StatusMaxIter or StatusBrokeDown;
+// other rows are untouched. The right-hand side of row i is
+// b_S = (H (w ⊙ 1_P))_S and a row stops when ‖r_S‖ ≤ tol·‖b_S‖.
+//
+// With Options.TF32 the products use TF32 tensor cores. It panics on wrong
+// lengths and returns an *Error when a CUDA call fails.
+func (b *Backend) PCG32(key uint64, in int, h []float32, invD []float64, rows int, w []float32, pruned []bool, tol float64, maxIter int,
+	status []uint8, x []float64, iters []int32) (err error) {
+	if in < 0 || rows < 0 || len(h) != in*in || len(invD) != in || len(w) != rows*in || len(pruned) != rows*in ||
+		len(status) != rows || len(x) != rows*in || len(iters) != rows {
+		panic(fmt.Sprintf("cuda: PCG32: lengths h=%d invD=%d w=%d pruned=%d status=%d x=%d iters=%d, want in = %d, rows = %d",
+			len(h), len(invD), len(w), len(pruned), len(status), len(x), len(iters), in, rows))
+	}
+	if rows == 0 || in == 0 {
+		return nil
+	}
+	st := PCGStats{}
+	b.w.do(func() {
+		defer func() {
+			if p := recover(); p != nil {
+				if e, ok := p.(error); ok {
+					err = e
+					return
+				}
+				panic(p)
+			}
+		}()
+		if b.closed {
+			err = errClosed
+			return
+		}
+		t0 := time.Now()
+		res := b.hessian(key, in, h, nil)
+		if key == 0 {
+			defer res.free(b.a)
+		}
+		dInvD := &b.bufD
+		b.grow(dInvD, uintptr(in)*8)
+		b.a.htod(dInvD.ptr, unsafe.Pointer(&invD[0]), uintptr(in)*8)
+		if b.opts.TF32 {
+			b.checkBlas("cublasSetMathMode", call(b.a.cublasSetMathMode, b.blas, 3))
+			defer call(b.a.cublasSetMathMode, b.blas, 0)
+		}
+		chunk := b.chunkRows(rows, in, pcgBytesPerElement)
+		pb := &b.pcg
+		hostStatus := make([]uint8, chunk)
+		act := make([]int32, chunk)
+		var next []int32
+		st.Upload += time.Since(t0)
+		for r0 := 0; r0 < rows; r0 += chunk {
+			n := min(chunk, rows-r0)
+			st.Chunks++
+			t1 := time.Now()
+			ne := uintptr(n * in)
+			for _, g := range []struct {
+				d  *devBuf
+				by uintptr
+			}{{&pb.w, ne * 4}, {&pb.mask, ne}, {&pb.a, ne * 4}, {&pb.q, ne * 4}, {&pb.x, ne * 8}, {&pb.r, ne * 8}, {&pb.p, ne * 8},
+				{&pb.rz, uintptr(n) * 8}, {&pb.bnorm, uintptr(n) * 8}, {&pb.iters, uintptr(n) * 4}, {&pb.status, uintptr(n)}, {&pb.act, uintptr(n) * 4}} {
+				b.grow(g.d, g.by)
+			}
+			b.a.htod(pb.w.ptr, unsafe.Pointer(&w[r0*in]), ne*4)
+			b.a.htod(pb.mask.ptr, unsafe.Pointer(&pruned[r0*in]), ne)
+			b.a.htod(pb.status.ptr, unsafe.Pointer(&status[r0]), uintptr(n))
+			b.a.mustCU("cuMemsetD8", call(b.a.cuMemsetD8, pb.x.ptr, 0, ne*8))
+			b.a.mustCU("cuMemsetD8", call(b.a.cuMemsetD8, pb.iters.ptr, 0, uintptr(n)*4))
+			act = act[:0]
+			for k := range n {
+				if status[r0+k] == StatusActive {
+					act = append(act, int32(k))
+				}
+			}
+			first := append([]int32(nil), act...)
+			if len(act) == 0 {
+				continue
+			}
+			b.a.htod(pb.act.ptr, unsafe.Pointer(&act[0]), uintptr(len(act))*4)
+			st.Upload += time.Since(t1)
+			t2 := time.Now()
+			na := len(act)
+			b.launch("gather_rhs", na, 256, uint64(pb.act.ptr), uint64(in), uint64(pb.w.ptr), uint64(pb.mask.ptr), uint64(pb.a.ptr))
+			b.sgemmDev(false, false, na, in, in, 1, pb.a.ptr, in, res.h32.ptr, in, 0, pb.q.ptr)
+			st.GEMMs++
+			st.GEMMRows += int64(na)
+			b.launch("pcg_init", na, 256, uint64(pb.act.ptr), uint64(in), uint64(pb.q.ptr), uint64(pb.mask.ptr), uint64(dInvD.ptr),
+				uint64(pb.r.ptr), uint64(pb.p.ptr), uint64(pb.rz.ptr), uint64(pb.bnorm.ptr), uint64(pb.status.ptr))
+			for it := 1; it <= maxIter; it++ {
+				b.a.dtoh(unsafe.Pointer(&hostStatus[0]), pb.status.ptr, uintptr(n))
+				next = next[:0]
+				for _, k := range act {
+					if hostStatus[k] == StatusActive {
+						next = append(next, k)
+					}
+				}
+				act = append(act[:0], next...)
+				if len(act) == 0 {
+					break
+				}
+				na = len(act)
+				b.a.htod(pb.act.ptr, unsafe.Pointer(&act[0]), uintptr(na)*4)
+				b.launch("gather_p", na, 256, uint64(pb.act.ptr), uint64(in), uint64(pb.p.ptr), uint64(pb.a.ptr))
+				b.sgemmDev(false, false, na, in, in, 1, pb.a.ptr, in, res.h32.ptr, in, 0, pb.q.ptr)
+				st.GEMMs++
+				st.GEMMRows += int64(na)
+				b.launch("pcg_step", na, 256, uint64(pb.act.ptr), uint64(in), uint64(it), uint64(pb.q.ptr), uint64(pb.mask.ptr),
+					uint64(dInvD.ptr), uint64(pb.x.ptr), uint64(pb.r.ptr), uint64(pb.p.ptr), uint64(pb.rz.ptr), uint64(pb.bnorm.ptr),
+					f64bits(tol), uint64(pb.iters.ptr), uint64(pb.status.ptr))
+			}
+			b.a.dtoh(unsafe.Pointer(&hostStatus[0]), pb.status.ptr, uintptr(n))
+			it32 := make([]int32, n)
+			b.a.dtoh(unsafe.Pointer(&it32[0]), pb.iters.ptr, uintptr(n)*4)
+			b.a.dtoh(unsafe.Pointer(&x[r0*in]), pb.x.ptr, ne*8)
+			for _, k := range first {
+				s := hostStatus[k]
+				if s == StatusActive {
+					s = StatusMaxIter
+				}
+				status[r0+int(k)] = s
+				iters[r0+int(k)] = it32[k]
+			}
+			st.Iterations += time.Since(t2)
+		}
+		b.lastPCG = st
+	})
+	return err
+}
+
+// LastPCG returns the timings of the last PCG32 call.
+func (b *Backend) LastPCG() (st PCGStats) {
+	b.w.do(func() { st = b.lastPCG })
+	return st
+}
+
+// QuadForms sets q[i] = v_iᵀ H v_i for the rows of v [rows, in] float64 and
+// H [in, in] float64 (uploaded once per key; key 0: not cached), with one
+// cuBLAS DGEMM per row batch and a row reduction. It panics on wrong lengths
+// and returns an *Error when a CUDA call fails.
+func (b *Backend) QuadForms(key uint64, in int, h []float64, rows int, v []float64, q []float64) (err error) {
+	if in < 0 || rows < 0 || len(h) != in*in || len(v) != rows*in || len(q) != rows {
+		panic(fmt.Sprintf("cuda: QuadForms: lengths h=%d v=%d q=%d, want in = %d, rows = %d", len(h), len(v), len(q), in, rows))
+	}
+	if rows == 0 {
+		return nil
+	}
+	if in == 0 {
+		clear(q)
+		return nil
+	}
+	b.w.do(func() {
+		defer func() {
+			if p := recover(); p != nil {
+				if e, ok := p.(error); ok {
+					err = e
+					return
+				}
+				panic(p)
+			}
+		}()
+		if b.closed {
+			err = errClosed
+			return
+		}
+		res := b.hessian(key, in, nil, h)
+		if key == 0 {
+			defer res.free(b.a)
+		}
+		pb := &b.pcg
+		chunk := b.chunkRows(rows, in, 16)
+		for r0 := 0; r0 < rows; r0 += chunk {
+			n := min(chunk, rows-r0)
+			ne := uintptr(n * in)
+			b.grow(&pb.x, ne*8)
+			b.grow(&pb.r, ne*8)
+			b.grow(&pb.out, uintptr(n)*8)
+			b.a.htod(pb.x.ptr, unsafe.Pointer(&v[r0*in]), ne*8)
+			b.dgemmDev(false, false, n, in, in, 1, pb.x.ptr, in, res.h64.ptr, in, 0, pb.r.ptr)
+			b.launch("row_dot", n, 256, uint64(in), uint64(pb.x.ptr), uint64(pb.r.ptr), uint64(pb.out.ptr))
+			b.a.dtoh(unsafe.Pointer(&q[r0]), pb.out.ptr, uintptr(n)*8)
+		}
+	})
+	return err
+}
+
+// TimeSgemm measures the device-resident product C [m, n] = A [m, k] · B
+// [k, n] (FP32, or TF32 tensor cores when tf32) on constant non-zero data:
+// one warm-up, then reps timed products, synchronised. It returns seconds
+// per product. For the benchmark's GEMM floor.
+func (b *Backend) TimeSgemm(m, n, k, reps int, tf32 bool) (sec float64, err error) {
+	b.w.do(func() {
+		defer func() {
+			if p := recover(); p != nil {
+				if e, ok := p.(error); ok {
+					err = e
+					return
+				}
+				panic(p)
+			}
+		}()
+		var a, bb, c devBuf
+		defer b.a.free(&a)
+		defer b.a.free(&bb)
+		defer b.a.free(&c)
+		b.grow(&a, uintptr(m*k)*4)
+		b.grow(&bb, uintptr(k*n)*4)
+		b.grow(&c, uintptr(m*n)*4)
+		b.a.mustCU("cuMemsetD8", call(b.a.cuMemsetD8, a.ptr, 0x3c, uintptr(m*k)*4))
+		b.a.mustCU("cuMemsetD8", call(b.a.cuMemsetD8, bb.ptr, 0x3b, uintptr(k*n)*4))
+		if tf32 {
+			call(b.a.cublasSetMathMode, b.blas, 3)
+			defer call(b.a.cublasSetMathMode, b.blas, 0)
+		}
+		b.sgemmDev(false, false, m, n, k, 1, a.ptr, k, bb.ptr, n, 0, c.ptr)
+		b.sync()
+		t := time.Now()
+		for range reps {
+			b.sgemmDev(false, false, m, n, k, 1, a.ptr, k, bb.ptr, n, 0, c.ptr)
+		}
+		b.sync()
+		sec = time.Since(t).Seconds() / float64(max(reps, 1))
+	})
+	return sec, err
+}
+
+func f64bits(v float64) uint64 { return *(*uint64)(unsafe.Pointer(&v)) }

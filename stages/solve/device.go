@@ -1,0 +1,112 @@
+package solve
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/optima-llm/optima/kernels"
+)
+
+// DeviceSolver is an optional interface of a kernels.Backend that runs the
+// whole float32 batched PCG of SolveRows on its device, with the Hessian and
+// the row batch resident there for all iterations (kernels/cuda.Backend
+// implements it). SolveRows uses it when Options.Float64 is false; the
+// direct fallback then runs through the backend's Cholesky and the
+// statistics through QuadForms. Without it (or with Float64) every GEMM goes
+// through be.Sgemm/be.Dgemm with host slices.
+//
+// Keys identify a prepared Problem (unique in the process, never 0): a
+// device may keep the Hessian uploaded under a key between calls and drop it
+// at any time; Release says it will not be used again.
+type DeviceSolver interface {
+	kernels.Backend
+	// PCG32 runs the algorithm of SolveRows (float32 products with h, the
+	// damped Hessian [in, in]; float64 vectors and scalars; Jacobi
+	// preconditioner invD [in]) for every row i of w [rows, in] whose
+	// status[i] is 0, with right-hand side (h (w ⊙ 1_P))_S, pruned
+	// [rows, in], stopping at ‖r_S‖ ≤ tol·‖b_S‖ or after maxIter
+	// iterations. It writes δ = ŵ_S − w_S into x [rows, in] (0 on P), the
+	// iterations into iters [rows] and status 1 (converged), 2 (maxIter
+	// reached) or 3 (pᵀHp ≤ 0: broke down) for those rows.
+	PCG32(key uint64, in int, h []float32, invD []float64, rows int, w []float32, pruned []bool, tol float64, maxIter int,
+		status []uint8, x []float64, iters []int32) error
+	// QuadForms sets q[i] = v_iᵀ h v_i in float64 for v [rows, in] and h
+	// [in, in].
+	QuadForms(key uint64, in int, h []float64, rows int, v []float64, q []float64) error
+	// Release drops what the device keeps under key.
+	Release(key uint64)
+}
+
+// Device row status codes of DeviceSolver.PCG32.
+const (
+	devConverged = 1
+	devMaxIter   = 2
+	devBroke     = 3
+)
+
+var problemIDs atomic.Uint64
+
+// Release lets a DeviceSolver backend free the device copy of the
+// problem's Hessian; other backends ignore it. The Problem stays usable (a
+// later SolveRows uploads it again).
+func (p *Problem) Release(be kernels.Backend) {
+	if d, ok := be.(DeviceSolver); ok {
+		d.Release(p.id)
+	}
+}
+
+// pcgDevice fills s.x, s.iters, s.broke and s.status (stConverged or
+// stFallback) for the rows whose status is stActive.
+func (p *Problem) pcgDevice(dev DeviceSolver, s *pcg, w []float32, pruned []bool, rows int) error {
+	in := p.in
+	s.x = make([]float64, rows*in)
+	s.iters = make([]int, rows)
+	s.broke = make([]bool, rows)
+	st := make([]uint8, rows)
+	for i, v := range s.status {
+		if v != stActive {
+			st[i] = 0xff // not to be solved
+		}
+	}
+	it := make([]int32, rows)
+	if err := dev.PCG32(p.id, in, p.hd32, p.invD, rows, w, pruned, p.opts.Tol, p.opts.MaxIter, st, s.x, it); err != nil {
+		return fmt.Errorf("solve: device PCG: %w", err)
+	}
+	for i, v := range s.status {
+		if v != stActive {
+			continue
+		}
+		s.iters[i] = int(it[i])
+		switch st[i] {
+		case devConverged:
+			s.status[i] = stConverged
+		case devMaxIter:
+			s.status[i] = stFallback
+		case devBroke:
+			s.status[i] = stFallback
+			s.broke[i] = true
+		default:
+			panic(fmt.Sprintf("solve: device PCG left row %d with status %d", i, st[i]))
+		}
+	}
+	return nil
+}
+
+// quadDevice returns Σ_rows (v_iᵀ H_d v_i − shift·‖v_i‖²) for v = buf
+// [rows, in], i.e. the quadratic forms with the undamped H, summed in row
+// order as on the host path.
+func (p *Problem) quadDevice(dev DeviceSolver, buf, qs []float64, rows int) (float64, error) {
+	in := p.in
+	if err := dev.QuadForms(p.id, in, p.hd, rows, buf, qs); err != nil {
+		return 0, fmt.Errorf("solve: device quadratic forms: %w", err)
+	}
+	var sum float64
+	for i := range rows {
+		var n2 float64
+		for _, v := range buf[i*in : i*in+in] {
+			n2 += v * v
+		}
+		sum += qs[i] - p.shift*n2
+	}
+	return sum, nil
+}
