@@ -134,3 +134,6 @@ func heapBytes(n int) []byte {
 }
 
 var escapeB atomic.Pointer[[]byte]
+
+// ptr returns the address of b's first byte.
+func ptr(b []byte) unsafe.Pointer { return unsafe.Pointer(&b[0]) }
