@@ -82,6 +82,7 @@ type report struct {
 	Device       string        `json:"device"`
 	Blocks       int           `json:"blocks"`
 	Tokens       int           `json:"tokens"`
+	HessianSets  int           `json:"hessian_sets"` // 0: one per block
 	TF32         bool          `json:"tf32"`
 	Options      solve.Options `json:"solve_options"`
 	TotalSec     float64       `json:"total_solve_sec"` // Σ prepare + solve over all linears
@@ -102,16 +103,17 @@ func main() {
 	tf32 := flag.Bool("tf32", false, "TF32 tensor cores for the PCG products")
 	gapRows := flag.Int("gap-rows", 4, "rows per linear checked against the float64 direct solve")
 	gapBlocks := flag.Int("gap-blocks", 2, "blocks whose sampled rows are checked (the first ones)")
+	hBlocks := flag.Int("hessian-blocks", 0, "distinct Hessian sets, cycled over blocks (0: fresh Hessians for every block)")
 	out := flag.String("out", "", "write the JSON report here as well")
 	seed := flag.Uint64("seed", 1, "seed")
 	flag.Parse()
-	if err := run(*layers, *hidden, *inter, *kvDim, *tokens, *tf32, *gapRows, *gapBlocks, *out, *seed); err != nil {
+	if err := run(*layers, *hidden, *inter, *kvDim, *tokens, *tf32, *gapRows, *gapBlocks, *hBlocks, *out, *seed); err != nil {
 		fmt.Fprintln(os.Stderr, "cudabench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(blocks, hidden, inter, kvDim, tokens int, tf32 bool, gapRows, gapBlocks int, out string, seed uint64) error {
+func run(blocks, hidden, inter, kvDim, tokens int, tf32 bool, gapRows, gapBlocks, hBlocks int, out string, seed uint64) error {
 	be, err := cuda.New(cuda.Options{TF32: tf32})
 	if err != nil {
 		return err
@@ -122,7 +124,7 @@ func run(blocks, hidden, inter, kvDim, tokens int, tf32 bool, gapRows, gapBlocks
 	fmt.Printf("device %s (%s), %.1f/%.1f GiB free, libraries %v\n", name, be.Capabilities().SIMD, float64(free)/(1<<30), float64(total)/(1<<30), libs)
 
 	opts := solve.DefaultOptions()
-	rep := &report{Device: name, Blocks: blocks, Tokens: tokens, TF32: tf32, Options: opts, SgemmTFLOPS: map[string]float64{}}
+	rep := &report{Device: name, Blocks: blocks, Tokens: tokens, HessianSets: hBlocks, TF32: tf32, Options: opts, SgemmTFLOPS: map[string]float64{}}
 	lins := shape8B(hidden, inter, kvDim)
 	types := map[string]*typeResult{}
 	for _, l := range lins {
@@ -136,17 +138,29 @@ func run(blocks, hidden, inter, kvDim, tokens int, tf32 bool, gapRows, gapBlocks
 	}
 	pat := mask.Pattern{Sparsity: 0.5}
 
+	cache := map[int]map[string][]float64{}
 	for blk := range blocks {
 		tb := time.Now()
 		rng := rand.New(rand.NewPCG(seed, uint64(blk)))
 		// Hessians per input group, formed on the GPU.
 		tg := time.Now()
-		hs := map[string][]float64{}
-		for _, g := range []struct {
-			name string
-			in   int
-		}{{"attn_in", hidden}, {"attn_out", hidden}, {"mlp_in", hidden}, {"mlp_out", inter}} {
-			hs[g.name] = genHessian(be, rng.Uint64(), g.in, tokens)
+		set := blk
+		if hBlocks > 0 {
+			set = blk % hBlocks
+		}
+		hs := cache[set]
+		if hs == nil {
+			hs = map[string][]float64{}
+			hr := rand.New(rand.NewPCG(seed, uint64(set)+1<<32))
+			for _, g := range []struct {
+				name string
+				in   int
+			}{{"attn_in", hidden}, {"attn_out", hidden}, {"mlp_in", hidden}, {"mlp_out", inter}} {
+				hs[g.name] = genHessian(be, hr.Uint64(), g.in, tokens)
+			}
+			if hBlocks > 0 {
+				cache[set] = hs
+			}
 		}
 		rep.GenSec += time.Since(tg).Seconds()
 		probs := map[string]*solve.Problem{}
@@ -362,24 +376,39 @@ func gapCheck(be *cuda.Backend, h []float64, in int, damping float64, w0, got []
 		mean += h[j*in+j]
 	}
 	shift := damping * mean / float64(in)
+	// h from AccumulateGram is exactly symmetric, so (h + hᵀ)/2 = h; rows
+	// are read contiguously.
 	hd := func(i, j int) float64 {
-		v := 0.5 * (h[i*in+j] + h[j*in+i])
+		v := h[i*in+j]
 		if i == j {
 			v += shift
 		}
 		return v
 	}
 	obj := func(d []float64) float64 {
+		part := make([]float64, runtime.GOMAXPROCS(0))
+		var wg sync.WaitGroup
+		for c := range part {
+			wg.Go(func() {
+				var s float64
+				for i := c; i < in; i += len(part) {
+					if d[i] == 0 {
+						continue
+					}
+					row := h[i*in : i*in+in]
+					var t float64
+					for j, dj := range d {
+						t += row[j] * dj
+					}
+					s += d[i] * (t + shift*d[i])
+				}
+				part[c] = s
+			})
+		}
+		wg.Wait()
 		var s float64
-		for i, di := range d {
-			if di == 0 {
-				continue
-			}
-			var t float64
-			for j, dj := range d {
-				t += hd(i, j) * dj
-			}
-			s += di * t
+		for _, v := range part {
+			s += v
 		}
 		return s
 	}

@@ -21,7 +21,7 @@
 // The kernels.Backend methods take host slices: each call uploads its
 // operands and downloads its result, which suits occasional products. The
 // OPTIMA row solve instead keeps the Hessian and the row batch resident for
-// the whole PCG: see PCG32 and QuadForms, which stages/solve uses through its
+// the whole PCG: see PCG32 and RowObjectives, which stages/solve uses through its
 // DeviceSolver interface.
 //
 // Errors: Available and New return errors wrapping ErrUnavailable; a CUDA
@@ -151,7 +151,7 @@ func (b *Backend) compile(w *worker) error {
 		out[1] = prog
 		call(a.nvrtcDestroyProgram, uintptr(unsafe.Pointer(&out[1])))
 	}()
-	opts := [][]byte{cString(fmt.Sprintf("--gpu-architecture=sm_%d%d", b.major, b.minor)), cString("-O3")}
+	opts := [][]byte{cString(fmt.Sprintf("--gpu-architecture=sm_%d%d", b.major, b.minor))}
 	for i, o := range opts {
 		w.ptrs[i] = uintptr(unsafe.Pointer(&o[0]))
 	}
@@ -175,7 +175,7 @@ func (b *Backend) compile(w *worker) error {
 		return a.cuErr("cuModuleLoadData", st)
 	}
 	mod := uintptr(out[3])
-	for _, n := range []string{"gather_rhs", "gather_p", "pcg_init", "pcg_step", "row_dot", "gram_add"} {
+	for _, n := range []string{"gather_rhs", "gather_p", "pcg_init", "pcg_step", "build_v", "row_dot2", "gram_add"} {
 		cn := cString(n)
 		if st := call(a.cuModuleGetFunction, uintptr(unsafe.Pointer(&out[4])), mod, uintptr(unsafe.Pointer(&cn[0]))); st != 0 {
 			return a.cuErr("cuModuleGetFunction("+n+")", st)

@@ -251,19 +251,22 @@ func (b *Backend) LastPCG() (st PCGStats) {
 	return st
 }
 
-// QuadForms sets q[i] = v_iᵀ H v_i for the rows of v [rows, in] float64 and
-// H [in, in] float64 (uploaded once per key; key 0: not cached), with one
-// cuBLAS DGEMM per row batch and a row reduction. It panics on wrong lengths
-// and returns an *Error when a CUDA call fails.
-func (b *Backend) QuadForms(key uint64, in int, h []float64, rows int, v []float64, q []float64) (err error) {
-	if in < 0 || rows < 0 || len(h) != in*in || len(v) != rows*in || len(q) != rows {
-		panic(fmt.Sprintf("cuda: QuadForms: lengths h=%d v=%d q=%d, want in = %d, rows = %d", len(h), len(v), len(q), in, rows))
+// RowObjectives sets, in float64, out[6i : 6i+6] = (vᵀH v, vᵀv) for
+// v = w0_i, then v = −w0_i ⊙ 1_P, then v = w1_i − w0_i, for the rows of w0
+// and w1 [rows, in] float32 with pruned [rows, in] and H [in, in] float64
+// (uploaded once per key; key 0: not cached): one cuBLAS DGEMM and one row
+// reduction per form and row batch. It panics on wrong lengths and returns
+// an *Error when a CUDA call fails.
+func (b *Backend) RowObjectives(key uint64, in int, h []float64, rows int, w0, w1 []float32, pruned []bool, out []float64) (err error) {
+	if in < 0 || rows < 0 || len(h) != in*in || len(w0) != rows*in || len(w1) != rows*in || len(pruned) != rows*in || len(out) != 6*rows {
+		panic(fmt.Sprintf("cuda: RowObjectives: lengths h=%d w0=%d w1=%d pruned=%d out=%d, want in = %d, rows = %d",
+			len(h), len(w0), len(w1), len(pruned), len(out), in, rows))
 	}
 	if rows == 0 {
 		return nil
 	}
 	if in == 0 {
-		clear(q)
+		clear(out)
 		return nil
 	}
 	b.w.do(func() {
@@ -285,17 +288,25 @@ func (b *Backend) QuadForms(key uint64, in int, h []float64, rows int, v []float
 			defer res.free(b.a)
 		}
 		pb := &b.pcg
-		chunk := b.chunkRows(rows, in, 16)
+		chunk := b.chunkRows(rows, in, 4+4+1+8+8)
 		for r0 := 0; r0 < rows; r0 += chunk {
 			n := min(chunk, rows-r0)
 			ne := uintptr(n * in)
+			b.grow(&pb.w, ne*4)
+			b.grow(&pb.a, ne*4)
+			b.grow(&pb.mask, ne)
 			b.grow(&pb.x, ne*8)
 			b.grow(&pb.r, ne*8)
-			b.grow(&pb.out, uintptr(n)*8)
-			b.a.htod(pb.x.ptr, unsafe.Pointer(&v[r0*in]), ne*8)
-			b.dgemmDev(false, false, n, in, in, 1, pb.x.ptr, in, res.h64.ptr, in, 0, pb.r.ptr)
-			b.launch("row_dot", n, 256, uint64(in), uint64(pb.x.ptr), uint64(pb.r.ptr), uint64(pb.out.ptr))
-			b.a.dtoh(unsafe.Pointer(&q[r0]), pb.out.ptr, uintptr(n)*8)
+			b.grow(&pb.out, uintptr(n)*6*8)
+			b.a.htod(pb.w.ptr, unsafe.Pointer(&w0[r0*in]), ne*4)
+			b.a.htod(pb.a.ptr, unsafe.Pointer(&w1[r0*in]), ne*4)
+			b.a.htod(pb.mask.ptr, unsafe.Pointer(&pruned[r0*in]), ne)
+			for mode := range 3 {
+				b.launch("build_v", n, 256, uint64(mode), uint64(in), uint64(pb.w.ptr), uint64(pb.a.ptr), uint64(pb.mask.ptr), uint64(pb.x.ptr))
+				b.dgemmDev(false, false, n, in, in, 1, pb.x.ptr, in, res.h64.ptr, in, 0, pb.r.ptr)
+				b.launch("row_dot2", n, 256, uint64(in), uint64(pb.x.ptr), uint64(pb.r.ptr), uint64(pb.out.ptr), uint64(2*mode))
+			}
+			b.a.dtoh(unsafe.Pointer(&out[6*r0]), pb.out.ptr, uintptr(n)*6*8)
 		}
 	})
 	return err

@@ -113,14 +113,28 @@ extern "C" __global__ void pcg_step(const int* act, int in, int it, const float*
         if (!mi[j]) pi[j] = ri[j] * invD[j] + beta * pi[j];
 }
 
-// out[i] = sum_j v[i,j] * q[i,j] (float64 rows).
-extern "C" __global__ void row_dot(int in, const double* v, const double* q, double* out) {
+// v[i,:] (float64) = w0 (mode 0), -w0 on the pruned set (mode 1) or
+// w1 - w0 (mode 2), for row i = blockIdx.x.
+extern "C" __global__ void build_v(int mode, int in, const float* w0, const float* w1, const unsigned char* mask, double* v) {
+    long long o = (long long)blockIdx.x * in;
+    for (int j = threadIdx.x; j < in; j += blockDim.x) {
+        double a = (double)w0[o + j], r;
+        if (mode == 0) r = a;
+        else if (mode == 1) r = mask[o + j] ? -a : 0.0;
+        else r = (double)w1[o + j] - a;
+        v[o + j] = r;
+    }
+}
+
+// out[6i+off] = sum_j v[i,j] q[i,j], out[6i+off+1] = sum_j v[i,j]^2.
+extern "C" __global__ void row_dot2(int in, const double* v, const double* q, double* out, int off) {
     __shared__ double sh[33];
-    long long i = blockIdx.x;
-    double s = 0;
-    for (int j = threadIdx.x; j < in; j += blockDim.x) s += v[i * in + j] * q[i * in + j];
+    long long o = (long long)blockIdx.x * in;
+    double s = 0, n = 0;
+    for (int j = threadIdx.x; j < in; j += blockDim.x) { double a = v[o + j]; s += a * q[o + j]; n += a * a; }
     s = block_sum(s, sh);
-    if (threadIdx.x == 0) out[i] = s;
+    n = block_sum(n, sh);
+    if (threadIdx.x == 0) { out[6 * (long long)blockIdx.x + off] = s; out[6 * (long long)blockIdx.x + off + 1] = n; }
 }
 
 // h[i,j] += g[lo + hi*in] with lo = min(i,j), hi = max(i,j): adds the float32

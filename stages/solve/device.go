@@ -30,9 +30,12 @@ type DeviceSolver interface {
 	// reached) or 3 (pᵀHp ≤ 0: broke down) for those rows.
 	PCG32(key uint64, in int, h []float32, invD []float64, rows int, w []float32, pruned []bool, tol float64, maxIter int,
 		status []uint8, x []float64, iters []int32) error
-	// QuadForms sets q[i] = v_iᵀ h v_i in float64 for v [rows, in] and h
-	// [in, in].
-	QuadForms(key uint64, in int, h []float64, rows int, v []float64, q []float64) error
+	// RowObjectives sets, in float64, out[6i : 6i+6] = (vᵀh v, vᵀv) for
+	// v = w0_i, then v = −w0_i ⊙ 1_P (the pruned part), then v = w1_i − w0_i,
+	// for the rows of w0 (original) and w1 (re-fitted) [rows, in] float32,
+	// pruned [rows, in] and h [in, in] float64 (damped; the caller removes
+	// the damping through vᵀv).
+	RowObjectives(key uint64, in int, h []float64, rows int, w0, w1 []float32, pruned []bool, out []float64) error
 	// Release drops what the device keeps under key.
 	Release(key uint64)
 }
@@ -92,21 +95,19 @@ func (p *Problem) pcgDevice(dev DeviceSolver, s *pcg, w []float32, pruned []bool
 	return nil
 }
 
-// quadDevice returns Σ_rows (v_iᵀ H_d v_i − shift·‖v_i‖²) for v = buf
-// [rows, in], i.e. the quadratic forms with the undamped H, summed in row
-// order as on the host path.
-func (p *Problem) quadDevice(dev DeviceSolver, buf, qs []float64, rows int) (float64, error) {
-	in := p.in
-	if err := dev.QuadForms(p.id, in, p.hd, rows, buf, qs); err != nil {
-		return 0, fmt.Errorf("solve: device quadratic forms: %w", err)
+// statsDevice fills st.Denom, st.ObjBefore and st.ObjAfter through
+// RowObjectives: each is Σ_rows (vᵀH_d v − shift·‖v‖²), i.e. the quadratic
+// form with the undamped H, summed in row order as on the host path.
+func (p *Problem) statsDevice(dev DeviceSolver, st *Stats, w0, w1 []float32, pruned []bool, rows int) error {
+	out := make([]float64, 6*rows)
+	if err := dev.RowObjectives(p.id, p.in, p.hd, rows, w0, w1, pruned, out); err != nil {
+		return fmt.Errorf("solve: device objectives: %w", err)
 	}
-	var sum float64
 	for i := range rows {
-		var n2 float64
-		for _, v := range buf[i*in : i*in+in] {
-			n2 += v * v
-		}
-		sum += qs[i] - p.shift*n2
+		o := out[6*i : 6*i+6]
+		st.Denom += o[0] - p.shift*o[1]
+		st.ObjBefore += o[2] - p.shift*o[3]
+		st.ObjAfter += o[4] - p.shift*o[5]
 	}
-	return sum, nil
+	return nil
 }

@@ -1,11 +1,11 @@
 package solve
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/optima-llm/optima/kernels"
@@ -82,13 +82,16 @@ func (p *Problem) SolveRows(be kernels.Backend, w []float32, pruned []bool, rows
 	if rows == 0 || in == 0 {
 		return st, nil
 	}
-	w0 := make([]float64, rows*in) // original weights, for the statistics
-	for i, v := range w {
-		w0[i] = float64(v)
-	}
-
 	dev, onDevice := be.(DeviceSolver)
 	onDevice = onDevice && !p.opts.Float64
+	w0f := slices.Clone(w) // original weights, for the statistics
+	var w0 []float64
+	if !onDevice {
+		w0 = make([]float64, rows*in)
+		for i, v := range w {
+			w0[i] = float64(v)
+		}
+	}
 	var s *pcg
 	if onDevice {
 		s = &pcg{status: make([]uint8, rows)}
@@ -151,7 +154,7 @@ func (p *Problem) SolveRows(be kernels.Backend, w []float32, pruned []bool, rows
 			if pr {
 				wi[j] = 0
 			} else {
-				wi[j] = float32(w0[i*in+j] + xi[j])
+				wi[j] = float32(float64(w0f[i*in+j]) + xi[j])
 			}
 		}
 	}
@@ -183,22 +186,13 @@ func (p *Problem) SolveRows(be kernels.Backend, w []float32, pruned []bool, rows
 	}
 
 	// Statistics with the undamped H: three float64 GEMMs.
-	buf := make([]float64, rows*in)
-	var out []float64
-	if !onDevice {
-		out = make([]float64, rows*in)
-	}
-	var qs []float64
-	var qerr error
 	if onDevice {
-		qs = make([]float64, rows)
+		err := p.statsDevice(dev, &st, w0f, w, pruned, rows)
+		return st, err
 	}
+	buf := make([]float64, rows*in)
+	out := make([]float64, rows*in)
 	quad := func() float64 {
-		if onDevice {
-			v, err := p.quadDevice(dev, buf, qs, rows)
-			qerr = cmp.Or(qerr, err)
-			return v
-		}
 		be.Dgemm(false, false, rows, in, in, 1, buf, in, p.hd, in, 0, out, in)
 		var sum float64
 		for i := range rows {
@@ -224,7 +218,7 @@ func (p *Problem) SolveRows(be kernels.Backend, w []float32, pruned []bool, rows
 		buf[i] = float64(w[i]) - v
 	}
 	st.ObjAfter = quad()
-	return st, qerr
+	return st, nil
 }
 
 // pcgHost runs the batched PCG on the host side of be: the GEMMs through

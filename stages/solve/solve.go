@@ -31,6 +31,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
 
 	"github.com/optima-llm/optima/kernels"
 )
@@ -172,10 +174,8 @@ func Prepare(h []float64, in int, opts Options) (*Problem, error) {
 	if !(opts.Damping >= 0) || math.IsInf(opts.Damping, 0) || !(opts.Tol >= 0) || opts.MaxIter < 0 {
 		return nil, fmt.Errorf("%w: damping %v, tol %v, max iterations %d", ErrInvalidOptions, opts.Damping, opts.Tol, opts.MaxIter)
 	}
-	for i, v := range h {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, &NonFiniteError{Operand: "hessian", Row: i / in, Col: i % in, Value: v}
-		}
+	if i := firstNonFinite(h, in); i >= 0 {
+		return nil, &NonFiniteError{Operand: "hessian", Row: i / in, Col: i % in, Value: h[i]}
 	}
 	mean := meanDiag(h, in)
 	if in > 0 && !(mean > 0) {
@@ -197,9 +197,11 @@ func Prepare(h []float64, in int, opts Options) (*Problem, error) {
 	}
 	if !opts.Float64 {
 		p.hd32 = make([]float32, in*in)
-		for i, v := range p.hd {
-			p.hd32[i] = float32(v)
-		}
+		parallelRows(in, func(r0, r1 int) {
+			for i := r0 * in; i < r1*in; i++ {
+				p.hd32[i] = float32(p.hd[i])
+			}
+		})
 	}
 	return p, nil
 }
@@ -215,19 +217,67 @@ func meanDiag(h []float64, in int) float64 {
 	return s / float64(in)
 }
 
-// symmetrizedDamped returns (h + hᵀ)/2 + shift·I.
+// symmetrizedDamped returns (h + hᵀ)/2 + shift·I. It works on 64×64 tile
+// pairs (i-tile ≤ j-tile) in parallel; every element is computed by the same
+// expression whatever the order, so the result does not depend on it.
 func symmetrizedDamped(h []float64, in int, shift float64) []float64 {
+	const tile = 64
 	hd := make([]float64, in*in)
-	for i := range in {
-		for j := i; j < in; j++ {
-			v := h[i*in+j]
-			if i != j {
-				v = 0.5 * (h[i*in+j] + h[j*in+i])
+	nt := (in + tile - 1) / tile
+	parallelRows(nt, func(t0, t1 int) {
+		for ti := t0; ti < t1; ti++ {
+			for tj := ti; tj < nt; tj++ {
+				for i := ti * tile; i < min(in, (ti+1)*tile); i++ {
+					for j := max(i, tj*tile); j < min(in, (tj+1)*tile); j++ {
+						v := h[i*in+j]
+						if i != j {
+							v = 0.5 * (h[i*in+j] + h[j*in+i])
+						}
+						hd[i*in+j] = v
+						hd[j*in+i] = v
+					}
+				}
 			}
-			hd[i*in+j] = v
-			hd[j*in+i] = v
 		}
+	})
+	for i := range in {
 		hd[i*in+i] += shift
 	}
 	return hd
+}
+
+// firstNonFinite returns the index of the first NaN or ±Inf of h ([in, in]),
+// or −1, checking rows in parallel.
+func firstNonFinite(h []float64, in int) int {
+	var mu sync.Mutex
+	first := -1
+	parallelRows(in, func(r0, r1 int) {
+		for i := r0 * in; i < r1*in; i++ {
+			if v := h[i]; math.IsNaN(v) || math.IsInf(v, 0) {
+				mu.Lock()
+				if first < 0 || i < first {
+					first = i
+				}
+				mu.Unlock()
+				return
+			}
+		}
+	})
+	return first
+}
+
+// parallelRows calls f on contiguous ranges covering [0, n) from up to
+// GOMAXPROCS goroutines (one call when n is small).
+func parallelRows(n int, f func(r0, r1 int)) {
+	workers := min(runtime.GOMAXPROCS(0), max(1, n/16))
+	if workers <= 1 {
+		f(0, n)
+		return
+	}
+	chunk := (n + workers - 1) / workers
+	var wg sync.WaitGroup
+	for r0 := 0; r0 < n; r0 += chunk {
+		wg.Go(func() { f(r0, min(n, r0+chunk)) })
+	}
+	wg.Wait()
 }
