@@ -2,9 +2,11 @@ package solve
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/optima-llm/optima/kernels"
+	"github.com/optima-llm/optima/kernels/cuda"
 )
 
 // DeviceSolver is an optional interface of a kernels.Backend that runs the
@@ -110,4 +112,24 @@ func (p *Problem) statsDevice(dev DeviceSolver, st *Stats, w0, w1 []float32, pru
 		st.ObjAfter += o[4] - p.shift*o[5]
 	}
 	return nil
+}
+
+// Devices lists the accepted values of Options.Device.
+func Devices() []string { return []string{"cpu", "cuda"} }
+
+var sharedCUDA = sync.OnceValues(func() (*cuda.Backend, error) { return cuda.New(cuda.Options{}) })
+
+// openDevice returns the backend Options.Device names (nil for the CPU).
+func openDevice(name string) (kernels.Backend, error) {
+	switch name {
+	case "", "cpu":
+		return nil, nil
+	case "cuda":
+		be, err := sharedCUDA()
+		if err != nil {
+			return nil, fmt.Errorf("solve: device cuda: %w", err)
+		}
+		return be, nil
+	}
+	return nil, fmt.Errorf("%w: unknown device %q (known: %v)", ErrInvalidOptions, name, Devices())
 }

@@ -274,3 +274,45 @@ func TestCUDAMatchesCPU(t *testing.T) {
 		})
 	}
 }
+
+// TestOptionsDevice checks Options.Device: "" and "cpu" run on the given
+// backend, an unknown name is ErrInvalidOptions, and "cuda" without a GPU is
+// an error wrapping cuda.ErrUnavailable (with a GPU, SolveRows runs there).
+func TestOptionsDevice(t *testing.T) {
+	c := problemCases[0]
+	h, _, _ := c.build()
+	for _, tc := range []struct {
+		device string
+		want   error
+	}{
+		{"", nil}, {"cpu", nil}, {"tpu", ErrInvalidOptions}, {"CUDA", ErrInvalidOptions},
+	} {
+		opts := DefaultOptions()
+		opts.Device = tc.device
+		p, err := Prepare(h, c.in, opts)
+		if !errors.Is(err, tc.want) {
+			t.Errorf("Prepare(Device %q) error = %v, want %v", tc.device, err, tc.want)
+		}
+		if err == nil && p.dev != nil {
+			t.Errorf("Device %q opened a device backend", tc.device)
+		}
+	}
+	opts := DefaultOptions()
+	opts.Device = "cuda"
+	p, err := Prepare(h, c.in, opts)
+	if gpuErr := cuda.Available(); gpuErr != nil {
+		if requireGPU() {
+			t.Fatalf("OPTIMA_REQUIRE_GPU=1 but %v", gpuErr)
+		}
+		if !errors.Is(err, cuda.ErrUnavailable) {
+			t.Fatalf("Prepare(Device cuda) without a GPU: error = %v, want cuda.ErrUnavailable", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("Prepare(Device cuda): %v", err)
+	}
+	if _, ok := p.dev.(DeviceSolver); !ok {
+		t.Fatalf("Device cuda backend %T is not a DeviceSolver", p.dev)
+	}
+}

@@ -46,7 +46,9 @@ const (
 	stEmpty
 )
 
-// SolveRows re-fits rows of w in place: w is [rows, in] row-major float32,
+// SolveRows re-fits rows of w in place (on be, or on the backend that
+// Options.Device opened; a DeviceSolver backend runs the whole PCG on its
+// device): w is [rows, in] row-major float32,
 // pruned is [rows, in] row-major with true = pruned. Afterwards pruned entries
 // are exactly 0 and kept entries hold the minimiser of the damped objective
 // (to Options.Tol, or exactly through the fallback). A row whose kept set is
@@ -81,6 +83,9 @@ func (p *Problem) SolveRows(be kernels.Backend, w []float32, pruned []bool, rows
 	}
 	if rows == 0 || in == 0 {
 		return st, nil
+	}
+	if p.dev != nil {
+		be = p.dev // Options.Device
 	}
 	dev, onDevice := be.(DeviceSolver)
 	onDevice = onDevice && !p.opts.Float64

@@ -66,6 +66,14 @@ type Options struct {
 	// (float64 Cholesky of H_SS through be.Cholesky). Without it such rows
 	// keep their last PCG iterate and are counted in Stats.NotConverged.
 	Fallback bool `json:"fallback"`
+	// Device says where SolveRows runs: "" or "cpu" on the kernels.Backend
+	// it is given; "cuda" on the process's shared kernels/cuda backend
+	// (GPU 0, opened by the first Prepare that asks for it, kept for the
+	// process's life), with the device-resident PCG (DeviceSolver). Prepare
+	// returns an error wrapping cuda.ErrUnavailable when no GPU is usable:
+	// never a silent CPU run. Omitted from JSON when empty, so CPU
+	// configurations hash as before.
+	Device string `json:"device,omitempty"`
 }
 
 // DefaultOptions returns the measured defaults: λ = 0.01, float32 GEMMs,
@@ -143,11 +151,12 @@ type Problem struct {
 	id    uint64 // unique, for DeviceSolver keys
 	in    int
 	opts  Options
-	shift float64   // absolute damping λ·mean(diag H)
-	mean  float64   // mean(diag H), undamped
-	hd    []float64 // [in, in] H + shift·I, symmetrized
-	hd32  []float32 // [in, in] float32 copy of hd (Float32 mode only)
-	invD  []float64 // [in] 1 / diag(hd)
+	shift float64         // absolute damping λ·mean(diag H)
+	mean  float64         // mean(diag H), undamped
+	hd    []float64       // [in, in] H + shift·I, symmetrized
+	hd32  []float32       // [in, in] float32 copy of hd (Float32 mode only)
+	dev   kernels.Backend // the backend of Options.Device "cuda", else nil
+	invD  []float64       // [in] 1 / diag(hd)
 }
 
 // In returns the input dimension.
@@ -174,6 +183,10 @@ func Prepare(h []float64, in int, opts Options) (*Problem, error) {
 	if !(opts.Damping >= 0) || math.IsInf(opts.Damping, 0) || !(opts.Tol >= 0) || opts.MaxIter < 0 {
 		return nil, fmt.Errorf("%w: damping %v, tol %v, max iterations %d", ErrInvalidOptions, opts.Damping, opts.Tol, opts.MaxIter)
 	}
+	dev, err := openDevice(opts.Device)
+	if err != nil {
+		return nil, err
+	}
 	if i := firstNonFinite(h, in); i >= 0 {
 		return nil, &NonFiniteError{Operand: "hessian", Row: i / in, Col: i % in, Value: h[i]}
 	}
@@ -181,7 +194,7 @@ func Prepare(h []float64, in int, opts Options) (*Problem, error) {
 	if in > 0 && !(mean > 0) {
 		return nil, &NotPositiveDefiniteError{Row: -1, Damping: opts.Damping}
 	}
-	p := &Problem{id: problemIDs.Add(1), in: in, opts: opts, mean: mean, shift: opts.Damping * mean}
+	p := &Problem{id: problemIDs.Add(1), in: in, opts: opts, mean: mean, shift: opts.Damping * mean, dev: dev}
 	p.hd = symmetrizedDamped(h, in, p.shift)
 	p.invD = make([]float64, in)
 	for j := range in {
