@@ -175,7 +175,7 @@ func (b *Backend) compile(w *worker) error {
 		return a.cuErr("cuModuleLoadData", st)
 	}
 	mod := uintptr(out[3])
-	for _, n := range []string{"gather_rhs", "gather_p", "pcg_init", "pcg_step", "build_v", "row_dot2", "gram_add"} {
+	for _, n := range []string{"gather_rhs", "gather_p", "pcg_init", "pcg_step", "finish_w", "build_v", "row_dot2", "gram_add"} {
 		cn := cString(n)
 		if st := call(a.cuModuleGetFunction, uintptr(unsafe.Pointer(&out[4])), mod, uintptr(unsafe.Pointer(&cn[0]))); st != 0 {
 			return a.cuErr("cuModuleGetFunction("+n+")", st)

@@ -105,31 +105,35 @@ type PCGStats struct {
 	GEMMs      int           // cuBLAS products run
 	GEMMRows   int64         // Σ rows over those products (each [rows, in] × [in, in])
 	Upload     time.Duration // H and row uploads
-	Iterations time.Duration // the PCG loop, synchronised
+	Iterations time.Duration // the PCG loop, final weights and objectives, synchronised
 }
 
 // PCG32 runs stages/solve's batched Jacobi-PCG (float32 products H·p, all
 // vectors and scalars float64) on the device for every row i with
 // status[i] == StatusActive, keeping H and the row batch resident: H [in, in]
-// float32 (damped, symmetric) is uploaded once per key (key 0: not cached),
-// the rows in batches sized to the free device memory.
+// (h32 float32, damped, symmetric; h64 the same in float64 for the
+// objectives) is uploaded once per key (key 0: not cached), the rows in
+// batches sized to the free device memory.
 //
-// Shapes: w [rows, in] float32 original weights; pruned [rows, in] (true =
-// pruned); invD [in] the Jacobi preconditioner 1/diag(H); status [rows];
-// x [rows, in] float64 receives δ = ŵ − w on the kept set (zeros on the
-// pruned set) for solved rows; iters [rows] the iterations run. On return a
-// solved row's status is StatusConverged, StatusMaxIter or StatusBrokeDown;
-// other rows are untouched. The right-hand side of row i is
-// b_S = (H (w ⊙ 1_P))_S and a row stops when ‖r_S‖ ≤ tol·‖b_S‖.
+// Shapes: w [rows, in] float32; pruned [rows, in] (true = pruned); invD
+// [in] the Jacobi preconditioner 1/diag(H); status and iters [rows]; obj
+// [6·rows] or nil. The right-hand side of row i is b_S = (H (w ⊙ 1_P))_S and
+// a row stops when ‖r_S‖ ≤ tol·‖b_S‖. On return a solved row's status is
+// StatusConverged, StatusMaxIter or StatusBrokeDown and iters holds its
+// iterations; every row of w is overwritten with float32(w + δ) on the kept
+// set and 0 on the pruned set (δ = 0 for rows not solved), except failed
+// rows (StatusMaxIter, StatusBrokeDown) when keepFailed is set, which keep
+// their input. obj gets RowObjectives' values for the input and the written
+// weights, computed on the device.
 //
 // With Options.TF32 the products use TF32 tensor cores. It panics on wrong
 // lengths and returns an *Error when a CUDA call fails.
-func (b *Backend) PCG32(key uint64, in int, h []float32, invD []float64, rows int, w []float32, pruned []bool, tol float64, maxIter int,
-	status []uint8, x []float64, iters []int32) (err error) {
-	if in < 0 || rows < 0 || len(h) != in*in || len(invD) != in || len(w) != rows*in || len(pruned) != rows*in ||
-		len(status) != rows || len(x) != rows*in || len(iters) != rows {
-		panic(fmt.Sprintf("cuda: PCG32: lengths h=%d invD=%d w=%d pruned=%d status=%d x=%d iters=%d, want in = %d, rows = %d",
-			len(h), len(invD), len(w), len(pruned), len(status), len(x), len(iters), in, rows))
+func (b *Backend) PCG32(key uint64, in int, h32 []float32, h64 []float64, invD []float64, rows int, w []float32, pruned []bool, tol float64, maxIter int,
+	keepFailed bool, status []uint8, iters []int32, obj []float64) (err error) {
+	if in < 0 || rows < 0 || len(h32) != in*in || len(h64) != in*in || len(invD) != in || len(w) != rows*in || len(pruned) != rows*in ||
+		len(status) != rows || len(iters) != rows || (obj != nil && len(obj) != 6*rows) {
+		panic(fmt.Sprintf("cuda: PCG32: lengths h32=%d h64=%d invD=%d w=%d pruned=%d status=%d iters=%d obj=%d, want in = %d, rows = %d",
+			len(h32), len(h64), len(invD), len(w), len(pruned), len(status), len(iters), len(obj), in, rows))
 	}
 	if rows == 0 || in == 0 {
 		return nil
@@ -150,7 +154,11 @@ func (b *Backend) PCG32(key uint64, in int, h []float32, invD []float64, rows in
 			return
 		}
 		t0 := time.Now()
-		res := b.hessian(key, in, h, nil)
+		var h64arg []float64
+		if obj != nil {
+			h64arg = h64
+		}
+		res := b.hessian(key, in, h32, h64arg)
 		if key == 0 {
 			defer res.free(b.a)
 		}
@@ -165,7 +173,6 @@ func (b *Backend) PCG32(key uint64, in int, h []float32, invD []float64, rows in
 		pb := &b.pcg
 		hostStatus := make([]uint8, chunk)
 		act := make([]int32, chunk)
-		var next []int32
 		st.Upload += time.Since(t0)
 		for r0 := 0; r0 < rows; r0 += chunk {
 			n := min(chunk, rows-r0)
@@ -191,45 +198,15 @@ func (b *Backend) PCG32(key uint64, in int, h []float32, invD []float64, rows in
 				}
 			}
 			first := append([]int32(nil), act...)
-			if len(act) == 0 {
-				continue
-			}
-			b.a.htod(pb.act.ptr, unsafe.Pointer(&act[0]), uintptr(len(act))*4)
 			st.Upload += time.Since(t1)
 			t2 := time.Now()
-			na := len(act)
-			b.launch("gather_rhs", na, 256, uint64(pb.act.ptr), uint64(in), uint64(pb.w.ptr), uint64(pb.mask.ptr), uint64(pb.a.ptr))
-			b.sgemmDev(false, false, na, in, in, 1, pb.a.ptr, in, res.h32.ptr, in, 0, pb.q.ptr)
-			st.GEMMs++
-			st.GEMMRows += int64(na)
-			b.launch("pcg_init", na, 256, uint64(pb.act.ptr), uint64(in), uint64(pb.q.ptr), uint64(pb.mask.ptr), uint64(dInvD.ptr),
-				uint64(pb.r.ptr), uint64(pb.p.ptr), uint64(pb.rz.ptr), uint64(pb.bnorm.ptr), uint64(pb.status.ptr))
-			for it := 1; it <= maxIter; it++ {
-				b.a.dtoh(unsafe.Pointer(&hostStatus[0]), pb.status.ptr, uintptr(n))
-				next = next[:0]
-				for _, k := range act {
-					if hostStatus[k] == StatusActive {
-						next = append(next, k)
-					}
-				}
-				act = append(act[:0], next...)
-				if len(act) == 0 {
-					break
-				}
-				na = len(act)
-				b.a.htod(pb.act.ptr, unsafe.Pointer(&act[0]), uintptr(na)*4)
-				b.launch("gather_p", na, 256, uint64(pb.act.ptr), uint64(in), uint64(pb.p.ptr), uint64(pb.a.ptr))
-				b.sgemmDev(false, false, na, in, in, 1, pb.a.ptr, in, res.h32.ptr, in, 0, pb.q.ptr)
-				st.GEMMs++
-				st.GEMMRows += int64(na)
-				b.launch("pcg_step", na, 256, uint64(pb.act.ptr), uint64(in), uint64(it), uint64(pb.q.ptr), uint64(pb.mask.ptr),
-					uint64(dInvD.ptr), uint64(pb.x.ptr), uint64(pb.r.ptr), uint64(pb.p.ptr), uint64(pb.rz.ptr), uint64(pb.bnorm.ptr),
-					f64bits(tol), uint64(pb.iters.ptr), uint64(pb.status.ptr))
+			if len(act) > 0 {
+				b.a.htod(pb.act.ptr, unsafe.Pointer(&act[0]), uintptr(len(act))*4)
+				b.pcgChunk(&st, in, res, dInvD, act, hostStatus[:n], tol, maxIter)
 			}
 			b.a.dtoh(unsafe.Pointer(&hostStatus[0]), pb.status.ptr, uintptr(n))
 			it32 := make([]int32, n)
 			b.a.dtoh(unsafe.Pointer(&it32[0]), pb.iters.ptr, uintptr(n)*4)
-			b.a.dtoh(unsafe.Pointer(&x[r0*in]), pb.x.ptr, ne*8)
 			for _, k := range first {
 				s := hostStatus[k]
 				if s == StatusActive {
@@ -238,11 +215,74 @@ func (b *Backend) PCG32(key uint64, in int, h []float32, invD []float64, rows in
 				status[r0+int(k)] = s
 				iters[r0+int(k)] = it32[k]
 			}
+			// Final weights into pb.a, then the objectives from pb.w, pb.a.
+			keep := uint64(0)
+			if keepFailed {
+				keep = 1
+			}
+			b.launch("finish_w", n, 256, uint64(in), keep, uint64(pb.status.ptr), uint64(pb.mask.ptr), uint64(pb.w.ptr), uint64(pb.x.ptr), uint64(pb.a.ptr))
+			b.a.dtoh(unsafe.Pointer(&w[r0*in]), pb.a.ptr, ne*4)
+			if obj != nil {
+				b.grow(&pb.out, uintptr(n)*6*8)
+				b.objectives(n, in, res, pb.w.ptr, pb.a.ptr)
+				b.a.dtoh(unsafe.Pointer(&obj[6*r0]), pb.out.ptr, uintptr(n)*6*8)
+			}
 			st.Iterations += time.Since(t2)
 		}
 		b.lastPCG = st
 	})
 	return err
+}
+
+// pcgChunk runs the PCG on the rows act (chunk-local, uploaded to pb.act)
+// of the chunk in the pcg buffers. Worker thread only.
+func (b *Backend) pcgChunk(st *PCGStats, in int, res *resident, dInvD *devBuf, act []int32, hostStatus []uint8, tol float64, maxIter int) {
+	pb := &b.pcg
+	n := len(hostStatus)
+	var next []int32
+	na := len(act)
+	{
+		b.launch("gather_rhs", na, 256, uint64(pb.act.ptr), uint64(in), uint64(pb.w.ptr), uint64(pb.mask.ptr), uint64(pb.a.ptr))
+		b.sgemmDev(false, false, na, in, in, 1, pb.a.ptr, in, res.h32.ptr, in, 0, pb.q.ptr)
+		st.GEMMs++
+		st.GEMMRows += int64(na)
+		b.launch("pcg_init", na, 256, uint64(pb.act.ptr), uint64(in), uint64(pb.q.ptr), uint64(pb.mask.ptr), uint64(dInvD.ptr),
+			uint64(pb.r.ptr), uint64(pb.p.ptr), uint64(pb.rz.ptr), uint64(pb.bnorm.ptr), uint64(pb.status.ptr))
+		for it := 1; it <= maxIter; it++ {
+			b.a.dtoh(unsafe.Pointer(&hostStatus[0]), pb.status.ptr, uintptr(n))
+			next = next[:0]
+			for _, k := range act {
+				if hostStatus[k] == StatusActive {
+					next = append(next, k)
+				}
+			}
+			act = append(act[:0], next...)
+			if len(act) == 0 {
+				break
+			}
+			na = len(act)
+			b.a.htod(pb.act.ptr, unsafe.Pointer(&act[0]), uintptr(na)*4)
+			b.launch("gather_p", na, 256, uint64(pb.act.ptr), uint64(in), uint64(pb.p.ptr), uint64(pb.a.ptr))
+			b.sgemmDev(false, false, na, in, in, 1, pb.a.ptr, in, res.h32.ptr, in, 0, pb.q.ptr)
+			st.GEMMs++
+			st.GEMMRows += int64(na)
+			b.launch("pcg_step", na, 256, uint64(pb.act.ptr), uint64(in), uint64(it), uint64(pb.q.ptr), uint64(pb.mask.ptr),
+				uint64(dInvD.ptr), uint64(pb.x.ptr), uint64(pb.r.ptr), uint64(pb.p.ptr), uint64(pb.rz.ptr), uint64(pb.bnorm.ptr),
+				f64bits(tol), uint64(pb.iters.ptr), uint64(pb.status.ptr))
+		}
+	}
+}
+
+// objectives writes RowObjectives' values for n rows of w0 and w1 (device,
+// [n, in] float32) with the mask in pb.mask into pb.out, using pb.x and pb.r
+// as scratch. Worker thread only.
+func (b *Backend) objectives(n, in int, res *resident, w0, w1 uintptr) {
+	pb := &b.pcg
+	for mode := range 3 {
+		b.launch("build_v", n, 256, uint64(mode), uint64(in), uint64(w0), uint64(w1), uint64(pb.mask.ptr), uint64(pb.x.ptr))
+		b.dgemmDev(false, false, n, in, in, 1, pb.x.ptr, in, res.h64.ptr, in, 0, pb.r.ptr)
+		b.launch("row_dot2", n, 256, uint64(in), uint64(pb.x.ptr), uint64(pb.r.ptr), uint64(pb.out.ptr), uint64(2*mode))
+	}
 }
 
 // LastPCG returns the timings of the last PCG32 call.
@@ -301,11 +341,7 @@ func (b *Backend) RowObjectives(key uint64, in int, h []float64, rows int, w0, w
 			b.a.htod(pb.w.ptr, unsafe.Pointer(&w0[r0*in]), ne*4)
 			b.a.htod(pb.a.ptr, unsafe.Pointer(&w1[r0*in]), ne*4)
 			b.a.htod(pb.mask.ptr, unsafe.Pointer(&pruned[r0*in]), ne)
-			for mode := range 3 {
-				b.launch("build_v", n, 256, uint64(mode), uint64(in), uint64(pb.w.ptr), uint64(pb.a.ptr), uint64(pb.mask.ptr), uint64(pb.x.ptr))
-				b.dgemmDev(false, false, n, in, in, 1, pb.x.ptr, in, res.h64.ptr, in, 0, pb.r.ptr)
-				b.launch("row_dot2", n, 256, uint64(in), uint64(pb.x.ptr), uint64(pb.r.ptr), uint64(pb.out.ptr), uint64(2*mode))
-			}
+			b.objectives(n, in, res, pb.w.ptr, pb.a.ptr)
 			b.a.dtoh(unsafe.Pointer(&out[6*r0]), pb.out.ptr, uintptr(n)*6*8)
 		}
 	})

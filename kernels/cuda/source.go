@@ -113,6 +113,17 @@ extern "C" __global__ void pcg_step(const int* act, int in, int it, const float*
         if (!mi[j]) pi[j] = ri[j] * invD[j] + beta * pi[j];
 }
 
+// out[i,:] = float32(w + x) on the kept set, 0 on the pruned set; rows whose
+// status is 0 (still active at maxIter), 2 or 3 keep w when keepFailed.
+extern "C" __global__ void finish_w(int in, int keepFailed, const unsigned char* status, const unsigned char* mask,
+        const float* w, const double* x, float* out) {
+    long long o = (long long)blockIdx.x * in;
+    unsigned char s = status[blockIdx.x];
+    bool keep = keepFailed && (s == 0 || s == 2 || s == 3);
+    for (int j = threadIdx.x; j < in; j += blockDim.x)
+        out[o + j] = keep ? w[o + j] : (mask[o + j] ? 0.0f : (float)((double)w[o + j] + x[o + j]));
+}
+
 // v[i,:] (float64) = w0 (mode 0), -w0 on the pruned set (mode 1) or
 // w1 - w0 (mode 2), for row i = blockIdx.x.
 extern "C" __global__ void build_v(int mode, int in, const float* w0, const float* w1, const unsigned char* mask, double* v) {

@@ -24,16 +24,17 @@ type hostDevice struct {
 	failPCG, failQuad error
 }
 
-func (d *hostDevice) PCG32(key uint64, in int, h []float32, invD []float64, rows int, w []float32, pruned []bool, tol float64, maxIter int,
-	status []uint8, x []float64, iters []int32) error {
+func (d *hostDevice) PCG32(key uint64, in int, h32 []float32, h64 []float64, invD []float64, rows int, w []float32, pruned []bool, tol float64, maxIter int,
+	keepFailed bool, status []uint8, iters []int32, obj []float64) error {
 	d.pcgCalls++
 	d.keys[key]++
 	if d.failPCG != nil {
 		return d.failPCG
 	}
-	p := &Problem{in: in, opts: Options{Tol: tol, MaxIter: maxIter}, hd32: h, invD: invD}
+	p := &Problem{in: in, opts: Options{Tol: tol, MaxIter: maxIter}, hd32: h32, invD: invD}
 	s := newPCG(p, rows)
 	w0 := make([]float64, len(w))
+	orig := append([]float32(nil), w...)
 	var first []int
 	for i := range rows {
 		if status[i] == 0 {
@@ -56,8 +57,20 @@ func (d *hostDevice) PCG32(key uint64, in int, h []float32, invD []float64, rows
 			status[i] = devMaxIter
 		}
 		iters[i] = int32(s.iters[i])
-		copy(x[i*in:i*in+in], s.x[i*in:i*in+in])
 	}
+	for i := range rows {
+		if keepFailed && (status[i] == devMaxIter || status[i] == devBroke) {
+			continue
+		}
+		for j := i * in; j < i*in+in; j++ {
+			if pruned[j] {
+				w[j] = 0
+			} else {
+				w[j] = float32(w0[j] + s.x[j])
+			}
+		}
+	}
+	rowObjectives(d.Backend, in, h64, rows, orig, w, pruned, obj)
 	return nil
 }
 
@@ -67,6 +80,11 @@ func (d *hostDevice) RowObjectives(key uint64, in int, h []float64, rows int, w0
 	if d.failQuad != nil {
 		return d.failQuad
 	}
+	rowObjectives(d.Backend, in, h, rows, w0, w1, pruned, out)
+	return nil
+}
+
+func rowObjectives(be *cpu.Backend, in int, h []float64, rows int, w0, w1 []float32, pruned []bool, out []float64) {
 	v := make([]float64, rows*in)
 	q := make([]float64, rows*in)
 	for mode := range 3 {
@@ -84,7 +102,7 @@ func (d *hostDevice) RowObjectives(key uint64, in int, h []float64, rows int, w0
 				v[i] = float64(w1[i]) - a
 			}
 		}
-		d.Dgemm(false, false, rows, in, in, 1, v, in, h, in, 0, q, in)
+		be.Dgemm(false, false, rows, in, in, 1, v, in, h, in, 0, q, in)
 		for i := range rows {
 			var s, n2 float64
 			for j := i * in; j < i*in+in; j++ {
@@ -95,7 +113,6 @@ func (d *hostDevice) RowObjectives(key uint64, in int, h []float64, rows int, w0
 			out[6*i+2*mode+1] = n2
 		}
 	}
-	return nil
 }
 
 func (d *hostDevice) Release(key uint64) { d.released = append(d.released, key) }
@@ -132,8 +149,12 @@ func TestDeviceSolverPlumbing(t *testing.T) {
 				if diff := cmp.Diff(stWant, stGot); diff != "" {
 					t.Errorf("stats differ (-host +device):\n%s", diff)
 				}
-				if dev.pcgCalls != 1 || dev.quads != 1 || len(dev.keys) != 1 || dev.keys[p.id] != 2 {
-					t.Errorf("device calls: PCG32 %d, RowObjectives %d, keys %v; want 1, 1, {%d: 2}", dev.pcgCalls, dev.quads, dev.keys, p.id)
+				wantQ := 0
+				if stGot.FallbackRows > 0 {
+					wantQ = 1
+				}
+				if dev.pcgCalls != 1 || dev.quads != wantQ || len(dev.keys) != 1 || dev.keys[p.id] != 1+wantQ {
+					t.Errorf("device calls: PCG32 %d, RowObjectives %d, keys %v; want 1, %d, {%d: %d}", dev.pcgCalls, dev.quads, dev.keys, wantQ, p.id, 1+wantQ)
 				}
 				if maxIter == 3 && stGot.FallbackRows == 0 {
 					t.Errorf("MaxIter 3 sent no row to the fallback: %+v", stGot)
@@ -170,10 +191,20 @@ func TestDeviceSolverPlumbing(t *testing.T) {
 			t.Fatal(err)
 		}
 		boom := errors.New("device lost")
-		for _, dev := range []*hostDevice{
-			{Backend: cpu.New(1), keys: map[uint64]int{}, failPCG: boom},
-			{Backend: cpu.New(1), keys: map[uint64]int{}, failQuad: boom},
+		popts := DefaultOptions()
+		popts.MaxIter = 2 // fallback rows, so RowObjectives is called
+		pf, err := Prepare(h, c.in, popts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			p   *Problem
+			dev *hostDevice
+		}{
+			{p, &hostDevice{Backend: cpu.New(1), keys: map[uint64]int{}, failPCG: boom}},
+			{pf, &hostDevice{Backend: cpu.New(1), keys: map[uint64]int{}, failQuad: boom}},
 		} {
+			p, dev := tc.p, tc.dev
 			if _, err := p.SolveRows(dev, append([]float32(nil), w...), pruned, c.rows); !errors.Is(err, boom) {
 				t.Errorf("SolveRows error = %v, want one wrapping %v", err, boom)
 			}
@@ -316,3 +347,5 @@ func TestOptionsDevice(t *testing.T) {
 		t.Fatalf("Device cuda backend %T is not a DeviceSolver", p.dev)
 	}
 }
+
+var _ DeviceSolver = (*cuda.Backend)(nil)

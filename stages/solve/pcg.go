@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"slices"
 	"sync"
 
 	"github.com/optima-llm/optima/kernels"
@@ -89,8 +88,7 @@ func (p *Problem) SolveRows(be kernels.Backend, w []float32, pruned []bool, rows
 	}
 	dev, onDevice := be.(DeviceSolver)
 	onDevice = onDevice && !p.opts.Float64
-	w0f := slices.Clone(w) // original weights, for the statistics
-	var w0 []float64
+	var w0 []float64 // original weights (host path), for the statistics
 	if !onDevice {
 		w0 = make([]float64, rows*in)
 		for i, v := range w {
@@ -127,8 +125,12 @@ func (p *Problem) SolveRows(be kernels.Backend, w []float32, pruned []bool, rows
 			first = append(first, i)
 		}
 	}
+	var obj []float64 // device path: per-row objectives (RowObjectives layout)
 	if onDevice {
-		if err := p.pcgDevice(dev, s, w, pruned, rows); err != nil {
+		// The device writes the re-fitted rows into w (leaving rows for
+		// the fallback unchanged) and returns their objectives.
+		var err error
+		if obj, err = p.pcgDevice(dev, s, w, pruned, rows); err != nil {
 			return st, err
 		}
 	} else {
@@ -154,12 +156,15 @@ func (p *Problem) SolveRows(be kernels.Backend, w []float32, pruned []bool, rows
 			}
 			st.NotConverged++
 		}
+		if onDevice {
+			continue // written by the device
+		}
 		xi := s.x[i*in : i*in+in]
 		for j, pr := range mask {
 			if pr {
 				wi[j] = 0
 			} else {
-				wi[j] = float32(float64(w0f[i*in+j]) + xi[j])
+				wi[j] = float32(w0[i*in+j] + xi[j])
 			}
 		}
 	}
@@ -177,6 +182,12 @@ func (p *Problem) SolveRows(be kernels.Backend, w []float32, pruned []bool, rows
 		st.MeanIterations = float64(iterSum) / float64(nonEmpty)
 	}
 	st.FallbackRows = len(fallback)
+	var fbOrig []float32 // device path: the fallback rows' original weights
+	if onDevice {
+		for _, i := range fallback {
+			fbOrig = append(fbOrig, w[i*in:i*in+in]...)
+		}
+	}
 	if len(fallback) > 0 {
 		used, err := p.solveDirect(be, w, pruned, fallback)
 		for _, d := range used {
@@ -192,7 +203,7 @@ func (p *Problem) SolveRows(be kernels.Backend, w []float32, pruned []bool, rows
 
 	// Statistics with the undamped H: three float64 GEMMs.
 	if onDevice {
-		err := p.statsDevice(dev, &st, w0f, w, pruned, rows)
+		err := p.statsDevice(dev, &st, obj, fallback, fbOrig, w, pruned, rows)
 		return st, err
 	}
 	buf := make([]float64, rows*in)
