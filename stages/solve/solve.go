@@ -16,6 +16,13 @@
 // converged rows are frozen and leave the GEMM. Rows that do not converge
 // within Options.MaxIter are solved directly (Cholesky of H_SS in float64).
 //
+// GPU: a backend implementing DeviceSolver (kernels/cuda) runs the whole
+// float32 PCG on its device with H and the row batch resident, computes the
+// final weights and the statistics there, and solves fallback rows through
+// its Cholesky; Options.Device "cuda" selects the process's shared CUDA
+// backend whatever backend SolveRows is given. Results agree with the CPU
+// path to the PCG tolerance, not bit for bit (bench/cuda/README.md).
+//
 // Damping: the solve uses H_d = H + λ·mean(diag H)·I with λ = Options.Damping
 // (relative, as SparseGPT). The objectives reported in Stats always use the
 // undamped H.
