@@ -398,6 +398,7 @@ func TestBadInput(t *testing.T) {
 		{"update", f.pruneArgs("OUT", "--update", "own"), []string{"--update", "own"}},
 		{"runner flink", f.pruneArgs("OUT", "--runner", "flink"), []string{"--runner", "flink", "not supported yet"}},
 		{"runner unknown", f.pruneArgs("OUT", "--runner", "spark"), []string{"--runner", "spark", "unknown"}},
+		{"device unknown", f.pruneArgs("OUT", "--device", "tpu"), []string{"--device", "tpu", "unknown"}},
 		{"stop-after negative", f.pruneArgs("OUT", "--stop-after-blocks", "-1"), []string{"--stop-after-blocks"}},
 		{"eval task", []string{"eval", "--model", f.model, "--task", "lambada", "--data-dir", f.data}, []string{"--task", "lambada"}},
 		{"eval truncated gguf", []string{"eval", "--model", gguf, "--seqlen", "32", "--data-dir", f.data, "--no-progress"}, []string{"--model", gguf}},

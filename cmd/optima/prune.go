@@ -15,6 +15,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/optima-llm/optima/kernels/cuda"
 	"github.com/optima-llm/optima/pipeline"
 	"github.com/optima-llm/optima/runners"
 	"github.com/optima-llm/optima/stages/solve"
@@ -80,6 +81,7 @@ finished block (work files live in --work-dir, default OUT.work).`,
 	f.BoolVar(&o.cfg.SkipAttention, "skip-attention", false, "leave attention projections (q, k, v, o) dense")
 	f.Float64Var(&o.cfg.Solve.Damping, "damping", o.cfg.Solve.Damping, "relative Hessian damping λ: H + λ·mean(diag H)·I")
 	f.BoolVar(&o.cfg.Solve.Float64, "float64", o.cfg.Solve.Float64, "run the row solve's products in float64")
+	f.StringVar(&o.cfg.Solve.Device, "device", "cpu", "where the row solve runs: cpu, or cuda (the first NVIDIA GPU; an error without one)")
 	f.IntVar(&o.cfg.Solve.MaxIter, "cg-max-iter", o.cfg.Solve.MaxIter, "conjugate-gradient iterations per row before the direct fallback")
 	f.Float64Var(&o.cfg.Solve.Tol, "cg-tol", o.cfg.Solve.Tol, "per-row relative residual that ends conjugate gradients")
 	f.StringVar(&o.cfg.Out, "out", "", "output model directory (replaced atomically)")
@@ -103,6 +105,9 @@ func (o *pruneOptions) Complete() error {
 	}
 	if o.cfg.Pattern != "" && !o.sparsitySet {
 		o.cfg.Sparsity = 0
+	}
+	if o.cfg.Solve.Device == "cpu" {
+		o.cfg.Solve.Device = "" // the default: keeps the configuration hash of CPU runs
 	}
 	// Absolute paths: workers may run elsewhere, and the configuration hash
 	// (which keys resumable work) must not depend on the working directory.
@@ -131,7 +136,25 @@ func (o *pruneOptions) Validate() error {
 	if err := o.cfg.Validate(); err != nil {
 		return err
 	}
+	if err := validateDevice(o.cfg.Solve.Device); err != nil {
+		return err
+	}
 	return validateRunner(o.runner)
+}
+
+// validateDevice accepts --device cpu (stored as "") and --device cuda when
+// a GPU is usable; cuda without one is an error naming what is missing.
+func validateDevice(d string) error {
+	switch d {
+	case "", "cpu":
+		return nil
+	case "cuda":
+		if err := cuda.Available(); err != nil {
+			return &flagError{"--device", d, err.Error()}
+		}
+		return nil
+	}
+	return &flagError{"--device", d, fmt.Sprintf("unknown device (known: %v)", solve.Devices())}
 }
 
 // validateRunner accepts the runners runners.Run executes today and names

@@ -45,7 +45,9 @@ const (
 	stEmpty
 )
 
-// SolveRows re-fits rows of w in place: w is [rows, in] row-major float32,
+// SolveRows re-fits rows of w in place (on be, or on the backend that
+// Options.Device opened; a DeviceSolver backend runs the whole PCG on its
+// device): w is [rows, in] row-major float32,
 // pruned is [rows, in] row-major with true = pruned. Afterwards pruned entries
 // are exactly 0 and kept entries hold the minimiser of the damped objective
 // (to Options.Tol, or exactly through the fallback). A row whose kept set is
@@ -81,12 +83,24 @@ func (p *Problem) SolveRows(be kernels.Backend, w []float32, pruned []bool, rows
 	if rows == 0 || in == 0 {
 		return st, nil
 	}
-	w0 := make([]float64, rows*in) // original weights, for the statistics
-	for i, v := range w {
-		w0[i] = float64(v)
+	if p.dev != nil {
+		be = p.dev // Options.Device
 	}
-
-	s := newPCG(p, rows)
+	dev, onDevice := be.(DeviceSolver)
+	onDevice = onDevice && !p.opts.Float64
+	var w0 []float64 // original weights (host path), for the statistics
+	if !onDevice {
+		w0 = make([]float64, rows*in)
+		for i, v := range w {
+			w0[i] = float64(v)
+		}
+	}
+	var s *pcg
+	if onDevice {
+		s = &pcg{status: make([]uint8, rows)}
+	} else {
+		s = newPCG(p, rows)
+	}
 	status := s.status
 	// Right-hand sides b = (H_d (w ⊙ 1_P))_S in the working precision: the
 	// first GEMM. Rows with an empty kept set, or nothing pruned, need none.
@@ -111,6 +125,123 @@ func (p *Problem) SolveRows(be kernels.Backend, w []float32, pruned []bool, rows
 			first = append(first, i)
 		}
 	}
+	var obj []float64 // device path: per-row objectives (RowObjectives layout)
+	if onDevice {
+		// The device writes the re-fitted rows into w (leaving rows for
+		// the fallback unchanged) and returns their objectives.
+		var err error
+		if obj, err = p.pcgDevice(dev, s, w, pruned, rows); err != nil {
+			return st, err
+		}
+	} else {
+		p.pcgHost(be, s, w0, pruned, first)
+	}
+
+	// Write the PCG results; collect the rows for the direct solve.
+	var fallback []int
+	for i := range rows {
+		wi := w[i*in : i*in+in]
+		mask := pruned[i*in : i*in+in]
+		switch status[i] {
+		case stEmpty:
+			clear(wi)
+			continue
+		case stFallback:
+			if p.opts.Fallback {
+				fallback = append(fallback, i)
+				continue
+			}
+			if s.broke[i] {
+				return st, &NotPositiveDefiniteError{Row: i, Damping: p.opts.Damping}
+			}
+			st.NotConverged++
+		}
+		if onDevice {
+			continue // written by the device
+		}
+		xi := s.x[i*in : i*in+in]
+		for j, pr := range mask {
+			if pr {
+				wi[j] = 0
+			} else {
+				wi[j] = float32(w0[i*in+j] + xi[j])
+			}
+		}
+	}
+	var iterSum int
+	nonEmpty := 0
+	for i := range rows {
+		if status[i] == stEmpty {
+			continue
+		}
+		nonEmpty++
+		iterSum += s.iters[i]
+		st.Iterations = max(st.Iterations, s.iters[i])
+	}
+	if nonEmpty > 0 {
+		st.MeanIterations = float64(iterSum) / float64(nonEmpty)
+	}
+	st.FallbackRows = len(fallback)
+	var fbOrig []float32 // device path: the fallback rows' original weights
+	if onDevice {
+		for _, i := range fallback {
+			fbOrig = append(fbOrig, w[i*in:i*in+in]...)
+		}
+	}
+	if len(fallback) > 0 {
+		used, err := p.solveDirect(be, w, pruned, fallback)
+		for _, d := range used {
+			if d > p.opts.Damping {
+				st.DampedRows++
+				st.Damping = max(st.Damping, d)
+			}
+		}
+		if err != nil {
+			return st, err
+		}
+	}
+
+	// Statistics with the undamped H: three float64 GEMMs.
+	if onDevice {
+		err := p.statsDevice(dev, &st, obj, fallback, fbOrig, w, pruned, rows)
+		return st, err
+	}
+	buf := make([]float64, rows*in)
+	out := make([]float64, rows*in)
+	quad := func() float64 {
+		be.Dgemm(false, false, rows, in, in, 1, buf, in, p.hd, in, 0, out, in)
+		var sum float64
+		for i := range rows {
+			var q, n2 float64
+			for j := i * in; j < i*in+in; j++ {
+				q += buf[j] * out[j]
+				n2 += buf[j] * buf[j]
+			}
+			sum += q - p.shift*n2
+		}
+		return sum
+	}
+	copy(buf, w0)
+	st.Denom = quad()
+	for i, v := range w0 {
+		buf[i] = 0
+		if pruned[i] {
+			buf[i] = -v
+		}
+	}
+	st.ObjBefore = quad()
+	for i, v := range w0 {
+		buf[i] = float64(w[i]) - v
+	}
+	st.ObjAfter = quad()
+	return st, nil
+}
+
+// pcgHost runs the batched PCG on the host side of be: the GEMMs through
+// be.Sgemm/be.Dgemm, the per-row arithmetic in Go.
+func (p *Problem) pcgHost(be kernels.Backend, s *pcg, w0 []float64, pruned []bool, first []int) {
+	in := p.in
+	status := s.status
 	for k, i := range first {
 		row := s.gatherRow(k)
 		wi := w0[i*in : i*in+in]
@@ -156,92 +287,6 @@ func (p *Problem) SolveRows(be kernels.Backend, w []float32, pruned []bool, rows
 	for _, i := range active {
 		status[i] = stFallback
 	}
-
-	// Write the PCG results; collect the rows for the direct solve.
-	var fallback []int
-	for i := range rows {
-		wi := w[i*in : i*in+in]
-		mask := pruned[i*in : i*in+in]
-		switch status[i] {
-		case stEmpty:
-			clear(wi)
-			continue
-		case stFallback:
-			if p.opts.Fallback {
-				fallback = append(fallback, i)
-				continue
-			}
-			if s.broke[i] {
-				return st, &NotPositiveDefiniteError{Row: i, Damping: p.opts.Damping}
-			}
-			st.NotConverged++
-		}
-		xi := s.x[i*in : i*in+in]
-		for j, pr := range mask {
-			if pr {
-				wi[j] = 0
-			} else {
-				wi[j] = float32(w0[i*in+j] + xi[j])
-			}
-		}
-	}
-	var iterSum int
-	nonEmpty := 0
-	for i := range rows {
-		if status[i] == stEmpty {
-			continue
-		}
-		nonEmpty++
-		iterSum += s.iters[i]
-		st.Iterations = max(st.Iterations, s.iters[i])
-	}
-	if nonEmpty > 0 {
-		st.MeanIterations = float64(iterSum) / float64(nonEmpty)
-	}
-	st.FallbackRows = len(fallback)
-	if len(fallback) > 0 {
-		used, err := p.solveDirect(be, w, pruned, fallback)
-		for _, d := range used {
-			if d > p.opts.Damping {
-				st.DampedRows++
-				st.Damping = max(st.Damping, d)
-			}
-		}
-		if err != nil {
-			return st, err
-		}
-	}
-
-	// Statistics with the undamped H: three float64 GEMMs.
-	buf := make([]float64, rows*in)
-	out := make([]float64, rows*in)
-	quad := func() float64 {
-		be.Dgemm(false, false, rows, in, in, 1, buf, in, p.hd, in, 0, out, in)
-		var sum float64
-		for i := range rows {
-			var q, n2 float64
-			for j := i * in; j < i*in+in; j++ {
-				q += buf[j] * out[j]
-				n2 += buf[j] * buf[j]
-			}
-			sum += q - p.shift*n2
-		}
-		return sum
-	}
-	copy(buf, w0)
-	st.Denom = quad()
-	for i, v := range w0 {
-		buf[i] = 0
-		if pruned[i] {
-			buf[i] = -v
-		}
-	}
-	st.ObjBefore = quad()
-	for i, v := range w0 {
-		buf[i] = float64(w[i]) - v
-	}
-	st.ObjAfter = quad()
-	return st, nil
 }
 
 // solveDirect solves the listed rows of w exactly on GOMAXPROCS goroutines,

@@ -16,6 +16,13 @@
 // converged rows are frozen and leave the GEMM. Rows that do not converge
 // within Options.MaxIter are solved directly (Cholesky of H_SS in float64).
 //
+// GPU: a backend implementing DeviceSolver (kernels/cuda) runs the whole
+// float32 PCG on its device with H and the row batch resident, computes the
+// final weights and the statistics there, and solves fallback rows through
+// its Cholesky; Options.Device "cuda" selects the process's shared CUDA
+// backend whatever backend SolveRows is given. Results agree with the CPU
+// path to the PCG tolerance, not bit for bit (bench/cuda/README.md).
+//
 // Damping: the solve uses H_d = H + λ·mean(diag H)·I with λ = Options.Damping
 // (relative, as SparseGPT). The objectives reported in Stats always use the
 // undamped H.
@@ -31,6 +38,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
 
 	"github.com/optima-llm/optima/kernels"
 )
@@ -64,6 +73,14 @@ type Options struct {
 	// (float64 Cholesky of H_SS through be.Cholesky). Without it such rows
 	// keep their last PCG iterate and are counted in Stats.NotConverged.
 	Fallback bool `json:"fallback"`
+	// Device says where SolveRows runs: "" or "cpu" on the kernels.Backend
+	// it is given; "cuda" on the process's shared kernels/cuda backend
+	// (GPU 0, opened by the first Prepare that asks for it, kept for the
+	// process's life), with the device-resident PCG (DeviceSolver). Prepare
+	// returns an error wrapping cuda.ErrUnavailable when no GPU is usable:
+	// never a silent CPU run. Omitted from JSON when empty, so CPU
+	// configurations hash as before.
+	Device string `json:"device,omitempty"`
 }
 
 // DefaultOptions returns the measured defaults: λ = 0.01, float32 GEMMs,
@@ -138,13 +155,15 @@ var ErrInvalidOptions = errors.New("solve: invalid options")
 // preconditioner. It is immutable after Prepare and safe for concurrent
 // SolveRows calls on disjoint weight rows.
 type Problem struct {
+	id    uint64 // unique, for DeviceSolver keys
 	in    int
 	opts  Options
-	shift float64   // absolute damping λ·mean(diag H)
-	mean  float64   // mean(diag H), undamped
-	hd    []float64 // [in, in] H + shift·I, symmetrized
-	hd32  []float32 // [in, in] float32 copy of hd (Float32 mode only)
-	invD  []float64 // [in] 1 / diag(hd)
+	shift float64         // absolute damping λ·mean(diag H)
+	mean  float64         // mean(diag H), undamped
+	hd    []float64       // [in, in] H + shift·I, symmetrized
+	hd32  []float32       // [in, in] float32 copy of hd (Float32 mode only)
+	dev   kernels.Backend // the backend of Options.Device "cuda", else nil
+	invD  []float64       // [in] 1 / diag(hd)
 }
 
 // In returns the input dimension.
@@ -171,16 +190,18 @@ func Prepare(h []float64, in int, opts Options) (*Problem, error) {
 	if !(opts.Damping >= 0) || math.IsInf(opts.Damping, 0) || !(opts.Tol >= 0) || opts.MaxIter < 0 {
 		return nil, fmt.Errorf("%w: damping %v, tol %v, max iterations %d", ErrInvalidOptions, opts.Damping, opts.Tol, opts.MaxIter)
 	}
-	for i, v := range h {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, &NonFiniteError{Operand: "hessian", Row: i / in, Col: i % in, Value: v}
-		}
+	dev, err := openDevice(opts.Device)
+	if err != nil {
+		return nil, err
+	}
+	if i := firstNonFinite(h, in); i >= 0 {
+		return nil, &NonFiniteError{Operand: "hessian", Row: i / in, Col: i % in, Value: h[i]}
 	}
 	mean := meanDiag(h, in)
 	if in > 0 && !(mean > 0) {
 		return nil, &NotPositiveDefiniteError{Row: -1, Damping: opts.Damping}
 	}
-	p := &Problem{in: in, opts: opts, mean: mean, shift: opts.Damping * mean}
+	p := &Problem{id: problemIDs.Add(1), in: in, opts: opts, mean: mean, shift: opts.Damping * mean, dev: dev}
 	p.hd = symmetrizedDamped(h, in, p.shift)
 	p.invD = make([]float64, in)
 	for j := range in {
@@ -196,9 +217,11 @@ func Prepare(h []float64, in int, opts Options) (*Problem, error) {
 	}
 	if !opts.Float64 {
 		p.hd32 = make([]float32, in*in)
-		for i, v := range p.hd {
-			p.hd32[i] = float32(v)
-		}
+		parallelRows(in, func(r0, r1 int) {
+			for i := r0 * in; i < r1*in; i++ {
+				p.hd32[i] = float32(p.hd[i])
+			}
+		})
 	}
 	return p, nil
 }
@@ -214,19 +237,67 @@ func meanDiag(h []float64, in int) float64 {
 	return s / float64(in)
 }
 
-// symmetrizedDamped returns (h + hᵀ)/2 + shift·I.
+// symmetrizedDamped returns (h + hᵀ)/2 + shift·I. It works on 64×64 tile
+// pairs (i-tile ≤ j-tile) in parallel; every element is computed by the same
+// expression whatever the order, so the result does not depend on it.
 func symmetrizedDamped(h []float64, in int, shift float64) []float64 {
+	const tile = 64
 	hd := make([]float64, in*in)
-	for i := range in {
-		for j := i; j < in; j++ {
-			v := h[i*in+j]
-			if i != j {
-				v = 0.5 * (h[i*in+j] + h[j*in+i])
+	nt := (in + tile - 1) / tile
+	parallelRows(nt, func(t0, t1 int) {
+		for ti := t0; ti < t1; ti++ {
+			for tj := ti; tj < nt; tj++ {
+				for i := ti * tile; i < min(in, (ti+1)*tile); i++ {
+					for j := max(i, tj*tile); j < min(in, (tj+1)*tile); j++ {
+						v := h[i*in+j]
+						if i != j {
+							v = 0.5 * (h[i*in+j] + h[j*in+i])
+						}
+						hd[i*in+j] = v
+						hd[j*in+i] = v
+					}
+				}
 			}
-			hd[i*in+j] = v
-			hd[j*in+i] = v
 		}
+	})
+	for i := range in {
 		hd[i*in+i] += shift
 	}
 	return hd
+}
+
+// firstNonFinite returns the index of the first NaN or ±Inf of h ([in, in]),
+// or −1, checking rows in parallel.
+func firstNonFinite(h []float64, in int) int {
+	var mu sync.Mutex
+	first := -1
+	parallelRows(in, func(r0, r1 int) {
+		for i := r0 * in; i < r1*in; i++ {
+			if v := h[i]; math.IsNaN(v) || math.IsInf(v, 0) {
+				mu.Lock()
+				if first < 0 || i < first {
+					first = i
+				}
+				mu.Unlock()
+				return
+			}
+		}
+	})
+	return first
+}
+
+// parallelRows calls f on contiguous ranges covering [0, n) from up to
+// GOMAXPROCS goroutines (one call when n is small).
+func parallelRows(n int, f func(r0, r1 int)) {
+	workers := min(runtime.GOMAXPROCS(0), max(1, n/16))
+	if workers <= 1 {
+		f(0, n)
+		return
+	}
+	chunk := (n + workers - 1) / workers
+	var wg sync.WaitGroup
+	for r0 := 0; r0 < n; r0 += chunk {
+		wg.Go(func() { f(r0, min(n, r0+chunk)) })
+	}
+	wg.Wait()
 }
