@@ -396,7 +396,7 @@ func TestBadInput(t *testing.T) {
 		{"model missing", replace(f.pruneArgs("OUT"), f.model, filepath.Join(dir, "nothing")), []string{"--model", "nothing"}},
 		{"method", f.pruneArgs("OUT", "--method", "random"), []string{"--method", "random"}},
 		{"update", f.pruneArgs("OUT", "--update", "own"), []string{"--update", "own"}},
-		{"runner flink", f.pruneArgs("OUT", "--runner", "flink"), []string{"--runner", "flink", "not supported yet"}},
+		{"runner flink", f.pruneArgs("OUT", "--runner", "flink"), []string{"--job-endpoint", "required with --runner flink"}},
 		{"runner unknown", f.pruneArgs("OUT", "--runner", "spark"), []string{"--runner", "spark", "unknown"}},
 		{"stop-after negative", f.pruneArgs("OUT", "--stop-after-blocks", "-1"), []string{"--stop-after-blocks"}},
 		{"eval task", []string{"eval", "--model", f.model, "--task", "lambada", "--data-dir", f.data}, []string{"--task", "lambada"}},
