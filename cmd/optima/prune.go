@@ -49,7 +49,14 @@ exactly against the layer Hessian (--update optima) or only masks (--update none
 and writes a Hugging Face model directory with report.json to --out.
 
 An interrupted run started again with the same configuration resumes after the last
-finished block (work files live in --work-dir, default OUT.work).`,
+finished block (work files live in --work-dir, default OUT.work).
+
+--model, --calib, --out and --work-dir may be gs://bucket/path URLs. --runner local
+(default) runs Beam's Prism runner in process; --runner flink submits to a Beam Flink
+job server (--job-endpoint, --parallelism, --environment-type); --runner dataflow
+submits to Google Cloud Dataflow (--project, --region, --staging-location,
+--worker-machine-type, --worker-accelerator; --dry-run prints the job instead).
+Remote workers need every path on gs://.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.calibSet = cmd.Flags().Changed("calib")
