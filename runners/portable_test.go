@@ -201,7 +201,7 @@ func testPortable(t *testing.T, startServer func(*testing.T) *jobServer) {
 			t.Fatalf("%d of %d blocks done after the kill; want some but not all", len(done), layers)
 		}
 
-		again := startServer(t)
+		again := js // the job server of the first subtest, still up
 		plan, err = prunePipeline(t, c, portable(again))
 		if err != nil {
 			t.Fatalf("resumed run: %v\n%s", err, again.out.String())
