@@ -128,13 +128,33 @@ func gcsClient(ctx context.Context) (*storage.Client, error) {
 	return c, nil
 }
 
+var (
+	fsMu    sync.Mutex
+	fsCache = map[string]filesystem.Interface{}
+)
+
+// keptFS is a cached filesystem whose Close does nothing: the process keeps
+// one per scheme (and emulator host), since Beam's gcs filesystem makes a new
+// storage client, with its credential lookup, on every filesystem.New.
+type keptFS struct{ filesystem.Interface }
+
+func (keptFS) Close() error { return nil }
+
 // beamFS returns Beam's filesystem for p's scheme. The caller closes it.
 func beamFS(ctx context.Context, p string) (filesystem.Interface, error) {
-	fsys, err := filesystem.New(ctx, p)
+	scheme, _, _ := strings.Cut(p, "://")
+	key := scheme + "|" + os.Getenv("STORAGE_EMULATOR_HOST")
+	fsMu.Lock()
+	defer fsMu.Unlock()
+	if f := fsCache[key]; f != nil {
+		return keptFS{f}, nil
+	}
+	fsys, err := filesystem.New(context.WithoutCancel(ctx), p)
 	if err != nil {
 		return nil, fmt.Errorf("fileio: %s: %w", p, err)
 	}
-	return fsys, nil
+	fsCache[key] = fsys
+	return keptFS{fsys}, nil
 }
 
 // notExist maps GCS's "object does not exist" onto fs.ErrNotExist.
@@ -355,7 +375,7 @@ func Remove(ctx context.Context, p string) error {
 		return err
 	}
 	defer fsys.Close()
-	rm, ok := fsys.(filesystem.Remover)
+	rm, ok := fsys.(keptFS).Interface.(filesystem.Remover)
 	if !ok {
 		return fmt.Errorf("fileio: %s: filesystem cannot remove files", p)
 	}
