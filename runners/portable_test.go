@@ -187,8 +187,8 @@ func testPortable(t *testing.T, startServer func(*testing.T) *jobServer) {
 			t.Fatal("the run succeeded although its job server was killed")
 		}
 		t.Logf("run with killed job server: %v", err)
-		if !strings.Contains(err.Error(), victim.endpoint) {
-			t.Errorf("error %q does not name the job endpoint %s", err, victim.endpoint)
+		if !strings.Contains(err.Error(), victim.endpoint) || !strings.Contains(err.Error(), "went away") {
+			t.Errorf("error %q does not say that the job server at %s went away", err, victim.endpoint)
 		}
 		if _, serr := os.Stat(c.Out); !os.IsNotExist(serr) {
 			t.Errorf("output %s exists after the failed run (%v)", c.Out, serr)

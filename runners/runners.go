@@ -357,7 +357,9 @@ func Execute(ctx context.Context, c Config, p *beam.Pipeline) (beam.PipelineResu
 			res, err = prism.Execute(ctx, p)
 		case Flink:
 			res, err = universal.Execute(ctx, p)
-			if err != nil {
+			if err != nil && strings.Contains(err.Error(), "code = Unavailable") {
+				err = fmt.Errorf("flink job server at %s went away or is unreachable (stopped or crashed?): %w", c.JobEndpoint, err)
+			} else if err != nil {
 				err = fmt.Errorf("flink job at %s: %w", c.JobEndpoint, err)
 			}
 		case Dataflow:
