@@ -61,3 +61,44 @@ func TestDataflowDryRun(t *testing.T) {
 		t.Error("a dry run wrote a model")
 	}
 }
+
+// TestPruneGCS runs `optima prune` with the model, corpus and output on a
+// GCS emulator: the model lands on gs:// with its report, the work
+// directory is removed, and the weights equal a local run's.
+func TestPruneGCS(t *testing.T) {
+	f := newFixture(t)
+	gcstest.Start(t, "bkt")
+	ctx := context.Background()
+	ents, _ := os.ReadDir(f.model)
+	for _, e := range ents {
+		if err := fileio.CopyFile(ctx, filepath.Join(f.model, e.Name()), "gs://bkt/models/tiny/"+e.Name()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fileio.CopyFile(ctx, f.corpus, "gs://bkt/data/calib.jsonl"); err != nil {
+		t.Fatal(err)
+	}
+	local := filepath.Join(t.TempDir(), "out")
+	mustOptima(t, f.pruneArgs(local, "--threads", "2")...)
+	args := replace(replace(f.pruneArgs("gs://bkt/out/pruned", "--threads", "2"), f.model, "gs://bkt/models/tiny"), f.corpus, "gs://bkt/data/calib.jsonl")
+	stdout, _ := mustOptima(t, args...)
+	if !strings.Contains(stdout, "wrote gs://bkt/out/pruned") {
+		t.Errorf("stdout %q does not name the gs:// output", stdout)
+	}
+	if left, _ := fileio.Glob(ctx, "gs://bkt/out/pruned.work/**"); len(left) != 0 {
+		t.Errorf("work files left after a finished run: %v", left)
+	}
+	dl := filepath.Join(t.TempDir(), "downloaded")
+	for _, n := range []string{"config.json", "model.safetensors", "report.json", "tokenizer.json", "tokenizer_config.json"} {
+		b, err := fileio.ReadFile(ctx, "gs://bkt/out/pruned/"+n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := fileio.WriteFile(ctx, filepath.Join(dl, n), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sameBits(weights(t, local), weights(t, dl)); err != nil {
+		t.Errorf("gs:// run vs local run: %v", err)
+	}
+}
