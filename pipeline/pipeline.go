@@ -35,6 +35,9 @@ type Config struct {
 	// with the same configuration resumes where this one stopped. It does not
 	// change the result, so it is not part of the configuration hash.
 	StopAfter int
+	// PlanOnly makes Prepare create nothing (no work directory): for a dry
+	// run that only prints the job.
+	PlanOnly bool
 }
 
 // Validate checks the configuration, naming the flag at fault.
@@ -197,6 +200,9 @@ func Prepare(cfg *Config) (*Plan, error) {
 			}
 			p.Windows = append(p.Windows, ws)
 		}
+	}
+	if cfg.PlanOnly {
+		return p, nil
 	}
 	if p.Work, err = prune.NewWork(root, &cfg.Config); err != nil {
 		return nil, err

@@ -154,6 +154,7 @@ func (o *pruneOptions) Validate() error {
 // and prints the report's totals.
 func (o *pruneOptions) Run(ctx context.Context) error {
 	start := time.Now()
+	o.cfg.PlanOnly = o.run.DryRun
 	plan, err := pipeline.Prepare(&o.cfg)
 	if err != nil {
 		return err
