@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
@@ -41,7 +42,12 @@ func TestMain(m *testing.M) {
 			os.Exit(2)
 		}
 		fmt.Println("job server listening on port", p)
-		select {}
+		// Exit with the test that started this server, even if it crashes.
+		parent := os.Getppid()
+		for os.Getppid() == parent {
+			time.Sleep(time.Second)
+		}
+		os.Exit(0)
 	}
 	ptest.Main(m)
 }
