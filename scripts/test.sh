@@ -11,7 +11,9 @@ fi
 # The Flink job server jar for runners' TestFlink (Maven Central, ~150 MB,
 # cached). When it cannot be fetched TestFlink skips, loudly; the same
 # checks still run against Prism's job server (TestPortableJobServer).
-if jar=$(./scripts/get-flink-jobserver.sh); then
+if [ -n "${OPTIMA_FLINK_JOB_SERVER_JAR:-}" ]; then
+  :  # a jar given by the caller
+elif jar=$(./scripts/get-flink-jobserver.sh); then
   export OPTIMA_FLINK_JOB_SERVER_JAR=$jar
 else
   echo "WARNING: no Flink job server jar; runners' TestFlink will skip" >&2
