@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 
+	"github.com/optima-llm/optima/internal/fileio"
 	"github.com/optima-llm/optima/model"
 	"github.com/optima-llm/optima/model/loader"
 	"github.com/optima-llm/optima/stages/calib"
@@ -22,7 +24,9 @@ type Config struct {
 	// Out is the model directory to write (replaced atomically).
 	Out string
 	// WorkRoot holds work directories keyed by configuration hash; empty
-	// means Out + ".work".
+	// means Out + ".work". Model, Calib, Out and WorkRoot may be gs:// URLs
+	// (internal/fileio); Flink and Dataflow workers need the work root on
+	// storage they all reach.
 	WorkRoot string
 	// Threads bounds the compute goroutines per DoFn (0: GOMAXPROCS).
 	Threads int
@@ -31,6 +35,9 @@ type Config struct {
 	// with the same configuration resumes where this one stopped. It does not
 	// change the result, so it is not part of the configuration hash.
 	StopAfter int
+	// PlanOnly makes Prepare create nothing (no work directory): for a dry
+	// run that only prints the job.
+	PlanOnly bool
 }
 
 // Validate checks the configuration, naming the flag at fault.
@@ -43,6 +50,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StopAfter < 0 {
 		return fmt.Errorf("--stop-after-blocks %d: must not be negative", c.StopAfter)
+	}
+	if fileio.IsRemote(c.Out) || fileio.IsRemote(c.Calib) {
+		return c.validateRemote()
 	}
 	parent := filepath.Dir(filepath.Clean(c.Out))
 	if err := os.MkdirAll(parent, 0o755); err != nil {
@@ -58,6 +68,58 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--calib %s: not a readable file", c.Calib)
 	}
 	return nil
+}
+
+// validateRemote checks gs:// paths: a well-formed --out URL and a
+// readable --calib object (or local file). Writability of a bucket is only
+// known when the first object is written.
+func (c *Config) validateRemote() error {
+	ctx := context.Background()
+	if fileio.IsRemote(c.Out) {
+		if _, obj, err := fileio.ParseGCS(c.Out); err != nil || obj == "" {
+			return fmt.Errorf("--out %s: want gs://bucket/path", c.Out)
+		}
+	} else if err := os.MkdirAll(filepath.Dir(filepath.Clean(c.Out)), 0o755); err != nil {
+		return fmt.Errorf("--out %s: %w", c.Out, err)
+	}
+	if c.WorkRoot != "" && fileio.IsRemote(c.WorkRoot) {
+		if _, _, err := fileio.ParseGCS(c.WorkRoot); err != nil {
+			return fmt.Errorf("--work-dir %s: %w", c.WorkRoot, err)
+		}
+	}
+	if ok, err := fileio.Exists(ctx, c.Calib); err != nil || !ok {
+		return fmt.Errorf("--calib %s: not a readable file (%v)", c.Calib, err)
+	}
+	return nil
+}
+
+// readCorpus reads the calibration corpus at path, a local file or a gs://
+// object (copied to a temporary file for calib.ReadJSONL).
+func readCorpus(path string) ([]string, error) {
+	if !fileio.IsRemote(path) {
+		return calib.ReadJSONL(path)
+	}
+	raw, err := fileio.ReadFile(context.Background(), path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp("", "optima-calib-*.jsonl")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(f.Name())
+	_, werr := f.Write(raw)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return nil, werr
+	}
+	docs, err := calib.ReadJSONL(f.Name())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return docs, nil
 }
 
 // Plan is what Build needs beyond the configuration, computed once in the
@@ -107,12 +169,12 @@ func Prepare(cfg *Config) (*Plan, error) {
 	}
 	root := cfg.WorkRoot
 	if root == "" {
-		root = filepath.Clean(cfg.Out) + ".work"
+		root = fileio.Clean(cfg.Out) + ".work"
 	}
 	// Look for finished blocks before creating anything, and draw the
 	// windows (which may fail on a small corpus) before the work directory
 	// exists, so that a rejected run leaves nothing behind.
-	work := prune.Work{Dir: filepath.Join(root, cfg.Hash())}
+	work := prune.Work{Dir: fileio.Join(root, cfg.Hash())}
 	done, err := work.Done(fam.NumBlocks())
 	if err != nil {
 		return nil, err
@@ -123,7 +185,7 @@ func Prepare(cfg *Config) (*Plan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--model %s: tokenizer: %w", cfg.Model, err)
 		}
-		docs, err := calib.ReadJSONL(cfg.Calib)
+		docs, err := readCorpus(cfg.Calib)
 		if err != nil {
 			return nil, fmt.Errorf("--calib: %w", err)
 		}
@@ -138,6 +200,9 @@ func Prepare(cfg *Config) (*Plan, error) {
 			}
 			p.Windows = append(p.Windows, ws)
 		}
+	}
+	if cfg.PlanOnly {
+		return p, nil
 	}
 	if p.Work, err = prune.NewWork(root, &cfg.Config); err != nil {
 		return nil, err

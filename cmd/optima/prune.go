@@ -8,13 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/optima-llm/optima/internal/fileio"
 	"github.com/optima-llm/optima/kernels/cuda"
 	"github.com/optima-llm/optima/pipeline"
 	"github.com/optima-llm/optima/runners"
@@ -24,7 +24,7 @@ import (
 type pruneOptions struct {
 	cfg      pipeline.Config
 	dataDir  string
-	runner   string
+	run      runners.Config
 	noProg   bool
 	calibSet bool
 	// sparsitySet is whether --sparsity was given: with --pattern its
@@ -50,7 +50,14 @@ exactly against the layer Hessian (--update optima) or only masks (--update none
 and writes a Hugging Face model directory with report.json to --out.
 
 An interrupted run started again with the same configuration resumes after the last
-finished block (work files live in --work-dir, default OUT.work).`,
+finished block (work files live in --work-dir, default OUT.work).
+
+--model, --calib, --out and --work-dir may be gs://bucket/path URLs. --runner local
+(default) runs Beam's Prism runner in process; --runner flink submits to a Beam Flink
+job server (--job-endpoint, --parallelism, --environment-type); --runner dataflow
+submits to Google Cloud Dataflow (--project, --region, --staging-location,
+--worker-machine-type, --worker-accelerator; --dry-run prints the job instead).
+Remote workers need every path on gs://.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.calibSet = cmd.Flags().Changed("calib")
@@ -89,7 +96,7 @@ finished block (work files live in --work-dir, default OUT.work).`,
 	f.IntVar(&o.cfg.Threads, "threads", 0, "compute threads per worker (0: all cores)")
 	f.IntVar(&o.cfg.StopAfter, "stop-after-blocks", 0, "stop once this many blocks are done (0: all); rerun to resume")
 	f.StringVar(&o.dataDir, "data-dir", "", "data directory (default: $OPTIMA_DATA, ../shared/data, ../../shared/data, shared/data)")
-	f.StringVar(&o.runner, "runner", runners.Local, fmt.Sprintf("Beam runner: %v", runners.Names()))
+	runners.AddFlags(f, &o.run)
 	f.BoolVar(&o.noProg, "no-progress", false, "no progress bar")
 	return cmd
 }
@@ -112,7 +119,7 @@ func (o *pruneOptions) Complete() error {
 	// Absolute paths: workers may run elsewhere, and the configuration hash
 	// (which keys resumable work) must not depend on the working directory.
 	for _, p := range []*string{&o.cfg.Model, &o.cfg.Calib, &o.cfg.Out, &o.cfg.WorkRoot} {
-		if *p != "" {
+		if *p != "" && !fileio.IsRemote(*p) {
 			abs, err := filepath.Abs(*p)
 			if err != nil {
 				return err
@@ -133,13 +140,22 @@ func (o *pruneOptions) Validate() error {
 	if o.cfg.Pattern != "" && o.cfg.Sparsity != 0 {
 		return fmt.Errorf("give either --sparsity (%v) or --pattern (%q), not both", o.cfg.Sparsity, o.cfg.Pattern)
 	}
-	if err := o.cfg.Validate(); err != nil {
+	// Runner flags first: they are cheap to check and decide which paths
+	// must be on shared storage.
+	if err := o.run.Validate(); err != nil {
 		return err
 	}
 	if err := validateDevice(o.cfg.Solve.Device); err != nil {
 		return err
 	}
-	return validateRunner(o.runner)
+	if err := o.run.CheckSharedPaths(map[string]string{"--model": o.cfg.Model, "--calib": o.cfg.Calib,
+		"--out": o.cfg.Out, "--work-dir": o.cfg.WorkRoot}); err != nil {
+		return err
+	}
+	if o.run.Remote() && o.cfg.WorkRoot == "" && !fileio.IsRemote(o.cfg.Out) {
+		return &flagError{"--work-dir", "", "workers on other machines need a gs:// work directory"}
+	}
+	return o.cfg.Validate()
 }
 
 // validateDevice accepts --device cpu (stored as "") and --device cuda when
@@ -157,24 +173,11 @@ func validateDevice(d string) error {
 	return &flagError{"--device", d, fmt.Sprintf("unknown device (known: %v)", solve.Devices())}
 }
 
-// validateRunner accepts the runners runners.Run executes today and names
-// --runner otherwise: Flink and Dataflow are "not supported yet", anything
-// else is unknown.
-func validateRunner(name string) error {
-	if name == "" || slices.Contains(runners.Names(), name) {
-		return nil
-	}
-	switch name {
-	case "flink", "dataflow":
-		return &flagError{"--runner", name, fmt.Sprintf("not supported yet (local runs only: %v)", runners.Names())}
-	}
-	return &flagError{"--runner", name, fmt.Sprintf("unknown runner (known: %v)", runners.Names())}
-}
-
 // Run prepares the plan, runs the pipeline with a progress bar over blocks,
 // and prints the report's totals.
 func (o *pruneOptions) Run(ctx context.Context) error {
 	start := time.Now()
+	o.cfg.PlanOnly = o.run.DryRun
 	plan, err := pipeline.Prepare(&o.cfg)
 	if err != nil {
 		return err
@@ -186,17 +189,22 @@ func (o *pruneOptions) Run(ctx context.Context) error {
 	p, s := beam.NewPipelineWithRoot()
 	pipeline.Build(s, &o.cfg, plan)
 
+	if o.run.DryRun {
+		o.run.Stdout = o.stdout
+		_, err = runners.Execute(ctx, o.run, p)
+		return err
+	}
 	stopBar := o.progress(ctx, plan, n)
-	_, err = runners.Run(ctx, o.runner, p)
+	_, err = runners.Execute(ctx, o.run, p)
 	stopBar()
 	if err != nil {
-		return fmt.Errorf("pipeline: %w", err)
+		return fmt.Errorf("pipeline: %w (finished blocks are kept in %s; run the same command again to resume)", err, plan.Work.Dir)
 	}
 	if o.cfg.StopAfter > 0 && o.cfg.StopAfter < n {
 		fmt.Fprintf(o.stdout, "stopped after %d of %d blocks; run the same command without --stop-after-blocks to finish\n", o.cfg.StopAfter, n)
 		return nil
 	}
-	raw, err := os.ReadFile(filepath.Join(o.cfg.Out, "report.json"))
+	raw, err := fileio.ReadFile(ctx, fileio.Join(o.cfg.Out, "report.json"))
 	if err != nil {
 		return err
 	}
@@ -207,8 +215,10 @@ func (o *pruneOptions) Run(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(o.stdout, "wrote %s in %.0fs (%d threads); totals: %s\n", o.cfg.Out, time.Since(start).Seconds(), runtime.GOMAXPROCS(0), rep.Totals)
-	os.RemoveAll(plan.Work.Dir)
-	os.Remove(filepath.Dir(plan.Work.Dir)) // the work root, when empty
+	fileio.RemoveAll(ctx, plan.Work.Dir)
+	if !fileio.IsRemote(plan.Work.Dir) {
+		os.Remove(filepath.Dir(plan.Work.Dir)) // the work root, when empty
+	}
 	return nil
 }
 
@@ -242,7 +252,7 @@ func (o *pruneOptions) progress(ctx context.Context, plan *pipeline.Plan, n int)
 			case <-t.C:
 				done := 0
 				for b := 0; b < n; b++ {
-					if _, err := os.Stat(plan.Work.DonePath(b)); err != nil {
+					if ok, _ := fileio.Exists(ctx, plan.Work.DonePath(b)); !ok {
 						break
 					}
 					done = b + 1

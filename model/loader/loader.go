@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/optima-llm/optima/internal/fileio"
 	"github.com/optima-llm/optima/model"
 	"github.com/optima-llm/optima/model/gguf"
 	"github.com/optima-llm/optima/model/hf"
@@ -22,8 +23,14 @@ var ErrUnknownFormat = errors.New("loader: unknown checkpoint format")
 // Open opens path as a model.Source: a file starting with the GGUF magic
 // (gguf.OpenModel) or a directory holding config.json (hf.Open). Anything
 // else is an error wrapping ErrUnknownFormat that names path; errors of the
-// format readers are returned as they are.
+// format readers are returned as they are. A gs://bucket/object path is read
+// from Google Cloud Storage through internal/fileio: a GGUF object, or a
+// prefix holding a Hugging Face model directory, with tensors fetched by
+// ranged reads.
 func Open(path string) (model.Source, error) {
+	if fileio.IsRemote(path) {
+		return openRemote(path)
+	}
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("loader: %w", err)

@@ -1,13 +1,12 @@
 package prune
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"math"
-	"os"
-	"path/filepath"
 
+	"github.com/optima-llm/optima/internal/fileio"
 	"github.com/optima-llm/optima/model"
 )
 
@@ -35,32 +34,24 @@ func WriteHidden(path string, x []float32, nseq, seqlen, hidden int) error {
 	return WriteFileAtomic(path, buf)
 }
 
-// ReadHidden reads a shard written by WriteHidden. Errors name the file.
+// ReadHidden reads a shard written by WriteHidden, from a local path or a
+// gs:// URL (internal/fileio). Errors name the file.
 func ReadHidden(path string) (x []float32, nseq, seqlen, hidden int, err error) {
-	f, err := os.Open(path)
+	raw, err := fileio.ReadFile(context.Background(), path)
 	if err != nil {
 		return nil, 0, 0, 0, fmt.Errorf("read hidden states: %w", err)
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, 0, 0, 0, fmt.Errorf("read hidden states: %w", err)
-	}
-	hdr := make([]byte, hiddenHeader)
-	if _, err := io.ReadFull(f, hdr); err != nil || string(hdr[:8]) != hiddenMagic {
+	if len(raw) < hiddenHeader || string(raw[:8]) != hiddenMagic {
 		return nil, 0, 0, 0, fmt.Errorf("read hidden states %s: not a shard file", path)
 	}
-	nseq = int(binary.LittleEndian.Uint32(hdr[8:]))
-	seqlen = int(binary.LittleEndian.Uint32(hdr[12:]))
-	hidden = int(binary.LittleEndian.Uint32(hdr[16:]))
+	nseq = int(binary.LittleEndian.Uint32(raw[8:]))
+	seqlen = int(binary.LittleEndian.Uint32(raw[12:]))
+	hidden = int(binary.LittleEndian.Uint32(raw[16:]))
 	n := int64(nseq) * int64(seqlen) * int64(hidden)
-	if n*4+int64(hiddenHeader) != st.Size() {
-		return nil, 0, 0, 0, fmt.Errorf("read hidden states %s: size %d does not match %d×%d×%d", path, st.Size(), nseq, seqlen, hidden)
+	if n*4+int64(hiddenHeader) != int64(len(raw)) {
+		return nil, 0, 0, 0, fmt.Errorf("read hidden states %s: size %d does not match %d×%d×%d", path, len(raw), nseq, seqlen, hidden)
 	}
-	raw := make([]byte, 4*n)
-	if _, err := io.ReadFull(f, raw); err != nil {
-		return nil, 0, 0, 0, fmt.Errorf("read hidden states %s: %w", path, err)
-	}
+	raw = raw[hiddenHeader:]
 	x = make([]float32, n)
 	for i := range x {
 		x[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
@@ -68,33 +59,11 @@ func ReadHidden(path string) (x []float32, nseq, seqlen, hidden int, err error) 
 	return x, nseq, seqlen, hidden, nil
 }
 
-// WriteFileAtomic writes data to path through a temporary file in the same
-// directory, synced and renamed, so that path never holds a partial file.
+// WriteFileAtomic writes data to path so that path never holds a partial
+// file: locally through a temporary file in the same directory, synced and
+// renamed; on gs:// as one object upload (internal/fileio.WriteFile).
 func WriteFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, werr := f.Write(data)
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, werr)
-	}
-	return nil
+	return fileio.WriteFile(context.Background(), path, data)
 }
 
 // LoadWeights reads the named tensors from src.

@@ -1,19 +1,56 @@
 package prune
 
 import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/optima-llm/optima/internal/fileio"
 	"github.com/optima-llm/optima/model"
 	"github.com/optima-llm/optima/model/safetensors"
 )
 
 // WriteTensors writes a block's pruned linears to path (float32
-// safetensors, atomically).
+// safetensors, atomically), a local path or a gs:// URL; a gs:// file is
+// written locally first and uploaded as one object.
 func WriteTensors(path string, tensors []*model.Tensor) error {
-	return safetensors.WriteFile(path, tensors, safetensors.WriteOptions{})
+	if !fileio.IsRemote(path) {
+		return safetensors.WriteFile(path, tensors, safetensors.WriteOptions{})
+	}
+	dir, err := os.MkdirTemp("", "optima-tensors-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.RemoveAll(dir)
+	tmp := filepath.Join(dir, fileio.Base(path))
+	if err := safetensors.WriteFile(tmp, tensors, safetensors.WriteOptions{}); err != nil {
+		return err
+	}
+	return fileio.CopyFile(context.Background(), tmp, path)
+}
+
+// openTensors opens a safetensors file at a local path or a gs:// URL (read
+// by ranges).
+func openTensors(path string) (*safetensors.File, error) {
+	if !fileio.IsRemote(path) {
+		return safetensors.Open(path)
+	}
+	r, err := fileio.OpenReaderAt(context.Background(), path)
+	if err != nil {
+		return nil, fmt.Errorf("safetensors: %w", err)
+	}
+	f, err := safetensors.NewFile(r, path)
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // ReadTensors reads every tensor of a file written by WriteTensors.
 func ReadTensors(path string) (map[string]*model.Tensor, error) {
-	f, err := safetensors.Open(path)
+	f, err := openTensors(path)
 	if err != nil {
 		return nil, err
 	}

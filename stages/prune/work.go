@@ -1,11 +1,13 @@
 package prune
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"io/fs"
+
+	"github.com/optima-llm/optima/internal/fileio"
 
 	"github.com/optima-llm/optima/model"
 	"github.com/optima-llm/optima/stages/report"
@@ -33,7 +35,9 @@ type BlockDone struct {
 	Next    []ShardRef            `json:"next"`
 }
 
-// Work is a run's work directory, <root>/<config hash>. It holds the
+// Work is a run's work directory, <root>/<config hash>, a local path or a
+// gs:// prefix (internal/fileio); a Flink or Dataflow run's workers need it
+// on storage they all reach. It holds the
 // hidden-state shards, each finished block's pruned linears and a done
 // marker per block, so that an interrupted run resumes after the last
 // finished block.
@@ -44,30 +48,30 @@ type Work struct {
 // NewWork returns the work directory for cfg under root and records the
 // configuration in it.
 func NewWork(root string, cfg *Config) (Work, error) {
-	w := Work{Dir: filepath.Join(root, cfg.Hash())}
-	if err := os.MkdirAll(w.Dir, 0o755); err != nil {
+	w := Work{Dir: fileio.Join(root, cfg.Hash())}
+	if err := fileio.MkdirAll(w.Dir); err != nil {
 		return w, fmt.Errorf("work directory: %w", err)
 	}
 	b, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		return w, err
 	}
-	return w, WriteFileAtomic(filepath.Join(w.Dir, "config.json"), b)
+	return w, WriteFileAtomic(fileio.Join(w.Dir, "config.json"), b)
 }
 
 // HiddenPath is the shard file of sample shard i entering block b.
 func (w Work) HiddenPath(b, i int) string {
-	return filepath.Join(w.Dir, fmt.Sprintf("hidden-b%03d-s%03d.bin", b, i))
+	return fileio.Join(w.Dir, fmt.Sprintf("hidden-b%03d-s%03d.bin", b, i))
 }
 
 // BlockPath is the safetensors file of block b's pruned linears.
 func (w Work) BlockPath(b int) string {
-	return filepath.Join(w.Dir, fmt.Sprintf("block-%03d.safetensors", b))
+	return fileio.Join(w.Dir, fmt.Sprintf("block-%03d.safetensors", b))
 }
 
 // DonePath is block b's done marker.
 func (w Work) DonePath(b int) string {
-	return filepath.Join(w.Dir, fmt.Sprintf("block-%03d.done.json", b))
+	return fileio.Join(w.Dir, fmt.Sprintf("block-%03d.done.json", b))
 }
 
 // MarkDone writes block d.Block's done marker atomically, then removes the
@@ -80,9 +84,10 @@ func (w Work) MarkDone(d BlockDone) error {
 	if err := WriteFileAtomic(w.DonePath(d.Block), b); err != nil {
 		return err
 	}
-	entered, _ := filepath.Glob(filepath.Join(w.Dir, fmt.Sprintf("hidden-b%03d-s*.bin", d.Block)))
+	ctx := context.Background()
+	entered, _ := fileio.Glob(ctx, fileio.Join(w.Dir, fmt.Sprintf("hidden-b%03d-s*.bin", d.Block)))
 	for _, p := range entered {
-		os.Remove(p)
+		fileio.Remove(ctx, p)
 	}
 	return nil
 }
@@ -93,10 +98,11 @@ func (w Work) MarkDone(d BlockDone) error {
 // Earlier blocks' shards are deleted as blocks finish, so only the last
 // marker's shards matter for a resume.
 func (w Work) Done(nblocks int) ([]BlockDone, error) {
+	ctx := context.Background()
 	var out []BlockDone
 	for b := 0; b < nblocks; b++ {
-		raw, err := os.ReadFile(w.DonePath(b))
-		if errors.Is(err, os.ErrNotExist) {
+		raw, err := fileio.ReadFile(ctx, w.DonePath(b))
+		if errors.Is(err, fs.ErrNotExist) {
 			break
 		}
 		if err != nil {
@@ -106,7 +112,9 @@ func (w Work) Done(nblocks int) ([]BlockDone, error) {
 		if err := json.Unmarshal(raw, &d); err != nil {
 			return nil, fmt.Errorf("resume: %s: %w", w.DonePath(b), err)
 		}
-		if _, err := os.Stat(d.Weights); err != nil {
+		if ok, err := fileio.Exists(ctx, d.Weights); err != nil {
+			return nil, fmt.Errorf("resume: %w", err)
+		} else if !ok {
 			break
 		}
 		out = append(out, d)
@@ -115,7 +123,9 @@ func (w Work) Done(nblocks int) ([]BlockDone, error) {
 		last := out[len(out)-1]
 		complete := len(last.Next) > 0
 		for _, s := range last.Next {
-			if _, err := os.Stat(s.Path); err != nil {
+			if ok, err := fileio.Exists(ctx, s.Path); err != nil {
+				return nil, fmt.Errorf("resume: %w", err)
+			} else if !ok {
 				complete = false
 			}
 		}

@@ -2,9 +2,13 @@ package prune
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 
+	"github.com/optima-llm/optima/internal/fileio"
 	"github.com/optima-llm/optima/model"
 	"github.com/optima-llm/optima/model/hf"
 	"github.com/optima-llm/optima/model/safetensors"
@@ -34,7 +38,7 @@ type hfTokenizer interface {
 // every tensor of src, with the pruned linears of dones (one per block, all
 // blocks of fam) laid over them, config.json, the tokenizer files and
 // report.json, through hf.WriteModel (a temporary sibling renamed into
-// place). Tensors are loaded one at a time.
+// place); a gs:// out is uploaded with config.json last (writeRemoteModel). Tensors are loaded one at a time.
 func WriteModel(src model.Source, fam model.Family, cfg *Config, dones []BlockDone, out string) error {
 	sort.Slice(dones, func(i, j int) bool { return dones[i].Block < dones[j].Block })
 	if len(dones) != fam.NumBlocks() {
@@ -45,7 +49,7 @@ func WriteModel(src model.Source, fam model.Family, cfg *Config, dones []BlockDo
 		if d.Block != i {
 			return fmt.Errorf("write %s: block %d missing", out, i)
 		}
-		f, err := safetensors.Open(d.Weights)
+		f, err := openTensors(d.Weights)
 		if err != nil {
 			return err
 		}
@@ -68,7 +72,7 @@ func WriteModel(src model.Source, fam model.Family, cfg *Config, dones []BlockDo
 		f := open[p]
 		if f == nil {
 			var err error
-			if f, err = safetensors.Open(p); err != nil {
+			if f, err = openTensors(p); err != nil {
 				return nil, err
 			}
 			open[p] = f
@@ -96,5 +100,47 @@ func WriteModel(src model.Source, fam model.Family, cfg *Config, dones []BlockDo
 		}
 		extra["tokenizer.json"], extra["tokenizer_config.json"] = j, c
 	}
-	return hf.WriteModel(out, src.Config(), src.Names(), load, extra, hf.WriteOptions{})
+	if !fileio.IsRemote(out) {
+		return hf.WriteModel(out, src.Config(), src.Names(), load, extra, hf.WriteOptions{})
+	}
+	return writeRemoteModel(src, load, extra, out)
+}
+
+// writeRemoteModel writes the model directory locally, then uploads it to
+// the gs:// prefix out: it first removes out/config.json (so that a model
+// being replaced stops being loadable) and every other object under out,
+// uploads the weights and other files, and config.json last. A reader
+// (loader.Open looks for config.json) never sees a half-written model; an
+// interrupted upload leaves a prefix without config.json that the next run
+// replaces.
+func writeRemoteModel(src model.Source, load func(string) (*model.Tensor, error), extra map[string][]byte, out string) error {
+	ctx := context.Background()
+	tmp, err := os.MkdirTemp("", "optima-out-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", out, err)
+	}
+	defer os.RemoveAll(tmp)
+	dir := filepath.Join(tmp, "model")
+	if err := hf.WriteModel(dir, src.Config(), src.Names(), load, extra, hf.WriteOptions{}); err != nil {
+		return err
+	}
+	if err := fileio.Remove(ctx, fileio.Join(out, "config.json")); err != nil {
+		return fmt.Errorf("write %s: %w", out, err)
+	}
+	if err := fileio.RemoveAll(ctx, out); err != nil {
+		return fmt.Errorf("write %s: %w", out, err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.Name() == "config.json" || e.IsDir() {
+			continue
+		}
+		if err := fileio.CopyFile(ctx, filepath.Join(dir, e.Name()), fileio.Join(out, e.Name())); err != nil {
+			return err
+		}
+	}
+	return fileio.CopyFile(ctx, filepath.Join(dir, "config.json"), fileio.Join(out, "config.json"))
 }
