@@ -108,18 +108,13 @@ func ADMM(be kernels.Backend, w []float64, rows, cols int, h []float64, p mask.P
 	z := make([]float64, rows*cols)
 	tmp := make([]float64, rows*cols)
 	sp := p.Fraction()
-	type flat struct {
-		s float64
-		i int
-	}
-	all := make([]flat, 0, rows*cols)
+	var sc, sorted []float64
 	selectMask := func(t int) {
 		st := sp - sp*math.Pow(1-float64(t+1)/float64(pIters), 3)
 		kk := blockPrunedCount(rows*cols, st)
-		all = all[:0]
+		sc = sc[:0]
 		for i := range v {
-			s := math.Abs(v[i] + u[i])
-			all = append(all, flat{s, i})
+			sc = append(sc, math.Abs(v[i]+u[i]))
 		}
 		if p.IsNM() {
 			idx := make([]int, p.M)
@@ -129,22 +124,16 @@ func ADMM(be kernels.Backend, w []float64, rows, cols int, h []float64, p mask.P
 					for j := range idx {
 						idx[j] = j
 					}
-					slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(all[o+b].s, all[o+a].s) })
+					slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(sc[o+b], sc[o+a]) })
 					for _, j := range idx[:p.N] {
-						all[o+j].s = math.Inf(1)
+						sc[o+j] = math.Inf(1)
 					}
 				}
 			}
 		}
-		slices.SortFunc(all, func(a, b flat) int {
-			if c := cmp.Compare(a.s, b.s); c != 0 {
-				return c
-			}
-			return a.i - b.i
-		})
 		clear(pruned)
-		for _, f := range all[:kk] {
-			pruned[f.i] = true
+		for i := range smallestK(sc, kk, &sorted) {
+			pruned[i] = true
 		}
 	}
 	for t := range iters {

@@ -119,9 +119,8 @@ func SparseGPT(be kernels.Backend, w []float64, rows, cols int, h []float64, p m
 				}
 			}
 			sorted := slices.Clone(scores)
-			slices.Sort(sorted)
 			k := min(blockPrunedCount(len(sorted), p.Sparsity), len(sorted)-1)
-			t := sorted[k]
+			t := kthSmallest(sorted, k)
 			for r := range rows {
 				for j := range count {
 					if scores[r*count+j] <= t {
@@ -130,10 +129,11 @@ func SparseGPT(be kernels.Backend, w []float64, rows, cols int, h []float64, p m
 				}
 			}
 		}
+		errs := make([]float64, rows*count)
 		parallelRows(rows, func(r int) {
 			row := w[r*cols : (r+1)*cols]
 			pr := pruned[r*cols : (r+1)*cols]
-			errs := make([]float64, count)
+			er := errs[r*count : (r+1)*count]
 			var idx []int
 			if p.IsNM() {
 				idx = make([]int, p.M)
@@ -159,18 +159,13 @@ func SparseGPT(be kernels.Backend, w []float64, rows, cols int, h []float64, p m
 					}
 				}
 				row[c] = q
-				errs[i] = e
-			}
-			for i, e := range errs {
-				if e == 0 {
-					continue
-				}
-				urow := u[(i1+i)*cols:]
-				for j := i2; j < cols; j++ {
-					row[j] -= e * urow[j]
-				}
+				er[i] = e
 			}
 		})
+		// Lazy batch update of the trailing columns: W[:, i2:] −= Err·U[i1:i2, i2:].
+		if i2 < cols {
+			be.Dgemm(false, false, rows, cols-i2, count, -1, errs, count, u[i1*cols+i2:], cols, 1, w[i2:], cols)
+		}
 	}
 	return Result{Damping: lambda}, nil
 }

@@ -1,7 +1,6 @@
 package update
 
 import (
-	"cmp"
 	"fmt"
 	"math"
 	"runtime"
@@ -84,11 +83,7 @@ func Thanos(be kernels.Backend, w []float64, rows, cols int, h []float64, p mask
 	}
 	clear(pruned)
 	n := cols // ainv is [n, n] for columns i1..cols-1
-	type flat struct {
-		s float64
-		i int
-	}
-	var all []flat
+	var sc, sorted []float64
 	for i1 := 0; i1 < cols; i1 += bs {
 		i2 := min(i1+bs, cols)
 		count := i2 - i1
@@ -102,23 +97,20 @@ func Thanos(be kernels.Backend, w []float64, rows, cols int, h []float64, p mask
 				}
 			})
 		} else if k := blockPrunedCount(rows*count, p.Sparsity); k > 0 {
-			all = all[:0]
+			sc = sc[:0]
 			for r := range rows {
-				for j := range count {
-					all = append(all, flat{math.Abs(w[r*cols+i1+j]) * norms[i1+j], r*count + j})
+				for j := i1; j < i2; j++ {
+					sc = append(sc, math.Abs(w[r*cols+j])*norms[j])
 				}
 			}
-			slices.SortFunc(all, func(a, b flat) int {
-				if c := cmp.Compare(a.s, b.s); c != 0 {
-					return c
-				}
-				return a.i - b.i
-			})
-			for _, f := range all[:k] {
-				pruned[(f.i/count)*cols+i1+f.i%count] = true
+			for i := range smallestK(sc, k, &sorted) {
+				pruned[(i/count)*cols+i1+i%count] = true
 			}
 		}
-		// Multi-weight OBS per row on the trailing columns.
+		// Multi-weight OBS per row: λ_Q = (A⁻¹_QQ)⁻¹ w_Q into a dense
+		// [rows, count] Λ (0 off Q), then W[:, i1:] −= Λ·A⁻¹[0:count, :]
+		// (A⁻¹ symmetric, so A⁻¹_{:,Q}λ is row Q of A⁻¹ weighted by λ).
+		lam := make([]float64, rows*count)
 		parallelRows(rows, func(r int) {
 			row := w[r*cols+i1 : (r+1)*cols]
 			pr := pruned[r*cols+i1 : r*cols+i2]
@@ -143,22 +135,20 @@ func Thanos(be kernels.Backend, w []float64, rows, cols int, h []float64, p mask
 			if !solveSPD(be, a, b, kq) {
 				// A principal submatrix of a positive definite inverse is
 				// positive definite; failing here means rounding broke it.
-				// Fall back to the exact multi-weight formula on this row
-				// by a general solve.
 				solveGeneral(a, b, kq, q, ainv, n)
 			}
-			for j := range n {
-				var s float64
-				arow := ainv[j*n:]
-				for x, qx := range q {
-					s += arow[qx] * b[x]
-				}
-				row[j] -= s
-			}
-			for _, qx := range q {
-				row[qx] = 0
+			for x, qx := range q {
+				lam[r*count+qx] = b[x]
 			}
 		})
+		be.Dgemm(false, false, rows, n, count, -1, lam, count, ainv, n, 1, w[i1:], cols)
+		for r := range rows {
+			for j := i1; j < i2; j++ {
+				if pruned[r*cols+j] {
+					w[r*cols+j] = 0
+				}
+			}
+		}
 		// Inverse of the trailing block H_d[i2:, i2:] by the Schur complement.
 		if i2 < cols {
 			ainv = trailingInverse(be, ainv, n, count)
@@ -166,6 +156,82 @@ func Thanos(be kernels.Backend, w []float64, rows, cols int, h []float64, p mask
 		}
 	}
 	return Result{Damping: lambda}, nil
+}
+
+// smallestK yields the indices of the k smallest values of s in the order
+// of a stable ascending sort's prefix (ties to the lower index), in
+// increasing index order; buf is scratch. s must hold no NaN.
+func smallestK(s []float64, k int, buf *[]float64) func(yield func(int) bool) {
+	return func(yield func(int) bool) {
+		if k <= 0 {
+			return
+		}
+		*buf = append((*buf)[:0], s...)
+		t := kthSmallest(*buf, k-1)
+		below := 0
+		for _, v := range s {
+			if v < t {
+				below++
+			}
+		}
+		ties := k - below
+		for i, v := range s {
+			if v < t || (v == t && ties > 0) {
+				if v == t {
+					ties--
+				}
+				if !yield(i) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// kthSmallest returns the k-th smallest (0-based) value of a, reordering a
+// (Hoare's selection with a median-of-three pivot).
+func kthSmallest(a []float64, k int) float64 {
+	lo, hi := 0, len(a)-1
+	for hi > lo {
+		if hi-lo < 16 {
+			slices.Sort(a[lo : hi+1])
+			return a[k]
+		}
+		mid := lo + (hi-lo)/2
+		if a[mid] < a[lo] {
+			a[mid], a[lo] = a[lo], a[mid]
+		}
+		if a[hi] < a[lo] {
+			a[hi], a[lo] = a[lo], a[hi]
+		}
+		if a[hi] < a[mid] {
+			a[hi], a[mid] = a[mid], a[hi]
+		}
+		pivot := a[mid]
+		i, j := lo, hi
+		for i <= j {
+			for a[i] < pivot {
+				i++
+			}
+			for a[j] > pivot {
+				j--
+			}
+			if i <= j {
+				a[i], a[j] = a[j], a[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return a[k]
+		}
+	}
+	return a[k]
 }
 
 // trailingInverse returns (A_{22})⁻¹ for A⁻¹ = ainv ([n, n]) split after its

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -378,4 +379,53 @@ func TestSelectUpdate(t *testing.T) {
 	if !errors.As(err, &nf) || nf.Col != 5 {
 		t.Errorf("err = %v, want *mask.NonFiniteError at column 5", err)
 	}
+}
+
+func TestKthSmallest(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{1, 2, 5, 17, 100, 1000} {
+		for _, grid := range []bool{false, true} {
+			a := make([]float64, n)
+			for i := range a {
+				a[i] = rng.NormFloat64()
+				if grid {
+					a[i] = float64(rng.IntN(5)) // many ties
+				}
+			}
+			sorted := append([]float64(nil), a...)
+			slices.Sort(sorted)
+			for _, k := range []int{0, n / 3, n / 2, n - 1} {
+				b := append([]float64(nil), a...)
+				if got := kthSmallest(b, k); got != sorted[k] {
+					t.Fatalf("n=%d grid=%v k=%d: %g, want %g", n, grid, k, got, sorted[k])
+				}
+				var buf []float64
+				var idx []int
+				for i := range smallestK(a, k+1, &buf) {
+					idx = append(idx, i)
+				}
+				// stable-sort prefix: sort indices by (value, index)
+				order := make([]int, n)
+				for i := range order {
+					order[i] = i
+				}
+				slices.SortStableFunc(order, func(x, y int) int { return cmpF(a[x], a[y]) })
+				want := append([]int(nil), order[:k+1]...)
+				slices.Sort(want)
+				if d := cmp.Diff(want, idx); d != "" {
+					t.Fatalf("n=%d grid=%v k=%d smallestK:\n%s", n, grid, k, d)
+				}
+			}
+		}
+	}
+}
+
+func cmpF(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
