@@ -95,7 +95,7 @@ func SparseGPT(be kernels.Backend, w []float64, rows, cols int, h []float64, p m
 		}
 	}
 	var u []float64
-	inv, lambda, err := dampedInverse(be, hh, cols, o.Damping, func(inv []float64) bool {
+	_, lambda, err := dampedInverse(be, hh, cols, o.Damping, func(inv []float64) bool {
 		var ok bool
 		u, ok = upperCholesky(be, inv, cols)
 		return ok
@@ -103,7 +103,6 @@ func SparseGPT(be kernels.Backend, w []float64, rows, cols int, h []float64, p m
 	if err != nil {
 		return Result{Damping: lambda}, err
 	}
-	_ = inv
 	clear(pruned)
 	scores := make([]float64, 0, rows*bs)
 	for i1 := 0; i1 < cols; i1 += bs {
