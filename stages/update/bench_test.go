@@ -13,10 +13,9 @@ import (
 // on the same shape is in stages/solve's benchmarks.
 //
 // Sample (this 2-core machine, shared with other jobs, -benchtime 2x):
-// sparsegpt/0.5 158 ms, thanos/0.5 888 ms, admm/0.5 1851 ms per layer. On the
-// 16-core device the
-// whole SmolLM2 model took 44 s (SparseGPT), 53 s (Thanos), 126 s (ADMM),
-// summed over its 210 linears (bench/smollm2).
+// sparsegpt/0.5 158 ms, thanos/0.5 888 ms, admm/0.5 1851 ms per layer. On
+// the 16-core device the whole SmolLM2 model took 44 s (SparseGPT), 53 s
+// (Thanos), 126 s (ADMM), summed over its 210 linears (bench/smollm2).
 func BenchmarkAlgorithms(b *testing.B) {
 	be := cpu.New(0)
 	rng := rand.New(rand.NewPCG(1, 2))
