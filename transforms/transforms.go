@@ -285,22 +285,53 @@ type selectMaskFn struct {
 	Opts Options
 	sel  mask.Selector
 	pat  mask.Pattern
+	be   kernels.Backend
 }
 
 func (f *selectMaskFn) Setup() error {
 	var err error
-	if f.sel, err = mask.New(f.Opts.Config.Method, nil); err != nil {
+	if f.sel, err = mask.New(f.Opts.Config.Method, f.Opts.Config.MethodParams); err != nil {
 		return err
+	}
+	if _, ok := f.sel.(mask.LayerSelector); ok {
+		t := f.Opts.Threads
+		if t <= 0 {
+			t = runtime.GOMAXPROCS(0)
+		}
+		f.be = cpu.New(t)
 	}
 	f.pat, err = f.Opts.Config.MaskPattern()
 	return err
 }
 
+// ProcessElement picks the batch's mask. A layer selector (sparsegpt,
+// thanos, admm) gets the whole linear in one batch (Config.RowBatches); with
+// --update own its own update is applied here and SolveRowQPs passes the
+// batch on unchanged.
 func (f *selectMaskFn) ProcessElement(ctx context.Context, b RowBatch, side func(string) func(*hessian.Hessian) bool) (RowBatch, error) {
 	start := time.Now()
 	h, err := lookupHessian(b.Group, side)
 	if err != nil {
 		return b, err
+	}
+	if ls, ok := f.sel.(mask.LayerSelector); ok {
+		if b.Start != 0 || b.Rows != b.Out {
+			return b, fmt.Errorf("%s: layer selector %s got rows [%d, %d) of %d; it needs the whole layer", b.Linear, f.sel.Name(), b.Start, b.Start+b.Rows, b.Out)
+		}
+		m, own, lambda, err := prune.SelectLayer(f.be, ls, f.pat, b.Linear, b.W, b.Rows, b.In, h)
+		if err != nil {
+			return b, err
+		}
+		b.Pruned = m.Pruned
+		if f.Opts.Config.Update == prune.UpdateOwn {
+			w := slices.Clone(b.W)
+			b.Result = prune.ApplyOwn(f.be, w, own, m, h, lambda)
+			b.W = w
+		} else {
+			b.Result.Stats.Damping = lambda
+		}
+		b.Seconds += time.Since(start).Seconds()
+		return b, nil
 	}
 	m, err := prune.SelectMask(f.sel, f.pat, b.Linear, b.Start, b.W, b.Rows, b.In, h)
 	if err != nil {
@@ -343,6 +374,10 @@ func (f *solveRowsFn) ProcessElement(ctx context.Context, b RowBatch, side func(
 	if b.Pruned == nil {
 		return b, fmt.Errorf("%s: row batch reached SolveRowQPs without a mask", b.Linear)
 	}
+	if f.Opts.Config.Update == prune.UpdateOwn {
+		return b, nil // the selector's own update, applied in SelectMask
+	}
+	selDamping := b.Result.Stats.Damping
 	start := time.Now()
 	h, err := lookupHessian(b.Group, side)
 	if err != nil {
@@ -355,6 +390,9 @@ func (f *solveRowsFn) ProcessElement(ctx context.Context, b RowBatch, side func(
 	res, err := prune.SolveRows(f.be, f.Opts.Config.Update, f.Opts.Config.Solve, b.Linear, b.W, m, h)
 	if err != nil {
 		return b, err
+	}
+	if f.Opts.Config.Update == prune.UpdateNone && selDamping > 0 {
+		res.Stats.Damping = selDamping // as prune.SelectAndUpdate reports it
 	}
 	b.Result = res
 	b.Seconds += time.Since(start).Seconds()

@@ -9,7 +9,12 @@
 # DATA the data directory (../shared/data), OUT a directory for results,
 # NSAMPLES calibration windows of 2048 tokens (seed 0), MAXWIN the WikiText-2
 # windows of 2048 tokens to score (0: all 148), ROW one of dense, wanda50-none,
-# wanda50-optima, wanda24-none, wanda24-optima. For each row it writes
+# wanda50-optima, wanda24-none, wanda24-optima, and for SELECTOR in sgpt
+# (SparseGPT), thanos, admm: SELECTOR50-own, SELECTOR50-optima,
+# SELECTOR24-own, SELECTOR24-optima (50% unstructured or 2:4; own keeps the
+# selector's own weight update, optima re-fits its mask exactly; selector
+# defaults: block size 128, damping 0.01, ADMM 20 iterations, damping 0.1).
+# Extra prune flags may be given in $PRUNE_FLAGS (e.g. --threads 8). For each row it writes
 # OUT/ROW.eval.json (optima eval --json) and OUT/ROW.report.json (the prune
 # report). bench/smollm2/table renders them as a Markdown table.
 set -euo pipefail
@@ -23,13 +28,17 @@ for row in "$@"; do
     wanda50-optima) args=(--method wanda --sparsity 0.5 --update optima) ;;
     wanda24-none)   args=(--method wanda --pattern 2:4 --update none) ;;
     wanda24-optima) args=(--method wanda --pattern 2:4 --update optima) ;;
+    sgpt50-*|thanos50-*|admm50-*|sgpt24-*|thanos24-*|admm24-*)
+      sel=${row%%[0-9]*}; [ "$sel" = sgpt ] && sel=sparsegpt
+      pat=(--sparsity 0.5); case $row in *24-*) pat=(--pattern 2:4) ;; esac
+      args=(--method "$sel" "${pat[@]}" --update "${row##*-}") ;;
     *) echo "unknown row $row" >&2; exit 2 ;;
   esac
   start=$(date +%s)
   if [ "$row" != dense ]; then
     target=$out/$row.model
     "$optima" prune --model "$model" "${args[@]}" --calib "$data/c4/c4_sample.jsonl" \
-      --nsamples "$nsamples" --seqlen 2048 --seed 0 --out "$target" --no-progress 2>"$out/$row.prune.log"
+      --nsamples "$nsamples" --seqlen 2048 --seed 0 --out "$target" --no-progress ${PRUNE_FLAGS:-} 2>"$out/$row.prune.log"
     cp "$target/report.json" "$out/$row.report.json"
   fi
   mid=$(date +%s)

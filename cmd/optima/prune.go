@@ -42,12 +42,22 @@ func newPruneCmd() *cobra.Command {
 	o := &pruneOptions{}
 	o.cfg.Solve = solve.DefaultOptions()
 	cmd := &cobra.Command{
-		Use:   "prune --model PATH [--method {wanda,magnitude}] (--sparsity R | --pattern N:M) [--update {optima,none}] --out DIR",
+		Use:   "prune --model PATH [--method {wanda,magnitude,sparsegpt,thanos,admm}] (--sparsity R | --pattern N:M) [--update {optima,own,none}] --out DIR",
 		Short: "Prune a model block by block and re-fit every row exactly (OPTIMA)",
 		Long: `prune calibrates the model on --nsamples windows of --seqlen tokens from --calib,
 selects a mask per linear layer with --method, re-fits the kept weights of every row
-exactly against the layer Hessian (--update optima) or only masks (--update none),
-and writes a Hugging Face model directory with report.json to --out.
+exactly against the layer Hessian (--update optima), keeps the selector's own weight
+update (--update own: SparseGPT, Thanos and ADMM only; magnitude and Wanda have
+none) or only masks (--update none), and writes a Hugging Face model directory with
+report.json to --out.
+
+SparseGPT, Thanos and ADMM choose their mask on a whole linear layer at once (their
+unstructured thresholds compare all rows of a column block, or of the layer), so
+for them --row-batch is ignored and the unstructured sparsity holds per block or
+layer, not per row. Their parameters go in --method-param KEY=VALUE: blocksize
+(sparsegpt, thanos; default 128), damping (their own relative damping; default
+0.01, admm 0.1), iters, prune_iters, rho (admm; defaults 20, 15, 1). --damping sets
+only the --update optima solve.
 
 An interrupted run started again with the same configuration resumes after the last
 finished block (work files live in --work-dir, default OUT.work).
@@ -75,10 +85,11 @@ Remote workers need every path on gs://.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.cfg.Model, "model", "", "GGUF file or Hugging Face model directory")
-	f.StringVar(&o.cfg.Method, "method", "wanda", "mask selector: magnitude, wanda")
+	f.StringVar(&o.cfg.Method, "method", "wanda", "mask selector: magnitude, wanda, sparsegpt, thanos, admm")
+	f.StringToStringVar(&o.cfg.MethodParams, "method-param", nil, "selector parameter KEY=VALUE, repeatable (sparsegpt/thanos: blocksize, damping; admm: damping, iters, prune_iters, rho)")
 	f.Float64Var(&o.cfg.Sparsity, "sparsity", 0.5, "unstructured sparsity per output row, in [0, 1)")
 	f.StringVar(&o.cfg.Pattern, "pattern", "", "N:M semi-structured pattern, e.g. 2:4 (instead of --sparsity)")
-	f.StringVar(&o.cfg.Update, "update", "optima", "weight update after masking: optima (exact row re-fit) or none")
+	f.StringVar(&o.cfg.Update, "update", "optima", "weight update after masking: optima (exact row re-fit), own (the selector's own update; sparsegpt, thanos, admm) or none")
 	f.StringVar(&o.cfg.Calib, "calib", "", "calibration corpus, JSON Lines with a \"text\" field (default DATA/c4/c4_sample.jsonl)")
 	f.IntVar(&o.cfg.NSamples, "nsamples", 128, "calibration windows")
 	f.IntVar(&o.cfg.SeqLen, "seqlen", 2048, "tokens per calibration window")

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sort"
 	"sync"
+
+	"github.com/optima-llm/optima/kernels"
 )
 
 // Mask marks the pruned weights of a [Rows, Cols] weight, row-major; true
@@ -293,4 +295,40 @@ func (s scoreSelector) Select(w []float32, rows, cols int, colNorms []float64, p
 		}
 	}
 	return nil
+}
+
+// ErrNeedsLayer is returned by the Select method of a LayerSelector: its
+// mask depends on all rows of a linear and on the layer's Hessian, so it
+// cannot run on a row batch with column norms only. Call SelectUpdate.
+var ErrNeedsLayer = errors.New("mask: selector needs the whole layer and its Hessian (use SelectUpdate)")
+
+// LayerSelector is a Selector whose mask depends on the whole linear layer
+// and its Hessian, and which computes its own weight update while it selects
+// (SparseGPT, Thanos, ADMM in package stages/update, registered in this
+// registry by that package's init).
+//
+// SelectUpdate reads w ([rows, cols] row-major float32: every row of one
+// linear) and h ([cols, cols] row-major float64, the undamped normalised
+// Hessian XᵀX/N, both triangles), writes the mask into dst (rows×cols) and the
+// selector's own updated weights into upd ([rows, cols] float32, pruned
+// entries exactly 0; it may alias nothing else). It returns the relative
+// damping λ actually used (H + λ·mean(diag H)·I). Errors: *NonFiniteError for
+// a NaN/±Inf weight, an error for a non-finite Hessian, and an error wrapping
+// kernels.ErrNotPositiveDefinite when no damping step makes H positive
+// definite. It panics on mismatched shapes or a pattern that fails
+// p.Check(cols).
+type LayerSelector interface {
+	Selector
+	SelectUpdate(be kernels.Backend, w []float32, rows, cols int, h []float64, p Pattern, dst *Mask, upd []float32) (float64, error)
+}
+
+// IsLayerSelector reports whether the selector registered under name is a
+// LayerSelector (false for an unknown name).
+func IsLayerSelector(name string) bool {
+	s, err := New(name, nil)
+	if err != nil {
+		return false
+	}
+	_, ok := s.(LayerSelector)
+	return ok
 }

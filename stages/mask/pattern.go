@@ -6,6 +6,10 @@
 // built-in selector decides each output row on its own (Wanda's per-output
 // comparison group), so a layer's mask may be computed over any split of its
 // rows into batches with the same result.
+//
+// A LayerSelector (SparseGPT, Thanos, ADMM: package stages/update, which
+// registers them here) instead needs all rows of a linear and its Hessian,
+// and computes its own weight update; its Select returns ErrNeedsLayer.
 package mask
 
 import (

@@ -7,7 +7,10 @@
 //	                   each input group's activations into partial Hessians
 //	AccumulateHessian: add partial Hessians of all sample shards
 //	SelectMask:        per row batch, a selector (magnitude, wanda) picks the
-//	                   pruned set from the weights and ‖X_j‖₂
+//	                   pruned set from the weights and ‖X_j‖₂; a layer
+//	                   selector (sparsegpt, thanos, admm: stages/update)
+//	                   gets all rows of a linear and its Hessian, and also
+//	                   computes its own update
 //	SolveRowQPs:       per row batch, the exact OPTIMA re-fit (stages/solve)
 //	Propagate:         run the pruned block to make the next block's inputs
 //
@@ -30,6 +33,7 @@ import (
 	"github.com/optima-llm/optima/stages/mask"
 	"github.com/optima-llm/optima/stages/report"
 	"github.com/optima-llm/optima/stages/solve"
+	"github.com/optima-llm/optima/stages/update" // also registers sparsegpt, thanos, admm
 )
 
 // Update names the weight update applied after masking.
@@ -38,6 +42,10 @@ const (
 	UpdateOptima = "optima"
 	// UpdateNone only zeroes the pruned weights.
 	UpdateNone = "none"
+	// UpdateOwn keeps the weights the selector itself updated (SparseGPT's,
+	// Thanos' or ADMM's own update). Magnitude and Wanda have no update of
+	// their own: Validate rejects UpdateOwn for them (use UpdateNone).
+	UpdateOwn = "own"
 )
 
 // Config is everything that decides a pruning run's result. Its Hash keys the
@@ -46,14 +54,18 @@ const (
 type Config struct {
 	// Model is the GGUF file or Hugging Face directory to prune.
 	Model string `json:"model"`
-	// Method is the mask selector's registered name ("magnitude", "wanda").
+	// Method is the mask selector's registered name ("magnitude", "wanda",
+	// "sparsegpt", "thanos", "admm"; mask.Names).
 	Method string `json:"method"`
+	// MethodParams are the selector's parameters (e.g. "blocksize",
+	// "damping" for sparsegpt; see update.ParseOptions), nil for defaults.
+	MethodParams map[string]string `json:"method_params,omitempty"`
 	// Sparsity is the unstructured ratio per output row in [0, 1), used when
 	// Pattern is empty.
 	Sparsity float64 `json:"sparsity"`
 	// Pattern is an N:M pattern such as "2:4", or empty.
 	Pattern string `json:"pattern,omitempty"`
-	// Update is UpdateOptima or UpdateNone.
+	// Update is UpdateOptima, UpdateNone or UpdateOwn.
 	Update string `json:"update"`
 	// Calib is the calibration corpus (JSON Lines with a "text" field).
 	Calib string `json:"calib"`
@@ -87,16 +99,22 @@ func (c *Config) Validate() error {
 	if c.Calib == "" {
 		return errors.New("--calib is required (a JSON Lines corpus; see --data-dir)")
 	}
-	if _, err := mask.New(c.Method, nil); err != nil {
+	sel, err := mask.New(c.Method, c.MethodParams)
+	if err != nil {
 		return fmt.Errorf("--method: %w", err)
 	}
 	if _, err := c.MaskPattern(); err != nil {
 		return err
 	}
+	_, layerSel := sel.(mask.LayerSelector)
 	switch c.Update {
 	case UpdateOptima, UpdateNone:
+	case UpdateOwn:
+		if !layerSel {
+			return fmt.Errorf("--update own: selector %q has no weight update of its own (only sparsegpt, thanos and admm do); use --update none or optima", c.Method)
+		}
 	default:
-		return fmt.Errorf("--update %q: want %q or %q", c.Update, UpdateOptima, UpdateNone)
+		return fmt.Errorf("--update %q: want %q, %q or %q", c.Update, UpdateOptima, UpdateNone, UpdateOwn)
 	}
 	if c.NSamples <= 0 {
 		return fmt.Errorf("--nsamples %d: must be positive", c.NSamples)
@@ -140,9 +158,21 @@ func (c *Config) Prunable(l model.Linear) bool {
 	return !(c.SkipAttention && l.Attention)
 }
 
+// LayerWide reports whether the method is a mask.LayerSelector, whose mask
+// needs all rows of a linear at once.
+func (c *Config) LayerWide() bool { return mask.IsLayerSelector(c.Method) }
+
 // RowBatches splits a linear of out rows and in columns into [start, end)
-// row ranges honouring c.RowBatch and RowBatchBytes.
+// row ranges honouring c.RowBatch and RowBatchBytes. For a layer-wide method
+// (LayerWide) it returns one range of all rows whatever RowBatch and
+// RowBatchBytes say: SparseGPT's and Thanos' unstructured thresholds compare
+// scores over all rows of a column block (ADMM's over the whole layer), so the
+// mask cannot be computed on row batches; such an element carries the whole
+// weight (out·in·4 bytes).
 func (c *Config) RowBatches(out, in int) [][2]int {
+	if c.LayerWide() {
+		return [][2]int{{0, out}}
+	}
 	n := out
 	if c.RowBatch > 0 {
 		n = c.RowBatch
@@ -210,6 +240,64 @@ func SelectMask(sel mask.Selector, p mask.Pattern, linear string, firstRow int, 
 	return m, nil
 }
 
+// SelectLayer runs a layer selector (mask.LayerSelector, e.g. sparsegpt) on
+// all rows of a linear: w is the dense weight [rows, in] (not modified), h
+// its input group's Hessian. It returns the mask, the selector's own updated
+// weights ([rows, in], pruned entries 0) and the relative damping the
+// selector used. Errors name the linear (a not positive definite Hessian
+// wraps kernels.ErrNotPositiveDefinite and reports the largest damping tried).
+func SelectLayer(be kernels.Backend, sel mask.LayerSelector, p mask.Pattern, linear string, w []float32, rows, in int, h *hessian.Hessian) (*mask.Mask, []float32, float64, error) {
+	if err := p.Check(in); err != nil {
+		return nil, nil, 0, fmt.Errorf("mask: %s: %w", linear, err)
+	}
+	if h == nil || h.Tokens == 0 {
+		return nil, nil, 0, fmt.Errorf("mask: %s: %s needs the layer Hessian (none given)", linear, sel.Name())
+	}
+	m := mask.NewMask(rows, in)
+	upd := make([]float32, len(w))
+	lambda, err := sel.SelectUpdate(be, w, rows, in, h.H(), p, m, upd)
+	if err != nil {
+		if nf, ok := errors.AsType[*mask.NonFiniteError](err); ok {
+			nf.Layer = linear
+			return nil, nil, lambda, nf
+		}
+		if npd, ok := errors.AsType[*update.NotPositiveDefiniteError](err); ok {
+			npd.Layer = linear
+			return nil, nil, lambda, npd
+		}
+		return nil, nil, lambda, fmt.Errorf("mask: %s: %s: %w", linear, sel.Name(), err)
+	}
+	return m, upd, lambda, nil
+}
+
+// ApplyOwn replaces the rows w ([rows, in], in place) by the selector's own
+// update own (same shape) and reports its objectives against h's undamped
+// Hessian: ObjBefore for masking w alone, ObjAfter for own, Denom = tr(WHWᵀ).
+// damping is the selector's relative damping, reported in Stats.Damping.
+func ApplyOwn(be kernels.Backend, w, own []float32, m *mask.Mask, h *hessian.Hessian, damping float64) BatchResult {
+	rows, in := m.Rows, m.Cols
+	if len(w) != rows*in || len(own) != rows*in {
+		panic(fmt.Sprintf("prune.ApplyOwn: len(w) = %d, len(own) = %d, want %d×%d", len(w), len(own), rows, in))
+	}
+	H := h.H()
+	res := BatchResult{Pruned: m.Count()}
+	delta := make([]float32, len(w))
+	for i, p := range m.Pruned {
+		if p {
+			delta[i] = w[i]
+		}
+	}
+	before := report.Quadratic(be, delta, rows, in, H)
+	for i := range w {
+		delta[i] = own[i] - w[i]
+	}
+	after := report.Quadratic(be, delta, rows, in, H)
+	den := report.Quadratic(be, w, rows, in, H)
+	copy(w, own)
+	res.Stats = solve.Stats{Rows: rows, ObjBefore: before, ObjAfter: after, Denom: den, Damping: damping}
+	return res
+}
+
 // SolveRows applies mask m to the rows w ([rows, in], in place) and, for
 // UpdateOptima, re-fits the kept weights exactly against h's Hessian.
 // Objectives in the result use the undamped Hessian.
@@ -233,6 +321,8 @@ func SolveRows(be kernels.Backend, update string, opts solve.Options, linear str
 			return res, fmt.Errorf("%s: %w", linear, err)
 		}
 		res.Stats = st
+	case UpdateOwn:
+		return res, fmt.Errorf("%s: update %q needs the selector's own weights (SelectLayer, ApplyOwn)", linear, update)
 	case UpdateNone:
 		// ΔW is −W on the pruned set: tr(ΔW H ΔWᵀ) through GEMMs.
 		delta := make([]float32, len(w))

@@ -37,7 +37,7 @@ func EmbedShard(fam model.Family, w model.Weights, windows [][]int32) ([]float32
 // the block's dense weights and its merged Hessians, in row batches as cfg
 // says. It returns the pruned linear tensors and their reports.
 func PruneBlockLinears(be kernels.Backend, cfg *Config, fam model.Family, b int, dense model.Weights, hs map[string]*hessian.Hessian) ([]*model.Tensor, []report.LinearReport, error) {
-	sel, err := mask.New(cfg.Method, nil)
+	sel, err := mask.New(cfg.Method, cfg.MethodParams)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -69,11 +69,7 @@ func PruneBlockLinears(be kernels.Backend, cfg *Config, fam model.Family, b int,
 			rows := r[1] - r[0]
 			wb := t.Data[r[0]*l.In : r[1]*l.In]
 			start := time.Now()
-			m, err := SelectMask(sel, pat, l.Name, r[0], wb, rows, l.In, h)
-			if err != nil {
-				return nil, nil, err
-			}
-			res, err := SolveRows(be, cfg.Update, cfg.Solve, l.Name, wb, m, h)
+			res, err := SelectAndUpdate(be, cfg, sel, pat, l.Name, r[0], wb, rows, l.In, h)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -83,6 +79,39 @@ func PruneBlockLinears(be kernels.Backend, cfg *Config, fam model.Family, b int,
 		reps = append(reps, acc.Report())
 	}
 	return out, reps, nil
+}
+
+// SelectAndUpdate picks the mask of rows [firstRow, firstRow+rows) of a
+// linear (w, [rows, in], updated in place) with sel and applies cfg.Update.
+// A mask.LayerSelector must get all rows (firstRow 0, see
+// Config.RowBatches); with UpdateOwn its own update is kept, with
+// UpdateOptima the dense rows are re-fitted exactly on its mask, with
+// UpdateNone they are only masked. Stats.Damping is the selector's damping
+// for UpdateOwn and UpdateNone, the solve's for UpdateOptima.
+func SelectAndUpdate(be kernels.Backend, cfg *Config, sel mask.Selector, pat mask.Pattern, linear string, firstRow int, w []float32, rows, in int, h *hessian.Hessian) (BatchResult, error) {
+	ls, layer := sel.(mask.LayerSelector)
+	if !layer {
+		m, err := SelectMask(sel, pat, linear, firstRow, w, rows, in, h)
+		if err != nil {
+			return BatchResult{}, err
+		}
+		return SolveRows(be, cfg.Update, cfg.Solve, linear, w, m, h)
+	}
+	if firstRow != 0 {
+		panic(fmt.Sprintf("prune.SelectAndUpdate: %s: layer selector %s given a row batch at row %d", linear, sel.Name(), firstRow))
+	}
+	m, own, lambda, err := SelectLayer(be, ls, pat, linear, w, rows, in, h)
+	if err != nil {
+		return BatchResult{}, err
+	}
+	if cfg.Update == UpdateOwn {
+		return ApplyOwn(be, w, own, m, h, lambda), nil
+	}
+	res, err := SolveRows(be, cfg.Update, cfg.Solve, linear, w, m, h)
+	if cfg.Update == UpdateNone {
+		res.Stats.Damping = lambda
+	}
+	return res, err
 }
 
 // LinearAccumulator sums the results of a linear's row batches into its
