@@ -19,6 +19,7 @@ T0=$(date +%s)
 DEADLINE=$((T0 + BUDGET))
 DATA=${ANCHORS_DATA:-/tmp/anchors_data}
 PY=${PYTHON:-python3}
+RG=${ANCHORS_REQUIRE_GPU---require-gpu}  # set ANCHORS_REQUIRE_GPU= to test on a CPU
 left() { echo $((DEADLINE - $(date +%s))); }
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 
@@ -40,13 +41,13 @@ echo "cudabench rc=$? ($(( $(date +%s) - T0 ))s)"; tail -12 "$OUT/bench_1.txt"
 [ -e "$DATA/manifest.json" ] || exit 1
 
 # 2. PyTorch PCG, SparseGPT, exact optima: leave at least 240 s for MPAX.
-timeout $(( $(left) - 240 )) $PY bench/cuda/anchors.py torch --data "$DATA" --out "$OUT/anchors_torch.json" \
+timeout $(( $(left) - 240 )) $PY bench/cuda/anchors.py torch --data "$DATA" --out "$OUT/anchors_torch.json" $RG \
   --deadline $((DEADLINE - 300)) > "$OUT/anchors_torch.txt" 2>&1
 echo "anchors torch rc=$? ($(( $(date +%s) - T0 ))s)"; cat "$OUT/anchors_torch.txt" | tail -12
 
 # 3. MPAX raPDHG (a run in flight at the deadline is cut by timeout; its
 #    finished batches are in the JSON).
-timeout $(( $(left) - 15 )) $PY bench/cuda/anchors.py mpax --data "$DATA" --out "$OUT/anchors_mpax.json" \
+timeout $(( $(left) - 15 )) $PY bench/cuda/anchors.py mpax --data "$DATA" --out "$OUT/anchors_mpax.json" $RG \
   --deadline $((DEADLINE - 60)) > "$OUT/anchors_mpax.txt" 2>&1
 echo "anchors mpax rc=$? ($(( $(date +%s) - T0 ))s)"; tail -20 "$OUT/anchors_mpax.txt"
 
