@@ -394,7 +394,12 @@ def mpax_phase(args):
     man = load_manifest(args.data)
     lam = man["damping"]
     layers = {L["name"]: L for L in man["layers"]}
-    plan = [(p.split(":")[0], float(p.split(":")[1])) for p in args.plan.split(",")]
+    plan = []
+    for p in args.plan.split(","):
+        f = p.split(":")
+        if len(f) != 2:
+            sys.exit(f"anchors mpax: --plan entry {p!r}: want layer:tolerance")
+        plan.append((f[0], float(f[1])))
     try:
         import importlib.metadata as md
         mpax_version = md.version("mpax")
@@ -419,6 +424,10 @@ def mpax_phase(args):
     batch_optimize = jax.vmap(single_optimize, in_axes=(None, None, None, 0, 0, None, None, None, None, None))
 
     hcache = {}
+    # OPTIMA calls the vmapped function eagerly, which traces and compiles
+    # raPDHG's loops again on every call (the second mini-batch shows the
+    # cost). It cannot simply be wrapped in jax.jit: create_qp's is_lp test
+    # and raPDHG.check_config need a concrete Q (TracerBoolConversionError).
     for name, tol in plan:
         if name not in layers:
             print(f"mpax: {name} was not dumped; skipped", flush=True)
@@ -445,7 +454,9 @@ def mpax_phase(args):
         P = np.load(os.path.join(args.data, L["mask"]))
         refs = np.load(os.path.join(args.data, name + ".refs.npz"))
         sample = refs["rows"]
-        mb = min(rows, max(1, 128 * 12 * 1024 * 1024 // (n ** 2)))
+        mb = min(rows, max(1, 128 * 12 * 1024 * 1024 // (n ** 2)))  # OPTIMA's mini-batch
+        if args.mini_batch > 0:
+            mb = min(rows, args.mini_batch)
         rest = np.setdiff1d(np.arange(rows), sample)
         order = np.concatenate([sample, np.random.default_rng(args.seed).permutation(rest)])
         Q = jnp.asarray((H64 / man["tokens"]).astype(np.float32))  # input_cov, float32
@@ -463,8 +474,9 @@ def mpax_phase(args):
             sel = order[bi * mb:(bi + 1) * mb]
             if sel.size == 0 or (bi > 0 and args.deadline and time.time() > args.deadline):
                 break
-            if bi > 0 and run["batch_sec"][-1] > args.batch_cap:
-                run["capped"] = True
+            if bi > 0 and ((args.batch_cap > 0 and run["batch_sec"][-1] > args.batch_cap) or
+                           (args.deadline and time.time() + run["batch_sec"][-1] > args.deadline)):
+                run["capped"] = True  # another batch would pass the cap or the deadline
                 break
             t0 = time.perf_counter()
             l = np.full((sel.size, n), -np.inf, np.float32)
@@ -530,8 +542,11 @@ def main(argv=None):
     ap.add_argument("--plan", default="q_proj:1e-2,q_proj:1e-3,down_proj:1e-2,down_proj:1e-3,gate_proj:1e-2,o_proj:1e-2,"
                     "k_proj:1e-2,gate_proj:1e-3,o_proj:1e-3,k_proj:1e-3", help="mpax: layer:tolerance runs, in order")
     ap.add_argument("--batches", type=int, default=2, help="mpax: mini-batches per (layer, tolerance)")
-    ap.add_argument("--batch-cap", type=float, default=45,
-                    help="mpax: no further mini-batch of a run once one took longer than this many seconds")
+    ap.add_argument("--batch-cap", type=float, default=0,
+                    help="mpax: no further mini-batch of a run once one took longer than this many seconds (0: none); "
+                    "none either when the last one's seconds would pass --deadline")
+    ap.add_argument("--mini-batch", type=int, default=0,
+                    help="mpax: rows per vmap call (0: OPTIMA's min(rows, max(1, 128·12·2²⁰ // in²)); for tests)")
     ap.add_argument("--require-gpu", action="store_true", help="fail unless torch (torch phase) or JAX (mpax) has a GPU")
     ap.add_argument("--deadline", type=float, default=0, help="Unix time after which no new layer (run) starts")
     ap.add_argument("--cpu", action="store_true", help="torch: stay on the CPU even with a GPU")
