@@ -21,6 +21,7 @@ DATA=${ANCHORS_DATA:-/tmp/anchors_data}
 PY=${PYTHON:-python3}
 RG=${ANCHORS_REQUIRE_GPU---require-gpu}  # set ANCHORS_REQUIRE_GPU= to test on a CPU
 left() { echo $((DEADLINE - $(date +%s))); }
+upto() { t=$(( $(left) - $1 )); [ $t -lt 10 ] && t=10; echo $t; }  # seconds until $1 s before the deadline, at least 10
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 
 [ -e "$DIR/cudabench.gz" ] && gunzip -f "$DIR/cudabench.gz"
@@ -41,13 +42,13 @@ echo "cudabench rc=$? ($(( $(date +%s) - T0 ))s)"; tail -12 "$OUT/bench_1.txt"
 [ -e "$DATA/manifest.json" ] || exit 1
 
 # 2. PyTorch PCG, SparseGPT, exact optima: leave at least 240 s for MPAX.
-timeout $(( $(left) - 240 )) $PY bench/cuda/anchors.py torch --data "$DATA" --out "$OUT/anchors_torch.json" $RG \
+timeout $(upto 240) $PY bench/cuda/anchors.py torch --data "$DATA" --out "$OUT/anchors_torch.json" $RG \
   --deadline $((DEADLINE - 300)) > "$OUT/anchors_torch.txt" 2>&1
-echo "anchors torch rc=$? ($(( $(date +%s) - T0 ))s)"; cat "$OUT/anchors_torch.txt" | tail -12
+echo "anchors torch rc=$? ($(( $(date +%s) - T0 ))s)"; tail -12 "$OUT/anchors_torch.txt"
 
 # 3. MPAX raPDHG (a run in flight at the deadline is cut by timeout; its
 #    finished batches are in the JSON).
-timeout $(( $(left) - 15 )) $PY bench/cuda/anchors.py mpax --data "$DATA" --out "$OUT/anchors_mpax.json" $RG \
+timeout $(upto 15) $PY bench/cuda/anchors.py mpax --data "$DATA" --out "$OUT/anchors_mpax.json" $RG \
   --deadline $((DEADLINE - 60)) > "$OUT/anchors_mpax.txt" 2>&1
 echo "anchors mpax rc=$? ($(( $(date +%s) - T0 ))s)"; tail -20 "$OUT/anchors_mpax.txt"
 
