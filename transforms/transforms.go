@@ -203,11 +203,22 @@ type calibrateFn struct {
 	Opts  Options
 	Block int
 	h     handles
+	gram  kernels.Backend // h.be, with the Gram products on the GPU for --device cuda
 	dense model.Weights
 }
 
-func (f *calibrateFn) Setup() error { return f.h.open(f.Opts.Config.Model, f.Opts.Threads) }
-func (f *calibrateFn) Teardown()    { f.h.close() }
+func (f *calibrateFn) Setup() error {
+	if err := f.h.open(f.Opts.Config.Model, f.Opts.Threads); err != nil {
+		return err
+	}
+	be, err := prune.GramBackend(f.h.be, f.Opts.Config.Solve.Device)
+	if err != nil {
+		return fmt.Errorf("calibrate block %d: %w", f.Block, err)
+	}
+	f.gram = be
+	return nil
+}
+func (f *calibrateFn) Teardown() { f.h.close() }
 func (f *calibrateFn) ProcessElement(ctx context.Context, sh Shard, emit func(string, hessian.Hessian)) error {
 	if sh.Block != f.Block {
 		return fmt.Errorf("calibrate block %d: got a shard entering block %d", f.Block, sh.Block)
@@ -224,7 +235,7 @@ func (f *calibrateFn) ProcessElement(ctx context.Context, sh Shard, emit func(st
 		return err
 	}
 	start := time.Now()
-	hs, err := prune.CalibrateShard(f.h.be, f.h.fam, f.Block, f.dense, x, nseq, seqlen)
+	hs, err := prune.CalibrateShard(f.gram, f.h.fam, f.Block, f.dense, x, nseq, seqlen)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,12 @@
 // Usage (on a GPU machine; see run.sh):
 //
 //	cudabench --layers 32 --out results.json
+//
+// --dump DIR also writes block 0's Hessians, weights, masks and re-fitted
+// weights as .npy files with a manifest.json (dump.go), the input of the
+// Python anchors (anchors.py: PyTorch PCG, SparseGPT, MPAX raPDHG).
+// --backend cpu runs the same code on kernels/cpu at small shapes (to test
+// the dump and the anchors without a GPU; its timings mean nothing).
 package main
 
 import (
@@ -32,6 +38,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/optima-llm/optima/kernels"
+	"github.com/optima-llm/optima/kernels/cpu"
 	"github.com/optima-llm/optima/kernels/cuda"
 	"github.com/optima-llm/optima/stages/mask"
 	"github.com/optima-llm/optima/stages/solve"
@@ -71,6 +79,7 @@ type typeResult struct {
 	FallbackRows   int     `json:"fallback_rows"`
 	GEMMRows       int64   `json:"gemm_rows"`
 	FloorSec       float64 `json:"gemm_floor_sec"`      // GEMMRows × (FP32 SGEMM seconds per row)
+	SecPerRow      float64 `json:"sgemm_sec_per_row"`   // FP32 SGEMM [rows, in]×[in, in] seconds / rows
 	FloorTF32Sec   float64 `json:"gemm_floor_tf32_sec"` // the same with TF32
 	RelErrBefore   float64 `json:"rel_err_mask_only"`   // mean over layers
 	RelErrAfter    float64 `json:"rel_err_after"`
@@ -106,22 +115,44 @@ func main() {
 	hBlocks := flag.Int("hessian-blocks", 0, "distinct Hessian sets, cycled over blocks (0: fresh Hessians for every block)")
 	out := flag.String("out", "", "write the JSON report here as well")
 	seed := flag.Uint64("seed", 1, "seed")
+	backend := flag.String("backend", "cuda", "cuda, or cpu (kernels/cpu, small shapes: tests the dump and the anchors)")
+	dump := flag.String("dump", "", "write block 0's H, W, mask and re-fitted W of --dump-types to this folder (.npy + manifest.json)")
+	dumpTypes := flag.String("dump-types", "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", "comma-separated linears to dump")
 	flag.Parse()
-	if err := run(*layers, *hidden, *inter, *kvDim, *tokens, *tf32, *gapRows, *gapBlocks, *hBlocks, *out, *seed); err != nil {
+	d, err := newDumper(*dump, *dumpTypes)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cudabench:", err)
+		os.Exit(2)
+	}
+	if err := run(*backend, *layers, *hidden, *inter, *kvDim, *tokens, *tf32, *gapRows, *gapBlocks, *hBlocks, *out, *seed, d); err != nil {
 		fmt.Fprintln(os.Stderr, "cudabench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(blocks, hidden, inter, kvDim, tokens int, tf32 bool, gapRows, gapBlocks, hBlocks int, out string, seed uint64) error {
-	be, err := cuda.New(cuda.Options{TF32: tf32})
-	if err != nil {
-		return err
+func run(backend string, blocks, hidden, inter, kvDim, tokens int, tf32 bool, gapRows, gapBlocks, hBlocks int, out string, seed uint64, dump *dumper) error {
+	var be kernels.Backend
+	var cb *cuda.Backend // nil on the CPU
+	var name string
+	switch backend {
+	case "cuda":
+		var err error
+		if cb, err = cuda.New(cuda.Options{TF32: tf32}); err != nil {
+			return err
+		}
+		defer cb.Close()
+		be = cb
+		var libs []string
+		name, libs = cb.DeviceName()
+		free, total, _ := cb.MemInfo()
+		fmt.Printf("device %s (%s), %.1f/%.1f GiB free, libraries %v\n", name, cb.Capabilities().SIMD, float64(free)/(1<<30), float64(total)/(1<<30), libs)
+	case "cpu":
+		be = cpu.New(0)
+		name = "cpu " + be.Capabilities().SIMD
+		fmt.Printf("device %s (timings are not the benchmark's)\n", name)
+	default:
+		return fmt.Errorf("--backend %q: want cuda or cpu", backend)
 	}
-	defer be.Close()
-	name, libs := be.DeviceName()
-	free, total, _ := be.MemInfo()
-	fmt.Printf("device %s (%s), %.1f/%.1f GiB free, libraries %v\n", name, be.Capabilities().SIMD, float64(free)/(1<<30), float64(total)/(1<<30), libs)
 
 	opts := solve.DefaultOptions()
 	rep := &report{Device: name, Blocks: blocks, Tokens: tokens, HessianSets: hBlocks, TF32: tf32, Options: opts, SgemmTFLOPS: map[string]float64{}}
@@ -196,7 +227,13 @@ func run(blocks, hidden, inter, kvDim, tokens int, tf32 bool, gapRows, gapBlocks
 				return fmt.Errorf("block %d %s: %w", blk, l.name, err)
 			}
 			sec := time.Since(ts).Seconds()
-			ps := be.LastPCG()
+			var ps cuda.PCGStats
+			if cb != nil {
+				ps = cb.LastPCG()
+			} else { // host PCG: one GEMM row per row and iteration, plus the right-hand sides
+				ps.GEMMRows = int64(math.Round(float64(l.rows) * (1 + st.MeanIterations)))
+				ps.Iterations = time.Since(ts)
+			}
 			tr.Layers++
 			tr.PrepareSec += prep
 			tr.SolveSec += sec
@@ -222,6 +259,13 @@ func run(blocks, hidden, inter, kvDim, tokens int, tf32 bool, gapRows, gapBlocks
 				tr.GapRows += gapRows
 				rep.GapSec += time.Since(tg).Seconds()
 			}
+			if blk == 0 {
+				if err := dump.layer(l, h, w0, m.Pruned, w, dumpStats{PrepareSec: prep, SolveSec: sec, PCGSec: ps.Iterations.Seconds(),
+					GEMMRows: ps.GEMMRows, MeanIterations: st.MeanIterations, MaxIterations: st.Iterations, FallbackRows: st.FallbackRows,
+					RelErrMaskOnly: st.ObjBefore / st.Denom, RelErrAfter: st.ObjAfter / st.Denom}); err != nil {
+					return err
+				}
+			}
 		}
 		for _, p := range probs {
 			p.Release(be)
@@ -232,7 +276,7 @@ func run(blocks, hidden, inter, kvDim, tokens int, tf32 bool, gapRows, gapBlocks
 	// GEMM floor: each layer type's PCG products timed alone at full shape.
 	for _, tr := range rep.Types {
 		for _, t32 := range []bool{false, true} {
-			s, err := be.TimeSgemm(tr.Rows, tr.In, tr.In, 5, t32)
+			s, err := timeSgemm(be, cb, tr.Rows, tr.In, tr.In, 5, t32)
 			if err != nil {
 				return err
 			}
@@ -247,6 +291,7 @@ func run(blocks, hidden, inter, kvDim, tokens int, tf32 bool, gapRows, gapBlocks
 				rep.FloorTF32Sec += tr.FloorTF32Sec
 			} else {
 				tr.FloorSec = float64(tr.GEMMRows) * perRow
+				tr.SecPerRow = perRow
 				rep.FloorSec += tr.FloorSec
 			}
 		}
@@ -267,6 +312,9 @@ func run(blocks, hidden, inter, kvDim, tokens int, tf32 bool, gapRows, gapBlocks
 	fmt.Printf("total solve %.1fs (prepare+SolveRows), GEMM floor FP32 %.1fs (ratio %.2f), TF32 floor %.1fs; generation %.1fs, gap checks %.1fs\n",
 		rep.TotalSec, rep.FloorSec, rep.TotalSec/rep.FloorSec, rep.FloorTF32Sec, rep.GenSec, rep.GapSec)
 	fmt.Printf("SGEMM TFLOP/s: %v\n", rep.SgemmTFLOPS)
+	if err := dump.finish(rep); err != nil {
+		return err
+	}
 	if out != "" {
 		b, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {
@@ -285,7 +333,7 @@ func run(blocks, hidden, inter, kvDim, tokens int, tf32 bool, gapRows, gapBlocks
 // [tokens, in]: (rank-64 shared factors + N(0, 0.25) noise) times per-channel
 // scales exp(1.5·N(0,1)) (LLM-like outlier channels). The product runs on
 // the GPU in 256-token FP32 blocks summed in float64.
-func genHessian(be *cuda.Backend, seed uint64, in, tokens int) []float64 {
+func genHessian(be kernels.Backend, seed uint64, in, tokens int) []float64 {
 	const rank = 64
 	rng := rand.New(rand.NewPCG(seed, 7))
 	scale := make([]float64, in)
@@ -330,6 +378,30 @@ func genWeights(seed uint64, rows, in int) []float32 {
 	return w
 }
 
+// timeSgemm returns the seconds of one FP32 (or TF32) SGEMM [m, k] × [k, n]:
+// device-resident cuBLAS on CUDA; on the CPU the backend's Sgemm on
+// host slices (reps timed after one warm-up), for the --backend cpu tests.
+func timeSgemm(be kernels.Backend, cb *cuda.Backend, m, n, k, reps int, tf32 bool) (float64, error) {
+	if cb != nil {
+		return cb.TimeSgemm(m, n, k, reps, tf32)
+	}
+	a := make([]float32, m*k)
+	b := make([]float32, k*n)
+	c := make([]float32, m*n)
+	for i := range a {
+		a[i] = float32(i%7) - 3
+	}
+	for i := range b {
+		b[i] = float32(i%5) - 2
+	}
+	be.Sgemm(false, false, m, n, k, 1, a, k, b, n, 0, c, n)
+	t := time.Now()
+	for range reps {
+		be.Sgemm(false, false, m, n, k, 1, a, k, b, n, 0, c, n)
+	}
+	return time.Since(t).Seconds() / float64(reps), nil
+}
+
 // parallelRows splits [0, n) over GOMAXPROCS goroutines, each with its own
 // generator seeded from seed and its chunk.
 func parallelRows(n int, f func(r0, r1 int, r *rand.Rand), seed uint64) {
@@ -370,7 +442,7 @@ func selectMask(sel mask.Selector, pat mask.Pattern, layer string, w []float32, 
 // gapCheck solves k random rows exactly in float64 (damped H_SS factored by
 // cuSOLVER, triangular solves on the host) and returns the largest relative
 // gap of the damped objective (ŵ − w)ᵀH_d(ŵ − w) of the solved rows to it.
-func gapCheck(be *cuda.Backend, h []float64, in int, damping float64, w0, got []float32, pruned []bool, rows, k int, rng *rand.Rand) (float64, error) {
+func gapCheck(be kernels.Backend, h []float64, in int, damping float64, w0, got []float32, pruned []bool, rows, k int, rng *rand.Rand) (float64, error) {
 	var mean float64
 	for j := range in {
 		mean += h[j*in+j]

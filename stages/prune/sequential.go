@@ -163,6 +163,10 @@ func Sequential(be kernels.Backend, cfg *Config, src model.Source, fam model.Fam
 		log = slog.New(slog.DiscardHandler)
 	}
 	var done []BlockDone
+	gbe, err := GramBackend(be, cfg.Solve.Device)
+	if err != nil {
+		return done, err
+	}
 	for b := start; b < fam.NumBlocks(); b++ {
 		dense, err := LoadWeights(src, fam.BlockTensors(b))
 		if err != nil {
@@ -174,7 +178,7 @@ func Sequential(be kernels.Backend, cfg *Config, src model.Source, fam model.Fam
 			if err != nil {
 				return done, err
 			}
-			part, err := CalibrateShard(be, fam, b, dense, x, nseq, seqlen)
+			part, err := CalibrateShard(gbe, fam, b, dense, x, nseq, seqlen)
 			if err != nil {
 				return done, err
 			}

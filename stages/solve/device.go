@@ -154,3 +154,11 @@ func openDevice(name string) (kernels.Backend, error) {
 	}
 	return nil, fmt.Errorf("%w: unknown device %q (known: %v)", ErrInvalidOptions, name, Devices())
 }
+
+// DeviceBackend returns the backend that Options.Device name selects, for
+// callers outside the solve that should share it (the calibration's Gram
+// products, stages/prune.GramBackend): nil for "" and "cpu"; for "cuda" the
+// process's shared kernels/cuda backend that Prepare and SolveRows use,
+// opened on first use. Errors: one wrapping cuda.ErrUnavailable when no GPU
+// is usable, ErrInvalidOptions for an unknown name.
+func DeviceBackend(name string) (kernels.Backend, error) { return openDevice(name) }
