@@ -40,6 +40,7 @@ func init() {
 		Architecture: "Gemma2ForCausalLM",
 		Defaults:     g2,
 		Finish:       finishGemma,
+		WriteKeys:    gemmaWriteKeys,
 	})
 	g3 := common(262208, 131072)
 	g3["rope_theta"] = 1000000.0
@@ -47,6 +48,7 @@ func init() {
 		Architecture: "Gemma3ForCausalLM",
 		Defaults:     g3,
 		Finish:       finishGemma,
+		WriteKeys:    gemmaWriteKeys,
 	})
 	RegisterConfigRule("gemma3", ConfigRule{
 		Architecture: "Gemma3ForConditionalGeneration",
@@ -57,6 +59,11 @@ func init() {
 		},
 	})
 }
+
+// gemmaWriteKeys are the names Gemma2Config and Gemma3TextConfig give the
+// typed fields: the activation is hidden_activation and there is no
+// mlp_bias.
+var gemmaWriteKeys = map[string]string{"hidden_act": "hidden_activation", "mlp_bias": ""}
 
 // finishGemma fills the fields Gemma configs name differently from Llama's:
 // hidden_activation (default "gelu_pytorch_tanh"; a legacy hidden_act key is
