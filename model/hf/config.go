@@ -42,6 +42,13 @@ type ConfigRule struct {
 	// that are not listed keep their LlamaConfig name. A nil map writes
 	// LlamaConfig's keys, as ConfigJSON always did.
 	WriteKeys map[string]string
+	// SubConfig, if not empty, names the object in config.json that holds
+	// the language model's configuration (a multimodal checkpoint's
+	// "text_config"): ParseConfig parses that object instead, as a config
+	// of model_type SubModelType, after copying the top-level
+	// tie_word_embeddings, bos_token_id, eos_token_id and pad_token_id into
+	// it where it lacks them. The other rule fields are then unused.
+	SubConfig, SubModelType string
 }
 
 var configRules = map[string]ConfigRule{
@@ -88,6 +95,9 @@ func ParseConfig(b []byte, name string) (*model.Config, error) {
 	c := &model.Config{Raw: raw}
 	mt, _ := raw["model_type"].(string)
 	rule, known := configRules[mt]
+	if known && rule.SubConfig != "" {
+		return parseSubConfig(raw, rule, name)
+	}
 	// lookup reads key from config.json, falling back to the rule's
 	// defaults; ok is false when neither has it.
 	lookup := func(key string) (any, bool) {
@@ -217,6 +227,36 @@ func ParseConfig(b []byte, name string) (*model.Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// parseSubConfig parses raw[rule.SubConfig] as a config of model_type
+// rule.SubModelType; see ConfigRule.SubConfig.
+func parseSubConfig(raw map[string]any, rule ConfigRule, name string) (*model.Config, error) {
+	sub, ok := raw[rule.SubConfig].(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%w %s: model_type %v needs a %s object", ErrConfig, name, raw["model_type"], rule.SubConfig)
+	}
+	if r, ok := configRules[rule.SubModelType]; !ok || r.SubConfig != "" {
+		panic("hf: ConfigRule.SubModelType " + rule.SubModelType + " is not a plain registered model_type")
+	}
+	m := make(map[string]any, len(sub)+5)
+	for k, v := range sub {
+		m[k] = v
+	}
+	for _, k := range []string{"tie_word_embeddings", "bos_token_id", "eos_token_id", "pad_token_id"} {
+		if _, has := m[k]; !has {
+			if v, top := raw[k]; top {
+				m[k] = v
+			}
+		}
+	}
+	m["model_type"] = rule.SubModelType
+	delete(m, "architectures")
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("%w %s: %s: %v", ErrConfig, name, rule.SubConfig, err)
+	}
+	return ParseConfig(b, name+" ("+rule.SubConfig+")")
 }
 
 // ConfigJSON encodes cfg as config.json: cfg.Raw (or an empty object) with

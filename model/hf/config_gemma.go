@@ -50,13 +50,15 @@ func init() {
 		Finish:       finishGemma,
 		WriteKeys:    gemmaWriteKeys,
 	})
+	// Gemma3ForConditionalGeneration (multimodal): its language model is a
+	// Gemma 3 text model configured by text_config (Gemma3Config's
+	// tie_word_embeddings and token ids are top-level); Dir exposes its
+	// language_model.* tensors under the text model's names and leaves
+	// the vision tower out. The result is a Gemma3ForCausalLM config.
 	RegisterConfigRule("gemma3", ConfigRule{
 		Architecture: "Gemma3ForConditionalGeneration",
-		Finish: func(c *model.Config, name string) error {
-			return fmt.Errorf("%w %s: model_type gemma3 (Gemma3ForConditionalGeneration, multimodal) is not supported: "+
-				"its text weights are stored under language_model prefixes; save the text model alone "+
-				"(Gemma3ForCausalLM, model_type gemma3_text) or convert it to GGUF", ErrConfig, name)
-		},
+		SubConfig:    "text_config",
+		SubModelType: "gemma3_text",
 	})
 }
 
