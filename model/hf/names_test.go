@@ -2,6 +2,7 @@ package hf
 
 import (
 	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/optima-llm/optima/model"
 	"github.com/optima-llm/optima/model/safetensors"
@@ -191,4 +193,65 @@ func TestOpenGemma3Multimodal(t *testing.T) {
 	dir := writeRenamedDir(t, []byte(gemma3MultimodalConfig), ts,
 		func(n string) string { return "language_model." + n }, vision)
 	checkDir(t, dir, ts, vision.Name)
+}
+
+// FuzzCanonicalNames feeds newline-separated tensor names: every exposed
+// name must come from a stored one, and a checkpoint that is not
+// multimodal keeps every tensor.
+func FuzzCanonicalNames(f *testing.F) {
+	f.Add("decoder.layers.0.fc1.weight\ndecoder.project_in.weight")
+	f.Add("language_model.model.norm.weight\nvision_tower.x.weight\nlanguage_model.lm_head.weight")
+	f.Add("model.language_model.norm.weight\nlm_head.weight\nmodel.vision_tower.y")
+	f.Add("lm_head.weight\nnorm.weight\nmodel.x")
+	f.Fuzz(func(t *testing.T, s string) {
+		stored := slices.Compact(slices.Sorted(slices.Values(strings.Split(s, "\n"))))
+		out, err := CanonicalNames(stored)
+		if err != nil {
+			return
+		}
+		multimodal := false
+		for _, n := range stored {
+			multimodal = multimodal || strings.HasPrefix(n, mmLegacyPrefix) || strings.HasPrefix(n, mmV5Prefix)
+		}
+		for exposed, st := range out {
+			if _, found := slices.BinarySearch(stored, st); !found {
+				t.Fatalf("%q maps to %q, which is not stored", exposed, st)
+			}
+		}
+		if !multimodal && len(out) != len(stored) {
+			t.Fatalf("%d stored names, %d exposed", len(stored), len(out))
+		}
+	})
+}
+
+// FuzzFamilyConfigJSON parses config.json bytes (seeds: OPT, Gemma 2, a
+// multimodal Gemma 3) and writes accepted ones back: the written file must
+// parse again to the same typed fields.
+func FuzzFamilyConfigJSON(f *testing.F) {
+	f.Add([]byte(`{"model_type":"opt","hidden_size":16,"num_attention_heads":2,"ffn_dim":32,"word_embed_proj_dim":8}`))
+	f.Add([]byte(`{"model_type":"gemma2","hidden_size":16,"num_attention_heads":2,"num_key_value_heads":1,"head_dim":8,"rope_parameters":{"rope_theta":10000}}`))
+	f.Add([]byte(gemma3MultimodalConfig))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseConfig(b, "config.json")
+		if err != nil {
+			if !errors.Is(err, ErrConfig) {
+				t.Fatalf("error %v does not wrap ErrConfig", err)
+			}
+			return
+		}
+		if c.ModelType != "opt" && c.ModelType != "gemma2" && c.ModelType != "gemma3_text" {
+			return
+		}
+		w, err := ConfigJSON(c, "float32")
+		if err != nil {
+			t.Fatalf("ConfigJSON: %v", err)
+		}
+		back, err := ParseConfig(w, "written")
+		if err != nil {
+			t.Fatalf("written config does not parse: %v\n%s", err, w)
+		}
+		if diff := cmp.Diff(c, back, cmpopts.IgnoreFields(model.Config{}, "Raw")); diff != "" {
+			t.Fatalf("config changed through ConfigJSON (-parsed +reparsed):\n%s", diff)
+		}
+	})
 }
