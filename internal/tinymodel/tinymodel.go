@@ -1,4 +1,5 @@
-// Package tinymodel writes and reads tiny random Llama models for tests: a
+// Package tinymodel writes and reads tiny random models for tests (Llama,
+// Mistral, Qwen2, OPT, Gemma 2 and Gemma 3 text; see Options.Arch): a
 // Hugging Face directory (config.json, model.safetensors, tokenizer.json,
 // tokenizer_config.json; float32) through model/hf and model/safetensors, or
 // the same model as one GGUF file through model/gguf. It also provides the
@@ -14,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/optima-llm/optima/model"
 	"github.com/optima-llm/optima/model/hf"
@@ -28,13 +30,26 @@ type Options struct {
 	// Seed seeds math/rand/v2's PCG for the weights.
 	Seed uint64
 	// Arch is the Hugging Face architecture: "" or "LlamaForCausalLM",
-	// "MistralForCausalLM" or "Qwen2ForCausalLM" (q/k/v biases always, no
-	// o_proj bias; AttentionBias is ignored).
+	// "MistralForCausalLM", "Qwen2ForCausalLM" (q/k/v biases always, no
+	// o_proj bias; AttentionBias is ignored), "OPTForCausalLM" (see
+	// ProjDim and PostLN; biases on every linear, LayerNorms with biases,
+	// ReLU, learned positions; KVHeads, RopeTheta, RMSNormEps and
+	// AttentionBias are ignored), "Gemma2ForCausalLM" or
+	// "Gemma3ForCausalLM" (text model: q/k norms; both with pre/post
+	// norms, GeGLU, scaled embeddings, query_pre_attn_scalar = head dim,
+	// sliding layers alternating with global ones when SlidingWindow > 0;
+	// Gemma 2 with soft-capping 50 / 30; AttentionBias is ignored).
 	Arch string
 	// SlidingWindow, when positive, is config.json's sliding_window: every
 	// layer of a Mistral model; for Qwen2, use_sliding_window is set and
-	// layers from MaxWindowLayers on slide.
+	// layers from MaxWindowLayers on slide; for Gemma, even layers slide.
 	SlidingWindow, MaxWindowLayers int
+	// ProjDim is OPT's word_embed_proj_dim (0: Hidden). When it differs
+	// from Hidden the model has project_in and project_out.
+	ProjDim int
+	// PostLN sets OPT's do_layer_norm_before to false (OPT-350m's
+	// post-LayerNorm blocks, no final LayerNorm).
+	PostLN bool
 	// RopeScaling, when not nil, is written as config.json's rope_scaling
 	// (e.g. {"rope_type": "llama3", "factor": 8.0, ...}).
 	RopeScaling map[string]any
@@ -48,7 +63,81 @@ func (o Options) arch() string {
 	return o.Arch
 }
 
-var modelTypes = map[string]string{"LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2"}
+var modelTypes = map[string]string{"LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2",
+	"OPTForCausalLM": "opt", "Gemma2ForCausalLM": "gemma2", "Gemma3ForCausalLM": "gemma3_text"}
+
+// Architectures of Options.Arch besides the Llama family's.
+const (
+	OPT    = "OPTForCausalLM"
+	Gemma2 = "Gemma2ForCausalLM"
+	Gemma3 = "Gemma3ForCausalLM"
+)
+
+// projDim is o.ProjDim with the default applied.
+func (o Options) projDim() int {
+	if o.ProjDim == 0 {
+		return o.Hidden
+	}
+	return o.ProjDim
+}
+
+// familyConfigJSON is config.json of an OPT or Gemma model of o, as the
+// family's config class writes it.
+func familyConfigJSON(o Options, special int) map[string]any {
+	id := func(v int) any {
+		if v < 0 {
+			return nil
+		}
+		return v
+	}
+	c := map[string]any{
+		"architectures": []any{o.arch()}, "model_type": modelTypes[o.arch()],
+		"vocab_size": o.Vocab, "hidden_size": o.Hidden, "num_hidden_layers": o.Layers, "num_attention_heads": o.Heads,
+		"max_position_embeddings": 4096, "tie_word_embeddings": o.Tied,
+		"bos_token_id": id(special), "eos_token_id": id(special), "pad_token_id": nil,
+	}
+	if o.arch() == OPT {
+		c["max_position_embeddings"] = 2048
+		c["ffn_dim"] = o.Intermediate
+		c["word_embed_proj_dim"] = o.projDim()
+		c["do_layer_norm_before"] = !o.PostLN
+		c["activation_function"] = "relu"
+		c["enable_bias"] = true
+		c["layer_norm_elementwise_affine"] = true
+		return c
+	}
+	hd := o.Hidden / o.Heads
+	c["intermediate_size"] = o.Intermediate
+	c["num_key_value_heads"] = o.KVHeads
+	c["head_dim"] = hd
+	c["rms_norm_eps"] = o.RMSNormEps
+	c["hidden_activation"] = "gelu_pytorch_tanh"
+	c["query_pre_attn_scalar"] = hd
+	c["attention_bias"] = false
+	types := make([]any, o.Layers)
+	for i := range types {
+		types[i] = "full_attention"
+		if o.SlidingWindow > 0 && i%2 == 0 {
+			types[i] = "sliding_attention"
+		}
+	}
+	c["layer_types"] = types
+	c["sliding_window"] = 4096 // unused: every layer is global
+	if o.SlidingWindow > 0 {
+		c["sliding_window"] = o.SlidingWindow
+	}
+	if o.arch() == Gemma2 {
+		c["attn_logit_softcapping"] = json.Number("50.0")
+		c["final_logit_softcapping"] = json.Number("30.0")
+		c["rope_parameters"] = map[string]any{"rope_type": "default", "rope_theta": o.RopeTheta}
+	} else {
+		c["rope_parameters"] = map[string]any{
+			"full_attention":    map[string]any{"rope_type": "default", "rope_theta": o.RopeTheta},
+			"sliding_attention": map[string]any{"rope_type": "default", "rope_theta": json.Number("10000.0")},
+		}
+	}
+	return c
+}
 
 // Default is hidden 64, 4 heads, 2 KV heads, intermediate 128, 2 layers,
 // vocab 320 (Tokenizer's 256 bytes, <|endoftext|> and 63 merges), untied,
@@ -59,10 +148,11 @@ func Default() Options {
 }
 
 // Config is the model.Config of o (architecture o.Arch, head_dim
-// Hidden/Heads, max_position_embeddings 4096, rope_scaling and the sliding
-// window keys of o in Raw). It panics for an Arch it does not know. BOS and EOS are Tokenizer's
-// <|endoftext|> id (EndOfText) when Vocab ≥ MinTokenizerVocab, else -1. Raw
-// is config.json as Write writes it (hf.ConfigJSON), parsed back.
+// Hidden/Heads, max_position_embeddings 4096 (OPT: 2048), rope_scaling and
+// the sliding window keys of o in Raw). It panics for an Arch it does not
+// know. BOS and EOS are Tokenizer's <|endoftext|> id (EndOfText) when Vocab
+// ≥ MinTokenizerVocab, else -1. Raw is config.json as Write writes it
+// (hf.ConfigJSON), parsed back.
 func Config(o Options) *model.Config {
 	special := -1
 	if o.Vocab >= MinTokenizerVocab {
@@ -71,6 +161,24 @@ func Config(o Options) *model.Config {
 	mt, ok := modelTypes[o.arch()]
 	if !ok {
 		panic(fmt.Sprintf("tinymodel: unknown Arch %q", o.Arch))
+	}
+	if mt == "opt" || mt == "gemma2" || mt == "gemma3_text" {
+		b, err := json.Marshal(familyConfigJSON(o, special))
+		if err != nil {
+			panic(fmt.Sprintf("tinymodel: config.json of %+v: %v", o, err))
+		}
+		c, err := hf.ParseConfig(b, "tinymodel config.json")
+		if err != nil {
+			panic(fmt.Sprintf("tinymodel: config.json of %+v: %v", o, err))
+		}
+		// Raw as Write writes it, parsed back.
+		if b, err = hf.ConfigJSON(c, "float32"); err == nil {
+			c, err = hf.ParseConfig(b, "tinymodel config.json")
+		}
+		if err != nil {
+			panic(fmt.Sprintf("tinymodel: config.json of %+v: %v", o, err))
+		}
+		return c
 	}
 	c := &model.Config{
 		Architecture: o.arch(), ModelType: mt,
@@ -107,12 +215,120 @@ func Config(o Options) *model.Config {
 }
 
 // Weights draws the tensors of o in Hugging Face layout: embeddings
-// N(0,1), norm weights 1+N(0,0.1²), linear weights N(0, (1/in))·1.5
-// ([out, in]), biases N(0, 0.1²). The draw order is fixed (sorted tensor
+// (token and OPT's positions) N(0,1), norm weights 1+N(0,0.1²) (Gemma's,
+// which scale by 1+w: N(0,0.1²)), linear weights N(0, (1/in))·1.5 ([out,
+// in]), biases N(0, 0.1²). The draw order is fixed (sorted tensor
 // names), so a seed gives one model.
 func Weights(o Options) model.Weights {
 	r := rand.New(rand.NewPCG(o.Seed, 0x7a1))
 	hd := o.Hidden / o.Heads
+	var shapes map[string][]int
+	switch o.arch() {
+	case OPT:
+		shapes = optShapes(o)
+	case Gemma2, Gemma3:
+		shapes = gemmaShapes(o)
+	default:
+		shapes = llamaShapes(o, hd)
+	}
+	gemma := o.arch() == Gemma2 || o.arch() == Gemma3
+	names := make([]string, 0, len(shapes))
+	for n := range shapes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	w := model.Weights{}
+	for _, n := range names {
+		s := shapes[n]
+		t := &model.Tensor{Name: n, Shape: s}
+		t.Data = make([]float32, t.Numel())
+		var mean, std float64
+		switch {
+		case strings.Contains(n, "embed_"):
+			std = 1
+		case len(s) == 1 && strings.HasSuffix(n, ".bias"):
+			std = 0.1
+		case len(s) == 1 && gemma: // Gemma's RMSNorm scales by 1 + w
+			std = 0.1
+		case len(s) == 1:
+			mean, std = 1, 0.1
+		default:
+			std = 1.5 / math.Sqrt(float64(s[1]))
+		}
+		for i := range t.Data {
+			t.Data[i] = float32(mean + std*r.NormFloat64())
+		}
+		w[n] = t
+	}
+	return w
+}
+
+// optShapes are the tensors of OPTForCausalLM (transformers
+// models/opt/modeling_opt.py) for o.
+func optShapes(o Options) map[string][]int {
+	d, p := o.Hidden, o.projDim()
+	shapes := map[string][]int{
+		"model.decoder.embed_tokens.weight":    {o.Vocab, p},
+		"model.decoder.embed_positions.weight": {2048 + 2, d},
+	}
+	if !o.Tied {
+		shapes["lm_head.weight"] = []int{o.Vocab, p}
+	}
+	if p != d {
+		shapes["model.decoder.project_in.weight"] = []int{d, p}
+		shapes["model.decoder.project_out.weight"] = []int{p, d}
+	}
+	if !o.PostLN {
+		shapes["model.decoder.final_layer_norm.weight"] = []int{d}
+		shapes["model.decoder.final_layer_norm.bias"] = []int{d}
+	}
+	for i := range o.Layers {
+		pre := fmt.Sprintf("model.decoder.layers.%d.", i)
+		for n, s := range map[string][2]int{"self_attn.q_proj": {d, d}, "self_attn.k_proj": {d, d}, "self_attn.v_proj": {d, d},
+			"self_attn.out_proj": {d, d}, "fc1": {o.Intermediate, d}, "fc2": {d, o.Intermediate}} {
+			shapes[pre+n+".weight"] = []int{s[0], s[1]}
+			shapes[pre+n+".bias"] = []int{s[0]}
+		}
+		for _, n := range []string{"self_attn_layer_norm", "final_layer_norm"} {
+			shapes[pre+n+".weight"] = []int{d}
+			shapes[pre+n+".bias"] = []int{d}
+		}
+	}
+	return shapes
+}
+
+// gemmaShapes are the tensors of Gemma2ForCausalLM / Gemma3ForCausalLM
+// (transformers models/gemma2, models/gemma3) for o.
+func gemmaShapes(o Options) map[string][]int {
+	hd := o.Hidden / o.Heads
+	shapes := map[string][]int{"model.embed_tokens.weight": {o.Vocab, o.Hidden}, "model.norm.weight": {o.Hidden}}
+	if !o.Tied {
+		shapes["lm_head.weight"] = []int{o.Vocab, o.Hidden}
+	}
+	for i := range o.Layers {
+		p := fmt.Sprintf("model.layers.%d.", i)
+		for _, n := range []string{"input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"} {
+			shapes[p+n+".weight"] = []int{o.Hidden}
+		}
+		if o.arch() == Gemma3 {
+			shapes[p+"self_attn.q_norm.weight"] = []int{hd}
+			shapes[p+"self_attn.k_norm.weight"] = []int{hd}
+		}
+		for n, s := range map[string][2]int{
+			"self_attn.q_proj": {o.Heads * hd, o.Hidden}, "self_attn.k_proj": {o.KVHeads * hd, o.Hidden},
+			"self_attn.v_proj": {o.KVHeads * hd, o.Hidden}, "self_attn.o_proj": {o.Hidden, o.Heads * hd},
+			"mlp.gate_proj": {o.Intermediate, o.Hidden}, "mlp.up_proj": {o.Intermediate, o.Hidden},
+			"mlp.down_proj": {o.Hidden, o.Intermediate},
+		} {
+			shapes[p+n+".weight"] = []int{s[0], s[1]}
+		}
+	}
+	return shapes
+}
+
+// llamaShapes are the tensors of LlamaForCausalLM, MistralForCausalLM and
+// Qwen2ForCausalLM for o.
+func llamaShapes(o Options, hd int) map[string][]int {
 	shapes := map[string][]int{"model.embed_tokens.weight": {o.Vocab, o.Hidden}, "model.norm.weight": {o.Hidden}}
 	if !o.Tied {
 		shapes["lm_head.weight"] = []int{o.Vocab, o.Hidden}
@@ -135,33 +351,7 @@ func Weights(o Options) model.Weights {
 			}
 		}
 	}
-	names := make([]string, 0, len(shapes))
-	for n := range shapes {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	w := model.Weights{}
-	for _, n := range names {
-		s := shapes[n]
-		t := &model.Tensor{Name: n, Shape: s}
-		t.Data = make([]float32, t.Numel())
-		var mean, std float64
-		switch {
-		case n == "model.embed_tokens.weight":
-			std = 1
-		case len(s) == 1 && n[len(n)-5:] == ".bias":
-			std = 0.1
-		case len(s) == 1:
-			mean, std = 1, 0.1
-		default:
-			std = 1.5 / math.Sqrt(float64(s[1]))
-		}
-		for i := range t.Data {
-			t.Data[i] = float32(mean + std*r.NormFloat64())
-		}
-		w[n] = t
-	}
-	return w
+	return shapes
 }
 
 // Write generates the model of o into dir (created if needed; other files

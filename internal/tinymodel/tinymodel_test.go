@@ -11,7 +11,7 @@ import (
 
 	"github.com/optima-llm/optima/kernels/cpu"
 	"github.com/optima-llm/optima/model"
-	_ "github.com/optima-llm/optima/model/llama"
+	_ "github.com/optima-llm/optima/model/families"
 )
 
 func TestWriteReadRoundTrip(t *testing.T) {
@@ -166,5 +166,85 @@ func TestVariantOptions(t *testing.T) {
 		if n != tc.biases {
 			t.Errorf("%s: %d biases, want %d", tc.arch, n, tc.biases)
 		}
+	}
+}
+
+// TestFamilyOptions writes OPT and Gemma models, reads them back and checks
+// that the family built from the written config.json reads exactly the
+// written tensors with the shapes Weights gave them and runs a forward pass
+// to finite logits.
+func TestFamilyOptions(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*Options)
+	}{
+		{"opt", func(o *Options) { o.Arch = OPT }},
+		{"opt-projected-postln-untied", func(o *Options) { o.Arch, o.ProjDim, o.PostLN, o.Tied = OPT, 32, true, false }},
+		{"gemma2", func(o *Options) { o.Arch, o.SlidingWindow, o.Tied = Gemma2, 4, true }},
+		{"gemma3", func(o *Options) { o.Arch, o.SlidingWindow = Gemma3, 4 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := Default()
+			tc.edit(&o)
+			dir := t.TempDir()
+			cfg, w, err := Write(dir, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg2, w2, err := Read(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !equalWeights(w, w2) {
+				t.Error("weights changed through the directory")
+			}
+			if diff := cmp.Diff(cfg, cfg2); diff != "" {
+				t.Errorf("config changed through config.json (-written +read):\n%s", diff)
+			}
+			fam, err := model.New(cfg2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			used := map[string]bool{}
+			var names []string
+			names = append(names, fam.EmbedTensors()...)
+			for i := range fam.NumBlocks() {
+				names = append(names, fam.BlockTensors(i)...)
+			}
+			names = append(names, fam.HeadTensors()...)
+			for _, n := range names {
+				used[n] = true
+			}
+			for n := range w2 {
+				if !used[n] {
+					t.Errorf("written tensor %s is not read by the family", n)
+				}
+			}
+			for n := range used {
+				if w2[n] == nil {
+					t.Errorf("family reads %s, which was not written", n)
+				}
+			}
+			ids := []int32{1, 5, 9, 2, 7, 3}
+			x := make([]float32, len(ids)*cfg2.HiddenSize)
+			if err := fam.Embed(w2, ids, x); err != nil {
+				t.Fatal(err)
+			}
+			be := cpu.New(1)
+			for i := range fam.NumBlocks() {
+				if err := fam.ForwardBlock(be, i, w2, x, 1, len(ids), nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			logits := make([]float32, len(ids)*cfg2.VocabSize)
+			if err := fam.Logits(be, w2, x, len(ids), logits); err != nil {
+				t.Fatal(err)
+			}
+			for i, v := range logits {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					t.Fatalf("logit %d = %g", i, v)
+				}
+			}
+		})
 	}
 }

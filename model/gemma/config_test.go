@@ -156,10 +156,27 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-func TestMultimodalConfigRejected(t *testing.T) {
-	_, err := hf.ParseConfig([]byte(`{"architectures":["Gemma3ForConditionalGeneration"],"model_type":"gemma3","text_config":{"hidden_size":2560}}`), "dir/config.json")
-	if !errors.Is(err, hf.ErrConfig) || !strings.Contains(err.Error(), "Gemma3ForConditionalGeneration") || !strings.Contains(err.Error(), "dir/config.json") {
-		t.Errorf("error %v, want hf.ErrConfig naming the file and the class", err)
+// TestMultimodalConfigText checks that a Gemma3ForConditionalGeneration
+// config.json builds the Gemma 3 text family from its text_config (the
+// top-level tie_word_embeddings applies), and that one without a
+// text_config is an hf.ErrConfig naming the file.
+func TestMultimodalConfigText(t *testing.T) {
+	cfg, err := hf.ParseConfig([]byte(`{"architectures":["Gemma3ForConditionalGeneration"],"model_type":"gemma3",
+		"tie_word_embeddings":true,"text_config":{"hidden_size":64,"num_hidden_layers":2,"num_attention_heads":2,
+		"num_key_value_heads":1,"head_dim":32,"intermediate_size":96,"vocab_size":100,"sliding_window":8}}`), "dir/config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fam, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Architecture != Gemma3 || fam.NumBlocks() != 2 || !cfg.TieWordEmbeddings {
+		t.Errorf("architecture %s, %d blocks, tied %v; want %s, 2, true", cfg.Architecture, fam.NumBlocks(), cfg.TieWordEmbeddings, Gemma3)
+	}
+	_, err = hf.ParseConfig([]byte(`{"architectures":["Gemma3ForConditionalGeneration"],"model_type":"gemma3"}`), "dir/config.json")
+	if !errors.Is(err, hf.ErrConfig) || !strings.Contains(err.Error(), "text_config") || !strings.Contains(err.Error(), "dir/config.json") {
+		t.Errorf("error %v, want hf.ErrConfig naming the file and text_config", err)
 	}
 }
 

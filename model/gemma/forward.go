@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/optima-llm/optima/kernels"
+	"github.com/optima-llm/optima/kernels/cpu/vec"
 	"github.com/optima-llm/optima/model"
 )
 
@@ -155,11 +156,11 @@ func applyRope(x []float32, tokens, seqlen, nh, hd int, cos, sin []float32, work
 }
 
 // softcap overwrites each x with cap·tanh(x/cap) in float32 steps, as
-// transformers does (x / cap; tanh; * cap), with tanhf. cap must be
+// transformers does (x / cap; tanh; * cap), with vec.Tanhf. cap must be
 // positive.
 func softcap(x []float32, c float32) {
 	for j, v := range x {
-		x[j] = tanhf(v/c) * c
+		x[j] = vec.Tanhf(v/c) * c
 	}
 }
 
@@ -232,7 +233,7 @@ func (f *Family) attention(be kernels.Backend, q, k, v, out []float32, nseq, seq
 					if f.attnCap > 0 {
 						softcap(vis, f.attnCap)
 					}
-					softmaxRow(vis)
+					vec.SoftmaxRow(vis)
 					clear(row[:lo])
 					clear(row[hi:])
 				}
@@ -243,10 +244,10 @@ func (f *Family) attention(be kernels.Backend, q, k, v, out []float32, nseq, seq
 	wg.Wait()
 }
 
-// geglu overwrites gate with gelu_tanh(gate)·up (geluMul) on workers
+// geglu overwrites gate with gelu_tanh(gate)·up (vec.GELUTanhMul) on workers
 // goroutines.
 func geglu(gate, up []float32, workers int) {
-	parallelFor(len(gate), workers, func(lo, hi int) { geluMul(gate[lo:hi], up[lo:hi]) })
+	parallelFor(len(gate), workers, func(lo, hi int) { vec.GELUTanhMul(gate[lo:hi], up[lo:hi]) })
 }
 
 // addInto adds y to x elementwise.

@@ -32,6 +32,23 @@ type ConfigRule struct {
 	// config.json) and checks family-specific keys. name is the file name
 	// for errors, which should wrap ErrConfig.
 	Finish func(c *model.Config, name string) error
+	// WriteKeys, if not nil, says how ConfigJSON writes the typed fields of
+	// model.Config for this model_type. Each entry maps one of ConfigJSON's
+	// default keys (LlamaConfig's: "intermediate_size", "hidden_act",
+	// "num_key_value_heads", "head_dim", "rms_norm_eps", "rope_theta",
+	// "attention_bias", "mlp_bias", ...) to the key the family's config
+	// class uses instead (OPT: "intermediate_size" → "ffn_dim"), or to ""
+	// when the class has no such key and the field is not written. Keys
+	// that are not listed keep their LlamaConfig name. A nil map writes
+	// LlamaConfig's keys, as ConfigJSON always did.
+	WriteKeys map[string]string
+	// SubConfig, if not empty, names the object in config.json that holds
+	// the language model's configuration (a multimodal checkpoint's
+	// "text_config"): ParseConfig parses that object instead, as a config
+	// of model_type SubModelType, after copying the top-level
+	// tie_word_embeddings, bos_token_id, eos_token_id and pad_token_id into
+	// it where it lacks them. The other rule fields are then unused.
+	SubConfig, SubModelType string
 }
 
 var configRules = map[string]ConfigRule{
@@ -78,6 +95,9 @@ func ParseConfig(b []byte, name string) (*model.Config, error) {
 	c := &model.Config{Raw: raw}
 	mt, _ := raw["model_type"].(string)
 	rule, known := configRules[mt]
+	if known && rule.SubConfig != "" {
+		return parseSubConfig(raw, rule, name)
+	}
 	// lookup reads key from config.json, falling back to the rule's
 	// defaults; ok is false when neither has it.
 	lookup := func(key string) (any, bool) {
@@ -209,12 +229,47 @@ func ParseConfig(b []byte, name string) (*model.Config, error) {
 	return c, nil
 }
 
+// parseSubConfig parses raw[rule.SubConfig] as a config of model_type
+// rule.SubModelType; see ConfigRule.SubConfig.
+func parseSubConfig(raw map[string]any, rule ConfigRule, name string) (*model.Config, error) {
+	sub, ok := raw[rule.SubConfig].(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%w %s: model_type %v needs a %s object", ErrConfig, name, raw["model_type"], rule.SubConfig)
+	}
+	if r, ok := configRules[rule.SubModelType]; !ok || r.SubConfig != "" {
+		panic("hf: ConfigRule.SubModelType " + rule.SubModelType + " is not a plain registered model_type")
+	}
+	m := make(map[string]any, len(sub)+5)
+	for k, v := range sub {
+		m[k] = v
+	}
+	for _, k := range []string{"tie_word_embeddings", "bos_token_id", "eos_token_id", "pad_token_id"} {
+		if _, has := m[k]; !has {
+			if v, top := raw[k]; top {
+				m[k] = v
+			}
+		}
+	}
+	m["model_type"] = rule.SubModelType
+	delete(m, "architectures")
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("%w %s: %s: %v", ErrConfig, name, rule.SubConfig, err)
+	}
+	return ParseConfig(b, name+" ("+rule.SubConfig+")")
+}
+
 // ConfigJSON encodes cfg as config.json: cfg.Raw (or an empty object) with
-// the typed fields written over it, indented. A token id of -1 is written as
-// null; an eos_token_id list in Raw that contains cfg.EOSTokenID is kept;
+// the typed fields written over it, indented, under the keys of LlamaConfig
+// or, for a model_type whose ConfigRule has WriteKeys, under the family's
+// own keys (fields the family's config class lacks are not written; Raw's
+// keys are kept as they are). A token id of -1 is written as null; an
+// eos_token_id list in Raw that contains cfg.EOSTokenID is kept;
 // rope_theta goes to rope_parameters.rope_theta when Raw has
-// rope_parameters. dtype, if not empty, sets torch_dtype ("float32",
-// "bfloat16", ...).
+// rope_parameters (to rope_parameters.full_attention.rope_theta when
+// rope_parameters is nested by layer type, as Gemma 3's), written with a
+// decimal point (transformers v5 validates it as a float). dtype, if not
+// empty, sets torch_dtype ("float32", "bfloat16", ...).
 func ConfigJSON(cfg *model.Config, dtype string) ([]byte, error) {
 	out := make(map[string]any, len(cfg.Raw)+24)
 	for k, v := range cfg.Raw {
@@ -248,18 +303,20 @@ func ConfigJSON(cfg *model.Config, dtype string) ([]byte, error) {
 	if l, ok := out["eos_token_id"].([]any); ok && slices.Contains(l, any(float64(cfg.EOSTokenID))) {
 		delete(set, "eos_token_id")
 	}
+	set["rope_theta"] = cfg.RopeTheta
+	keys := configRules[cfg.ModelType].WriteKeys
 	for k, v := range set {
-		out[k] = v
-	}
-	if rp, ok := out["rope_parameters"].(map[string]any); ok {
-		rp2 := make(map[string]any, len(rp)+1)
-		for k, v := range rp {
-			rp2[k] = v
+		if to, ok := keys[k]; ok {
+			if to == "" {
+				continue
+			}
+			k = to
 		}
-		rp2["rope_theta"] = cfg.RopeTheta
-		out["rope_parameters"] = rp2
-	} else {
-		out["rope_theta"] = cfg.RopeTheta
+		if k == "rope_theta" {
+			writeRopeTheta(out, cfg.RopeTheta)
+			continue
+		}
+		out[k] = v
 	}
 	if dtype != "" {
 		out["torch_dtype"] = dtype
@@ -269,4 +326,32 @@ func ConfigJSON(cfg *model.Config, dtype string) ([]byte, error) {
 		return nil, fmt.Errorf("hf: encode config.json: %w", err)
 	}
 	return append(b, '\n'), nil
+}
+
+// writeRopeTheta sets theta in out (a config.json object): in
+// rope_parameters.full_attention when rope_parameters is nested by layer
+// type, in rope_parameters when it is flat, else as the top-level
+// rope_theta. The maps of out are copied before they are changed (they may
+// be cfg.Raw's).
+func writeRopeTheta(out map[string]any, theta float64) {
+	rp, ok := out["rope_parameters"].(map[string]any)
+	if !ok {
+		out["rope_theta"] = theta
+		return
+	}
+	rp2 := make(map[string]any, len(rp)+1)
+	for k, v := range rp {
+		rp2[k] = v
+	}
+	if full, ok := rp2["full_attention"].(map[string]any); ok {
+		full2 := make(map[string]any, len(full)+1)
+		for k, v := range full {
+			full2[k] = v
+		}
+		full2["rope_theta"] = floatNumber(theta)
+		rp2["full_attention"] = full2
+	} else {
+		rp2["rope_theta"] = floatNumber(theta)
+	}
+	out["rope_parameters"] = rp2
 }

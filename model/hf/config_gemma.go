@@ -40,6 +40,7 @@ func init() {
 		Architecture: "Gemma2ForCausalLM",
 		Defaults:     g2,
 		Finish:       finishGemma,
+		WriteKeys:    gemmaWriteKeys,
 	})
 	g3 := common(262208, 131072)
 	g3["rope_theta"] = 1000000.0
@@ -47,16 +48,24 @@ func init() {
 		Architecture: "Gemma3ForCausalLM",
 		Defaults:     g3,
 		Finish:       finishGemma,
+		WriteKeys:    gemmaWriteKeys,
 	})
+	// Gemma3ForConditionalGeneration (multimodal): its language model is a
+	// Gemma 3 text model configured by text_config (Gemma3Config's
+	// tie_word_embeddings and token ids are top-level); Dir exposes its
+	// language_model.* tensors under the text model's names and leaves
+	// the vision tower out. The result is a Gemma3ForCausalLM config.
 	RegisterConfigRule("gemma3", ConfigRule{
 		Architecture: "Gemma3ForConditionalGeneration",
-		Finish: func(c *model.Config, name string) error {
-			return fmt.Errorf("%w %s: model_type gemma3 (Gemma3ForConditionalGeneration, multimodal) is not supported: "+
-				"its text weights are stored under language_model prefixes; save the text model alone "+
-				"(Gemma3ForCausalLM, model_type gemma3_text) or convert it to GGUF", ErrConfig, name)
-		},
+		SubConfig:    "text_config",
+		SubModelType: "gemma3_text",
 	})
 }
+
+// gemmaWriteKeys are the names Gemma2Config and Gemma3TextConfig give the
+// typed fields: the activation is hidden_activation and there is no
+// mlp_bias.
+var gemmaWriteKeys = map[string]string{"hidden_act": "hidden_activation", "mlp_bias": ""}
 
 // finishGemma fills the fields Gemma configs name differently from Llama's:
 // hidden_activation (default "gelu_pytorch_tanh"; a legacy hidden_act key is

@@ -29,6 +29,12 @@ func init() {
 			"eos_token_id":            2.0,
 		},
 		Finish: finishOPT,
+		// OPTConfig's names for the typed fields; it has no key/value
+		// heads, head_dim, norm eps, RoPE or separate MLP bias.
+		WriteKeys: map[string]string{
+			"intermediate_size": "ffn_dim", "hidden_act": "activation_function", "attention_bias": "enable_bias",
+			"mlp_bias": "", "num_key_value_heads": "", "head_dim": "", "rms_norm_eps": "", "rope_theta": "",
+		},
 	})
 }
 

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/optima-llm/optima/model"
 	"github.com/optima-llm/optima/model/safetensors"
@@ -17,8 +19,11 @@ type Dir struct {
 	path   string
 	cfg    *model.Config
 	files  []*safetensors.File
-	byName map[string]*safetensors.File
-	names  []string
+	byName map[string]*safetensors.File // by stored name
+	names  []string                     // exposed names, sorted
+	// stored maps an exposed name to the name in its file, for the names
+	// CanonicalNames changed; other names are stored as exposed.
+	stored map[string]string
 }
 
 var _ model.Source = (*Dir)(nil)
@@ -29,6 +34,14 @@ var _ model.Source = (*Dir)(nil)
 // .bin checkpoints are not supported), an index naming a missing shard or a
 // tensor its shard lacks, a shard the index names that does not exist, or a
 // tensor whose shape disagrees with config.json (CheckShape).
+//
+// Tensor names are those of the ...ForCausalLM class, as transformers
+// loads them (CanonicalNames): a checkpoint saved from the base model
+// ("decoder.layers.0..." for OPT, "layers.0..." for Llama) gets the
+// "model." prefix, and the language model of a multimodal Gemma 3
+// checkpoint ("language_model.model.layers.0...") is exposed as a Gemma 3
+// text model while its vision tower and projector are left out (its
+// config.json's text_config is read by ParseConfig).
 func Open(dir string) (*Dir, error) {
 	cfg, err := ReadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
@@ -89,14 +102,27 @@ func Open(dir string) (*Dir, error) {
 			d.byName[n] = sf
 		}
 	}
+	storedNames := make([]string, 0, len(d.byName))
 	for n := range d.byName {
+		storedNames = append(storedNames, n)
+	}
+	exposed, err := CanonicalNames(storedNames)
+	if err != nil {
+		return nil, fmt.Errorf("hf: %s: %w", dir, err)
+	}
+	d.stored = map[string]string{}
+	for n, st := range exposed {
 		d.names = append(d.names, n)
+		if n != st {
+			d.stored[n] = st
+		}
 	}
 	sort.Strings(d.names)
 	for _, n := range d.names {
-		ti, _ := d.byName[n].Info(n)
+		st := d.storedName(n)
+		ti, _ := d.byName[st].Info(st)
 		if err := CheckShape(cfg, n, ti.Shape); err != nil {
-			return nil, fmt.Errorf("hf: %s: %w", d.byName[n].Name, err)
+			return nil, fmt.Errorf("hf: %s: %w", d.byName[st].Name, err)
 		}
 	}
 	ok = true
@@ -113,6 +139,84 @@ func unwrapAll(err error) error {
 	}
 }
 
+// storedName is the name in its file of the exposed tensor name.
+func (d *Dir) storedName(name string) string {
+	if st, ok := d.stored[name]; ok {
+		return st
+	}
+	return name
+}
+
+// Multimodal prefixes of the language model in Gemma3ForConditionalGeneration
+// checkpoints: transformers v4 and v5's save_pretrained
+// (language_model.model.*, language_model.lm_head.*) and v5's in-memory
+// module layout (model.language_model.*, lm_head.*).
+const (
+	mmLegacyPrefix = "language_model."
+	mmV5Prefix     = "model.language_model."
+)
+
+// CanonicalNames maps the tensor names stored in a checkpoint to the names
+// of the ...ForCausalLM module tree, as transformers' from_pretrained does
+// with a base_model_prefix of "model" (modeling_utils: keys of a
+// checkpoint saved from the base model get the prefix) and with
+// Gemma3ForConditionalGeneration's checkpoint conversion of the language
+// model. It returns exposed name → stored name:
+//
+//   - names under "language_model." or "model.language_model." (a
+//     multimodal checkpoint): "language_model.model.X" and
+//     "model.language_model.X" become "model.X", "language_model.lm_head.X"
+//     becomes "lm_head.X", "lm_head.X" stays; every other tensor (vision
+//     tower, multimodal projector) is left out;
+//   - else, when no name starts with "model." (a base-model checkpoint:
+//     "decoder.layers.0.fc1.weight", "layers.0.mlp.up_proj.weight"),
+//     every name except "lm_head.*" gets the "model." prefix;
+//   - else the names are kept.
+//
+// Two stored names mapping to one exposed name is an error naming both.
+func CanonicalNames(stored []string) (map[string]string, error) {
+	out := make(map[string]string, len(stored))
+	add := func(exposed, st string) error {
+		if prev, dup := out[exposed]; dup {
+			return fmt.Errorf("tensors %q and %q both load as %q", prev, st, exposed)
+		}
+		out[exposed] = st
+		return nil
+	}
+	multimodal, prefixed := false, false
+	for _, n := range stored {
+		multimodal = multimodal || strings.HasPrefix(n, mmLegacyPrefix) || strings.HasPrefix(n, mmV5Prefix)
+		prefixed = prefixed || strings.HasPrefix(n, "model.")
+	}
+	sorted := slices.Sorted(slices.Values(stored))
+	for _, n := range sorted {
+		var exposed string
+		switch {
+		case multimodal:
+			switch {
+			case strings.HasPrefix(n, mmLegacyPrefix+"model."):
+				exposed = "model." + strings.TrimPrefix(n, mmLegacyPrefix+"model.")
+			case strings.HasPrefix(n, mmLegacyPrefix+"lm_head."):
+				exposed = strings.TrimPrefix(n, mmLegacyPrefix)
+			case strings.HasPrefix(n, mmV5Prefix):
+				exposed = "model." + strings.TrimPrefix(n, mmV5Prefix)
+			case strings.HasPrefix(n, "lm_head."):
+				exposed = n
+			default:
+				continue // vision tower, projector
+			}
+		case !prefixed && !strings.HasPrefix(n, "lm_head."):
+			exposed = "model." + n
+		default:
+			exposed = n
+		}
+		if err := add(exposed, n); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // Path is the directory.
 func (d *Dir) Path() string { return d.path }
 
@@ -124,21 +228,36 @@ func (d *Dir) Names() []string { return append([]string(nil), d.names...) }
 
 // Shape is a tensor's shape, without reading it.
 func (d *Dir) Shape(name string) ([]int, bool) {
-	sf, ok := d.byName[name]
-	if !ok {
+	st := d.storedName(name)
+	sf, ok := d.byName[st]
+	if !ok || !d.has(name) {
 		return nil, false
 	}
-	ti, _ := sf.Info(name)
+	ti, _ := sf.Info(st)
 	return append([]int(nil), ti.Shape...), true
 }
 
-// Load reads one tensor as float32; errors name the file and tensor.
+// Load reads one tensor (by its exposed name, see Open) as float32;
+// errors name the file and tensor.
 func (d *Dir) Load(name string) (*model.Tensor, error) {
-	sf, ok := d.byName[name]
-	if !ok {
+	st := d.storedName(name)
+	sf, ok := d.byName[st]
+	if !ok || !d.has(name) {
 		return nil, fmt.Errorf("hf: %s: no tensor %q", d.path, name)
 	}
-	return sf.Load(name)
+	t, err := sf.Load(st)
+	if err != nil {
+		return nil, err
+	}
+	t.Name = name
+	return t, nil
+}
+
+// has reports whether name is one of the exposed names (a stored name
+// that was renamed or left out is not).
+func (d *Dir) has(name string) bool {
+	_, found := slices.BinarySearch(d.names, name)
+	return found
 }
 
 // Tokenizer builds the tokenizer of the directory with

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/optima-llm/optima/kernels"
+	"github.com/optima-llm/optima/kernels/cpu/vec"
 	"github.com/optima-llm/optima/model"
 )
 
@@ -161,8 +162,8 @@ var scorePool sync.Pool
 
 // attention computes causal grouped-query attention per sequence and head:
 // out_h = softmax(q_h·k_gᵀ·hd^-0.5 + causal mask)·v_g with g = h/(nh/nkv)
-// (HF's repeat_kv), softmax in float32 with max subtraction (softmaxRow:
-// expf's algorithm, AVX2 where available). window > 0 restricts query i to
+// (HF's repeat_kv), softmax in float32 with max subtraction (vec.SoftmaxRow:
+// AVX2 where available). window > 0 restricts query i to
 // keys i−window < j ≤ i (transformers' sliding_window_overlay); 0 is full
 // causal attention. q and out are [tokens, nh·hd], k and v [tokens,
 // nkv·hd]; tokens = nseq·seqlen. Work items (sequence, head, block of query
@@ -220,7 +221,7 @@ func (f *Family) attention(be kernels.Backend, q, k, v, out []float32, nseq, seq
 						lo = max(0, r0+i-window+1-k0)
 					}
 					clear(row[:lo])
-					softmaxRow(row[lo:hi])
+					vec.SoftmaxRow(row[lo:hi])
 					clear(row[hi:])
 				}
 				be.Sgemm(false, false, m, hd, n, 1, sc, n, vg, kvs, 0, out[(base+r0)*qs+h*hd:], qs)
@@ -355,10 +356,10 @@ func addInto(x, y []float32, workers int) {
 }
 
 // swiglu overwrites gate with silu(gate)·up, silu(g) = g/(1+exp(-g)) in
-// float32 as torch computes it (siluMul).
+// float32 as torch computes it (vec.SiLUMul).
 func swiglu(gate, up []float32, workers int) {
 	parallelFor(len(gate), workers, func(lo, hi int) {
-		siluMul(gate[lo:hi], up[lo:hi])
+		vec.SiLUMul(gate[lo:hi], up[lo:hi])
 	})
 }
 

@@ -19,9 +19,14 @@ import (
 //	BenchmarkBlock/smollm2-widths-2    3  1137984843 ns/op  15.39 GFLOP/s  1800 tokens/s
 //	BenchmarkBlockSmolLM2Shape-2       3   489938199 ns/op                 4180 tokens/s (model/llama)
 //
-// At SmolLM2's widths the OPT block does fewer FLOPs than the Llama block
-// yet takes 2.3× as long: about half of its time is the scalar softmax
-// (expNeg), where model/llama uses an AVX2 softmax.
+// At SmolLM2's widths the OPT block did fewer FLOPs than the Llama block
+// yet took 2.3× as long: about half of its time was its scalar softmax.
+// With the shared AVX2 softmax of kernels/cpu/vec (same command, load
+// average about 15, so absolute numbers are low):
+//
+//	BenchmarkBlock/opt-125m-2          3   843067342 ns/op  42.03 GFLOP/s  2429 tokens/s
+//	BenchmarkBlock/smollm2-widths-2    3   434567793 ns/op  40.31 GFLOP/s  4713 tokens/s
+//	BenchmarkBlockSmolLM2Shape-2       3   428714930 ns/op                 4777 tokens/s (model/llama)
 func BenchmarkBlock(b *testing.B) {
 	for _, bc := range []struct {
 		name string

@@ -7,6 +7,7 @@ import (
 
 	"github.com/optima-llm/optima/kernels"
 	"github.com/optima-llm/optima/kernels/cpu"
+	"github.com/optima-llm/optima/kernels/cpu/vec"
 	"github.com/optima-llm/optima/model"
 )
 
@@ -165,65 +166,14 @@ const attnRowBlock = 128
 
 var scorePool sync.Pool
 
-// softmaxRow overwrites row with softmax(row) = exp(row − max)/Σ exp(row −
-// max) in float32, as torch's float32 softmax; the exponentials come from
-// expNeg and the sum is accumulated in float64.
-func softmaxRow(row []float32) {
-	mx := float32(math.Inf(-1))
-	for _, x := range row {
-		mx = max(mx, x)
-	}
-	var s0, s1 float64
-	n2 := len(row) &^ 1
-	for j := 0; j < n2; j += 2 {
-		e0, e1 := expNeg(row[j]-mx), expNeg(row[j+1]-mx)
-		row[j], row[j+1] = e0, e1
-		s0 += float64(e0)
-		s1 += float64(e1)
-	}
-	if n2 < len(row) {
-		e := expNeg(row[n2] - mx)
-		row[n2] = e
-		s0 += float64(e)
-	}
-	inv := float32(1 / (s0 + s1))
-	for j := range row {
-		row[j] *= inv
-	}
-}
-
-// expNeg is exp(x) in float32 for x ≤ 0 (the softmax's shifted scores),
-// relative error below 1e-7 (TestExpNeg; float32 rounding alone is 6e-8):
-// x = n·ln 2 + r with |r| ≤ ln 2/2 (Cody-Waite, ln 2 split in a short high
-// part and a correction), e^r by a degree-7 Taylor polynomial in float64,
-// times 2^n through the exponent bits. Below −87 (results under float32's
-// normal range) it returns 0; NaN gives NaN.
-func expNeg(x float32) float32 {
-	if !(x >= -87) {
-		if x != x {
-			return x
-		}
-		return 0
-	}
-	const (
-		log2e = 1.4426950408889634
-		ln2hi = 0.693145751953125
-		ln2lo = 1.4286068203094173e-06
-	)
-	xf := float64(x)
-	n := math.Floor(xf*log2e + 0.5)
-	r := xf - n*ln2hi - n*ln2lo
-	p := 1 + r*(1+r*(1.0/2+r*(1.0/6+r*(1.0/24+r*(1.0/120+r*(1.0/720+r*(1.0/5040)))))))
-	return float32(p * math.Float64frombits(uint64(int64(n)+1023)<<52))
-}
-
 // attention computes causal multi-head attention per sequence and head:
 // out_h = softmax(q_h·k_hᵀ + causal mask)·v_h, where q is already scaled
 // by head_dim^-0.5 (OPTAttention scales q and calls the attention with
-// scaling 1.0); the softmax is float32 with max subtraction. q, k, v and out
-// are [tokens, heads·head_dim], tokens = nseq·seqlen. Work items (sequence,
-// head, block of query rows) run on goroutines; only keys up to the block's
-// last row are multiplied.
+// scaling 1.0); the softmax is float32 with max subtraction
+// (vec.SoftmaxRow, AVX2 where available). q, k, v and out are [tokens,
+// heads·head_dim], tokens = nseq·seqlen. Work items (sequence, head, block
+// of query rows) run on goroutines; only keys up to the block's last row
+// are multiplied.
 func (f *Family) attention(be kernels.Backend, q, k, v, out []float32, nseq, seqlen int, workers int) {
 	nh, hd := f.heads, f.headDim
 	ld := nh * hd
@@ -261,7 +211,7 @@ func (f *Family) attention(be kernels.Backend, q, k, v, out []float32, nseq, seq
 				for i := range m {
 					row := sc[i*n : (i+1)*n]
 					valid := r0 + i + 1
-					softmaxRow(row[:valid])
+					vec.SoftmaxRow(row[:valid])
 					clear(row[valid:])
 				}
 				be.Sgemm(false, false, m, hd, n, 1, sc, n, v[base*ld+h*hd:], ld, 0, out[(base+r0)*ld+h*hd:], ld)

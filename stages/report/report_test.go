@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/optima-llm/optima/kernels"
 	"github.com/optima-llm/optima/model"
+	"github.com/optima-llm/optima/model/hf"
+	_ "github.com/optima-llm/optima/model/opt" // OPTForCausalLM for TestSparsityFamilyLinears
 	"github.com/optima-llm/optima/model/tokenizer"
 )
 
@@ -150,10 +153,16 @@ type fakeSource struct {
 	tensors map[string]*model.Tensor
 	loaded  []string
 	fail    string
+	cfg     *model.Config // nil: an empty config (no family)
 }
 
-func (f *fakeSource) Path() string          { return "/fake/model" }
-func (f *fakeSource) Config() *model.Config { return &model.Config{} }
+func (f *fakeSource) Path() string { return "/fake/model" }
+func (f *fakeSource) Config() *model.Config {
+	if f.cfg == nil {
+		return &model.Config{}
+	}
+	return f.cfg
+}
 func (f *fakeSource) Names() []string {
 	var n []string
 	for k := range f.tensors {
@@ -167,7 +176,11 @@ func (f *fakeSource) Load(name string) (*model.Tensor, error) {
 	if name == f.fail {
 		return nil, fmt.Errorf("model.safetensors: tensor %s: %w", name, errors.New("truncated"))
 	}
-	return f.tensors[name], nil
+	t, ok := f.tensors[name]
+	if !ok {
+		return nil, fmt.Errorf("model.safetensors: no tensor %s", name)
+	}
+	return t, nil
 }
 func (f *fakeSource) Tokenizer() (tokenizer.Tokenizer, error) { return nil, errors.New("none") }
 func (f *fakeSource) Close() error                            { return nil }
@@ -204,7 +217,7 @@ func TestSparsity(t *testing.T) {
 			{Name: "model.layers.0.self_attn.o_proj.weight", Rows: 1, Cols: 6, Zeros: 3, Sparsity: 0.5},
 			{Name: "model.layers.0.self_attn.q_proj.weight", Rows: 1, Cols: 8, Zeros: 3, Sparsity: 3.0 / 8, Groups: 2, BadGroups: 1},
 		},
-		Params: 30, Zeros: 15, Sparsity: 0.5, NM24: false,
+		Params: 30, Zeros: 15, Sparsity: 0.5, NM24: false, Selection: SelectNames,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Sparsity (-want +got):\n%s", diff)
@@ -279,5 +292,109 @@ func TestCountZerosRandom(t *testing.T) {
 	}
 	if ts.Zeros != zeros || ts.BadGroups != bad || ts.Groups != rows*cols/4 || ts.NM24 != (bad == 0) {
 		t.Errorf("countZeros = %+v, want zeros %d, bad %d", ts, zeros, bad)
+	}
+}
+
+// TestSparsityFamilyLinears audits a projected OPT checkpoint (hidden 8,
+// word_embed_proj_dim 4) whose six block linears are exactly 2:4 sparse and
+// whose project_in / project_out are dense: the audit must count only the
+// family's linears (50%, 2:4), and the name rule used without a family
+// must agree now that it excludes project_in/out (it counted them before:
+// 46.67% on a real projected OPT).
+func TestSparsityFamilyLinears(t *testing.T) {
+	cfg, err := hf.ParseConfig([]byte(`{"model_type":"opt","hidden_size":8,"word_embed_proj_dim":4,"num_attention_heads":2,
+		"num_hidden_layers":2,"ffn_dim":16,"vocab_size":10,"max_position_embeddings":16,"do_layer_norm_before":false}`), "config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(9, 9))
+	dense := func(shape ...int) *model.Tensor {
+		n := 1
+		for _, s := range shape {
+			n *= s
+		}
+		d := make([]float32, n)
+		for i := range d {
+			d[i] = float32(r.NormFloat64()) + 3 // never 0
+		}
+		return &model.Tensor{Shape: shape, Data: d}
+	}
+	sparse24 := func(rows, cols int) *model.Tensor {
+		x := dense(rows, cols)
+		for i := 0; i < len(x.Data); i += 4 {
+			for _, j := range r.Perm(4)[:2] {
+				x.Data[i+j] = 0
+			}
+		}
+		return x
+	}
+	ts := map[string]*model.Tensor{
+		"model.decoder.embed_tokens.weight":    dense(10, 4),
+		"model.decoder.embed_positions.weight": dense(18, 8),
+		"model.decoder.project_in.weight":      dense(8, 4),
+		"model.decoder.project_out.weight":     dense(4, 8),
+		"lm_head.weight":                       dense(10, 4),
+	}
+	var linears []string
+	for i := range 2 {
+		p := fmt.Sprintf("model.decoder.layers.%d.", i)
+		for n, s := range map[string][2]int{"self_attn.q_proj": {8, 8}, "self_attn.k_proj": {8, 8}, "self_attn.v_proj": {8, 8},
+			"self_attn.out_proj": {8, 8}, "fc1": {16, 8}, "fc2": {8, 16}} {
+			ts[p+n+".weight"] = sparse24(s[0], s[1])
+			ts[p+n+".bias"] = dense(s[0])
+			linears = append(linears, p+n+".weight")
+		}
+		for _, n := range []string{"self_attn_layer_norm", "final_layer_norm"} {
+			ts[p+n+".weight"], ts[p+n+".bias"] = dense(8), dense(8)
+		}
+	}
+	slices.Sort(linears)
+	for _, tc := range []struct {
+		name string
+		cfg  *model.Config
+		sel  string
+	}{{"family", cfg, SelectFamily}, {"names", nil, SelectNames}} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &fakeSource{tensors: ts, cfg: tc.cfg}
+			rep, err := Sparsity(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, x := range rep.Tensors {
+				got = append(got, x.Name)
+			}
+			if diff := cmp.Diff(linears, got); diff != "" {
+				t.Errorf("audited tensors (-want +got):\n%s", diff)
+			}
+			if rep.Sparsity != 0.5 || !rep.NM24 || rep.Selection != tc.sel {
+				t.Errorf("sparsity %g, 2:4 %v, selection %q; want 0.5, true, %q", rep.Sparsity, rep.NM24, rep.Selection, tc.sel)
+			}
+		})
+	}
+	// A linear of the family that the checkpoint lacks is an error naming it.
+	missing := "model.decoder.layers.1.fc2.weight"
+	ts2 := maps.Clone(ts)
+	delete(ts2, missing)
+	if _, err := Sparsity(&fakeSource{tensors: ts2, cfg: cfg}); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("missing linear: err = %v", err)
+	}
+}
+
+func TestIsLinearWeight(t *testing.T) {
+	for name, want := range map[string]bool{
+		"model.layers.0.self_attn.q_proj.weight": true,
+		"model.decoder.layers.3.fc1.weight":      true,
+		"model.layers.0.self_attn.q_proj.bias":   false,
+		"model.embed_tokens.weight":              false,
+		"model.decoder.embed_positions.weight":   false,
+		"lm_head.weight":                         false,
+		"model.decoder.project_in.weight":        false,
+		"model.decoder.project_out.weight":       false,
+		"decoder.project_out.weight":             false,
+	} {
+		if got := IsLinearWeight(name); got != want {
+			t.Errorf("IsLinearWeight(%q) = %v, want %v", name, got, want)
+		}
 	}
 }

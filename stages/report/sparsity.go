@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -36,25 +37,77 @@ type SparsityReport struct {
 	Sparsity float64 `json:"sparsity"`
 	// NM24 is true when every tensor satisfies 2:4 (and there is one).
 	NM24 bool `json:"nm_2_4"`
+	// Selection says how the linear weights were chosen: SelectFamily or
+	// SelectNames.
+	Selection string `json:"selection"`
 }
+
+// Values of SparsityReport.Selection.
+const (
+	// SelectFamily: the weights of the family's Linears(i) for every block
+	// (the linears the pipeline prunes).
+	SelectFamily = "family linears"
+	// SelectNames: every 2-D tensor whose name passes IsLinearWeight (the
+	// architecture has no registered family).
+	SelectNames = "name rule"
+)
 
 // IsLinearWeight reports whether a tensor name can be a prunable linear
-// weight: it ends in ".weight" and is not an embedding (a name containing
-// "embed") or the LM head ("lm_head"). Sparsity also requires it to be 2-D.
+// weight when the architecture's family is unknown: it ends in ".weight"
+// and is not an embedding (a name containing "embed"), the LM head
+// ("lm_head") or one of OPT's embedding projections ("project_in",
+// "project_out", which no block contains and the pipeline does not prune).
+// Sparsity also requires it to be 2-D.
 func IsLinearWeight(name string) bool {
-	return strings.HasSuffix(name, ".weight") && !strings.Contains(name, "embed") && !strings.Contains(name, "lm_head")
+	if !strings.HasSuffix(name, ".weight") {
+		return false
+	}
+	for _, s := range []string{"embed", "lm_head", "project_in.", "project_out."} {
+		if strings.Contains(name, s) {
+			return false
+		}
+	}
+	return true
 }
 
-// Sparsity counts the zeros of every linear weight of src: each tensor whose
-// name passes IsLinearWeight is loaded, one at a time, and counted when it is
-// 2-D. An exact zero (including −0) counts. Load errors are returned (they
-// name the tensor).
-func Sparsity(src model.Source) (SparsityReport, error) {
-	rep := SparsityReport{Path: src.Path(), Tensors: []TensorSparsity{}}
-	for _, name := range src.Names() {
-		if !IsLinearWeight(name) {
-			continue
+// linearWeights returns the names of src's prunable linear weights and the
+// Selection used: the family's Linears over all blocks when model.New
+// builds a family for src.Config() (the family package must be registered,
+// e.g. by importing model/families), else the names that pass
+// IsLinearWeight.
+func linearWeights(src model.Source) ([]string, string) {
+	if cfg := src.Config(); cfg != nil {
+		if fam, err := model.New(cfg); err == nil {
+			var names []string
+			for i := range fam.NumBlocks() {
+				for _, l := range fam.Linears(i) {
+					names = append(names, l.Weight())
+				}
+			}
+			slices.Sort(names)
+			return names, SelectFamily
 		}
+	}
+	var names []string
+	for _, name := range src.Names() {
+		if IsLinearWeight(name) {
+			names = append(names, name)
+		}
+	}
+	return names, SelectNames
+}
+
+// Sparsity counts the zeros of every prunable linear weight of src, sorted
+// by name: the weights of the family's Linears(i) for every block when the
+// architecture of src.Config() has a registered family (model.New), else
+// each tensor whose name passes IsLinearWeight. Tensors are loaded one at a
+// time and counted when they are 2-D. An exact zero (including −0) counts.
+// Load errors (including a linear of the family that the checkpoint lacks)
+// are returned; they name the tensor.
+func Sparsity(src model.Source) (SparsityReport, error) {
+	names, sel := linearWeights(src)
+	rep := SparsityReport{Path: src.Path(), Tensors: []TensorSparsity{}, Selection: sel}
+	for _, name := range names {
 		t, err := src.Load(name)
 		if err != nil {
 			return SparsityReport{}, fmt.Errorf("sparsity report: %w", err)

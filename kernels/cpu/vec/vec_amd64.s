@@ -2,11 +2,12 @@
 
 #include "textflag.h"
 
-// AVX2+FMA kernels for the attention softmax and the GeGLU activation
-// (adapted from model/llama/vec_amd64.s; siluMul becomes geluMul).
+// AVX2+FMA kernels for the attention softmax and the SwiGLU and GeGLU
+// activations, shared by every model family (model/llama, model/opt,
+// model/gemma).
 // Every function takes slices whose length is a positive multiple of 8; the
 // Go wrappers in vec.go handle tails. The exponential is expf's algorithm
-// (exp.go) on 8 lanes: inputs below -87.3 give 0, inputs are clamped to
+// (Expf in exp.go) on 8 lanes: inputs below -87.3 give 0, inputs are clamped to
 // 88.37 (so 2^n stays finite), NaN stays NaN, n = round-to-even(x·log2e)
 // instead of round-half-away (only exact ties differ; r stays within
 // ±ln2/2), and the polynomial is evaluated with fused multiply-adds.
@@ -102,6 +103,31 @@ scale_loop:
 	ADDQ    $32, SI
 	SUBQ    $8, CX
 	JG      scale_loop
+	VZEROUPPER
+	RET
+
+// func siluMulAVX2(g, u []float32)
+TEXT ·siluMulAVX2(SB), NOSPLIT, $0-48
+	MOVQ    g_base+0(FP), DI
+	MOVQ    g_len+8(FP), CX
+	MOVQ    u_base+24(FP), SI
+	VMOVUPS expLo<>(SB), Y14
+	VMOVUPS expHi<>(SB), Y13
+	VMOVUPS expOne<>(SB), Y12
+	VXORPS  Y11, Y11, Y11
+
+silu_loop:
+	VMOVUPS (DI), Y5
+	VSUBPS  Y5, Y11, Y0
+	EXP8
+	VADDPS  Y12, Y0, Y0
+	VDIVPS  Y0, Y5, Y0
+	VMULPS  (SI), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, DI
+	ADDQ    $32, SI
+	SUBQ    $8, CX
+	JG      silu_loop
 	VZEROUPPER
 	RET
 
