@@ -3,7 +3,7 @@
 local zero-shot data, for stages/eval's TestSmolLM2ZeroShot.
 
 Command (from the repository root; lm-eval 0.4.13 in a venv that sees the
-system torch 2.15 / transformers 5.24; CPU, float32, about 15 minutes on 2 shared cores):
+system torch 2.15 / transformers 5.24; CPU, float32; it took 63 minutes on 2 cores shared at load ~13):
 
     python3 -m venv --system-site-packages /tmp/i5venv && /tmp/i5venv/bin/pip install lm-eval==0.4.13
     nice -n 10 /tmp/i5venv/bin/python tools/oracle/zeroshot_harness.py \
