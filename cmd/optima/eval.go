@@ -26,6 +26,10 @@ type evalOptions struct {
 	threads    int
 	jsonOut    bool
 	noProg     bool
+	limit      int
+	// wiki and zeroShot are the parsed --task list.
+	wiki     bool
+	zeroShot []string
 	// stdout and stderr receive the command's output (cobra's OutOrStdout
 	// and ErrOrStderr, so tests can capture them).
 	stdout, stderr io.Writer
@@ -34,8 +38,8 @@ type evalOptions struct {
 func newEvalCmd() *cobra.Command {
 	o := &evalOptions{}
 	cmd := &cobra.Command{
-		Use:   "eval --model PATH --task wikitext2 [--seqlen 2048] [--max-windows N] [--json]",
-		Short: "Evaluate a model: WikiText-2 perplexity as the pruning papers compute it",
+		Use:   "eval --model PATH --task wikitext2|piqa,arc_easy,arc_challenge,winogrande,openbookqa,mmlu [--seqlen 2048] [--max-windows N] [--limit N] [--json]",
+		Short: "Evaluate a model: WikiText-2 perplexity as the pruning papers compute it, zero-shot accuracy as lm-evaluation-harness does",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.stdout, o.stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
@@ -50,7 +54,8 @@ func newEvalCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.modelPath, "model", "", "GGUF file or Hugging Face model directory")
-	f.StringVar(&o.task, "task", "wikitext2", "evaluation task: wikitext2")
+	f.StringVar(&o.task, "task", "wikitext2", "comma-separated tasks: wikitext2, piqa, arc_easy, arc_challenge, winogrande, openbookqa, mmlu (zeroshot: all six)")
+	f.IntVar(&o.limit, "limit", 0, "zero-shot tasks: score only the first N items of each task (of each MMLU subject); 0: all")
 	f.IntVar(&o.seqlen, "seqlen", 2048, "tokens per window")
 	f.IntVar(&o.maxWindows, "max-windows", 0, "evaluate only the first N windows (0: all)")
 	f.StringVar(&o.dataDir, "data-dir", "", "data directory (default: $OPTIMA_DATA, ../shared/data, ../../shared/data, shared/data)")
@@ -78,8 +83,13 @@ func (o *evalOptions) Validate() error {
 	if o.modelPath == "" {
 		return &flagError{"--model", "", "required"}
 	}
-	if o.task != "wikitext2" {
-		return &flagError{"--task", o.task, "unknown task (known: wikitext2)"}
+	wiki, zs, err := parseTasks("--task", o.task, true)
+	if err != nil {
+		return err
+	}
+	o.wiki, o.zeroShot = wiki, zs
+	if o.limit < 0 {
+		return &flagError{"--limit", fmt.Sprint(o.limit), "must not be negative"}
 	}
 	if o.seqlen < 2 {
 		return &flagError{"--seqlen", fmt.Sprint(o.seqlen), "must be at least 2"}
@@ -103,27 +113,64 @@ type evalResult struct {
 	TokensPerS float64   `json:"tokens_per_second"`
 }
 
-// Run computes the perplexity and prints it.
+// Run evaluates the requested tasks and prints the results: the perplexity
+// output alone for --task wikitext2 (unchanged), otherwise the zero-shot
+// table (JSON: the tasks, their average, and the perplexity result under
+// "wikitext2" when it was asked for too).
 func (o *evalOptions) Run(ctx context.Context) error {
 	src, err := loader.Open(o.modelPath)
 	if err != nil {
 		return fmt.Errorf("--model: %w", err)
 	}
 	defer src.Close()
+	var wiki *evalResult
+	if o.wiki {
+		if wiki, err = o.perplexity(ctx, src); err != nil {
+			return err
+		}
+		if len(o.zeroShot) == 0 {
+			return o.print(wiki)
+		}
+	}
+	zs, err := zeroShotRun{src: src, dataDir: o.dataDir, tasks: o.zeroShot, limit: o.limit, threads: o.threads,
+		stderr: o.stderr, noProg: o.noProg}.run(ctx)
+	if err != nil {
+		return err
+	}
+	if o.jsonOut {
+		enc := json.NewEncoder(o.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			Model string `json:"model"`
+			zeroShotOutput
+			WikiText2 *evalResult `json:"wikitext2,omitempty"`
+		}{o.modelPath, zs, wiki})
+	}
+	if wiki != nil {
+		if err := o.print(wiki); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(o.stdout, "%s zero-shot (%.0fs):\n", o.modelPath, zs.Seconds)
+	return zs.writeText(o.stdout)
+}
+
+// perplexity computes the WikiText-2 perplexity.
+func (o *evalOptions) perplexity(ctx context.Context, src model.Source) (*evalResult, error) {
 	fam, err := model.New(src.Config())
 	if err != nil {
-		return fmt.Errorf("--model %s: %w", o.modelPath, err)
+		return nil, fmt.Errorf("--model %s: %w", o.modelPath, err)
 	}
 	if mp := src.Config().MaxPositionEmbeddings; mp > 0 && o.seqlen > mp {
-		return &flagError{"--seqlen", fmt.Sprint(o.seqlen), fmt.Sprintf("longer than the model's context of %d tokens", mp)}
+		return nil, &flagError{"--seqlen", fmt.Sprint(o.seqlen), fmt.Sprintf("longer than the model's context of %d tokens", mp)}
 	}
 	tok, err := src.Tokenizer()
 	if err != nil {
-		return fmt.Errorf("--model %s: tokenizer: %w", o.modelPath, err)
+		return nil, fmt.Errorf("--model %s: tokenizer: %w", o.modelPath, err)
 	}
 	text, err := eval.WikiText2Text(o.dataDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ids := eval.Tokenize(tok, text)
 	var progress func(done, total int)
@@ -144,17 +191,21 @@ func (o *evalOptions) Run(ctx context.Context) error {
 	start := time.Now()
 	res, err := eval.Perplexity(ctx, cpu.New(o.threads), fam, eval.SourceLoader(src), ids, o.seqlen, o.maxWindows, progress)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	secs := time.Since(start).Seconds()
-	out := evalResult{Model: o.modelPath, Task: o.task, Perplexity: res.Perplexity, NLL: res.NLL, Tokens: res.Tokens,
-		Windows: res.Windows, Seqlen: res.Seqlen, WindowNLL: res.WindowNLL, Seconds: secs, TokensPerS: float64(res.Tokens) / secs}
+	return &evalResult{Model: o.modelPath, Task: "wikitext2", Perplexity: res.Perplexity, NLL: res.NLL, Tokens: res.Tokens,
+		Windows: res.Windows, Seqlen: res.Seqlen, WindowNLL: res.WindowNLL, Seconds: secs, TokensPerS: float64(res.Tokens) / secs}, nil
+}
+
+// print writes the perplexity result as JSON or one line of text.
+func (o *evalOptions) print(out *evalResult) error {
 	if o.jsonOut {
 		enc := json.NewEncoder(o.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
 	fmt.Fprintf(o.stdout, "%s %s: perplexity %.4f over %d windows of %d tokens (%.0fs, %.0f tokens/s)\n",
-		o.modelPath, o.task, res.Perplexity, res.Windows, res.Seqlen, secs, out.TokensPerS)
+		o.modelPath, out.Task, out.Perplexity, out.Windows, out.Seqlen, out.Seconds, out.TokensPerS)
 	return nil
 }

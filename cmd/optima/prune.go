@@ -16,8 +16,10 @@ import (
 
 	"github.com/optima-llm/optima/internal/fileio"
 	"github.com/optima-llm/optima/kernels/cuda"
+	"github.com/optima-llm/optima/model/loader"
 	"github.com/optima-llm/optima/pipeline"
 	"github.com/optima-llm/optima/runners"
+	"github.com/optima-llm/optima/stages/report"
 	"github.com/optima-llm/optima/stages/solve"
 )
 
@@ -33,6 +35,11 @@ type pruneOptions struct {
 	// shardsSet is whether --shards was given (else it is capped at
 	// --nsamples).
 	shardsSet bool
+	// evalTasks and evalLimit are --eval-tasks and --eval-limit; zeroShot
+	// is the parsed list.
+	evalTasks string
+	evalLimit int
+	zeroShot  []string
 	// stdout and stderr receive the command's output (cobra's OutOrStdout
 	// and ErrOrStderr, so tests can capture them).
 	stdout, stderr io.Writer
@@ -109,11 +116,20 @@ Remote workers need every path on gs://.`,
 	f.StringVar(&o.dataDir, "data-dir", "", "data directory (default: $OPTIMA_DATA, ../shared/data, ../../shared/data, shared/data)")
 	runners.AddFlags(f, &o.run)
 	f.BoolVar(&o.noProg, "no-progress", false, "no progress bar")
+	f.StringVar(&o.evalTasks, "eval-tasks", "", "after pruning, score these zero-shot tasks (comma-separated: piqa, arc_easy, arc_challenge, winogrande, openbookqa, mmlu, or zeroshot for all) into report.json")
+	f.IntVar(&o.evalLimit, "eval-limit", 0, "with --eval-tasks: only the first N items of each task (of each MMLU subject); 0: all")
 	return cmd
 }
 
 // Complete fills defaults that depend on the environment.
 func (o *pruneOptions) Complete() error {
+	if o.evalTasks != "" {
+		dir, err := resolveDataDir(o.dataDir)
+		if err != nil {
+			return err
+		}
+		o.dataDir = dir
+	}
 	if !o.calibSet {
 		dir, err := resolveDataDir(o.dataDir)
 		if err != nil {
@@ -155,6 +171,16 @@ func (o *pruneOptions) Validate() error {
 	// must be on shared storage.
 	if err := o.run.Validate(); err != nil {
 		return err
+	}
+	if o.evalTasks != "" {
+		_, zs, err := parseTasks("--eval-tasks", o.evalTasks, false)
+		if err != nil {
+			return err
+		}
+		o.zeroShot = zs
+	}
+	if o.evalLimit < 0 {
+		return &flagError{"--eval-limit", fmt.Sprint(o.evalLimit), "must not be negative"}
 	}
 	if err := validateDevice(o.cfg.Solve.Device); err != nil {
 		return err
@@ -230,7 +256,30 @@ func (o *pruneOptions) Run(ctx context.Context) error {
 	if !fileio.IsRemote(plan.Work.Dir) {
 		os.Remove(filepath.Dir(plan.Work.Dir)) // the work root, when empty
 	}
+	if len(o.zeroShot) > 0 {
+		return o.evalZeroShot(ctx)
+	}
 	return nil
+}
+
+// evalZeroShot scores the pruned model on --eval-tasks, adds the result to
+// OUT/report.json and prints the table.
+func (o *pruneOptions) evalZeroShot(ctx context.Context) error {
+	src, err := loader.Open(o.cfg.Out)
+	if err != nil {
+		return fmt.Errorf("--eval-tasks: open %s: %w", o.cfg.Out, err)
+	}
+	defer src.Close()
+	zs, err := zeroShotRun{src: src, dataDir: o.dataDir, tasks: o.zeroShot, limit: o.evalLimit, threads: o.cfg.Threads,
+		stderr: o.stderr, noProg: o.noProg}.run(ctx)
+	if err != nil {
+		return fmt.Errorf("--eval-tasks: %w", err)
+	}
+	if err := report.AddZeroShot(filepath.Join(o.cfg.Out, "report.json"), zs.reportSection()); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.stdout, "zero-shot accuracy of %s (%.0fs), added to report.json:\n", o.cfg.Out, zs.Seconds)
+	return zs.writeText(o.stdout)
 }
 
 // progress shows a bar over blocks, advanced by the done markers that appear

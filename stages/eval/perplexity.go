@@ -1,5 +1,10 @@
 // Package eval scores language models: WikiText-2 perplexity computed the way
-// the pruning papers (SparseGPT, Wanda, OPTIMA) compute it.
+// the pruning papers (SparseGPT, Wanda, OPTIMA) compute it (Perplexity), and
+// zero-shot multiple-choice accuracy computed the way lm-evaluation-harness
+// v0.4 computes it (LoadTask builds PIQA, ARC-Easy/Challenge, WinoGrande,
+// OpenBookQA and MMLU items with the harness's prompts, EncodePair tokenizes
+// them as the harness does, LogLikelihoods scores them in batches, Aggregate
+// and Summarize form acc, acc_norm and the average).
 package eval
 
 import (

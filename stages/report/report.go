@@ -114,6 +114,9 @@ type Report struct {
 	Config  any            `json:"config"`
 	Linears []LinearReport `json:"linears"`
 	Totals  Totals         `json:"totals"`
+	// ZeroShot holds zero-shot accuracies when the run asked for them
+	// (AddZeroShot adds them to a written report.json).
+	ZeroShot *ZeroShot `json:"zero_shot,omitempty"`
 }
 
 // New returns a report over linears with its totals computed.
@@ -145,6 +148,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		t.Linears, t.Params, 100*t.Sparsity, t.ErrBefore, t.ErrAfter, t.CGIterations, t.FallbackRows, t.Seconds)
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write report: %w", err)
+	}
+	if r.ZeroShot != nil {
+		return r.ZeroShot.WriteText(w)
 	}
 	return nil
 }

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/optima-llm/optima/kernels/cpu"
+	"github.com/optima-llm/optima/model"
+	"github.com/optima-llm/optima/stages/eval"
+	"github.com/optima-llm/optima/stages/report"
+)
+
+// parseTasks splits a comma-separated task list (flag names the flag for
+// errors) into WikiText-2 perplexity and zero-shot tasks, in the order
+// given. "zeroshot" stands for all six zero-shot tasks. Duplicates and
+// unknown names are errors.
+func parseTasks(flag, list string, allowWiki bool) (wiki bool, zs []string, err error) {
+	known := slices.Clone(eval.ZeroShotTasks)
+	if allowWiki {
+		known = append([]string{"wikitext2"}, known...)
+	}
+	for _, name := range strings.Split(list, ",") {
+		name = strings.TrimSpace(name)
+		var add []string
+		switch {
+		case name == "wikitext2" && allowWiki:
+			if wiki {
+				return false, nil, &flagError{flag, list, "task wikitext2 given twice"}
+			}
+			wiki = true
+			continue
+		case name == "zeroshot":
+			add = eval.ZeroShotTasks
+		case slices.Contains(eval.ZeroShotTasks, name):
+			add = []string{name}
+		default:
+			return false, nil, &flagError{flag, list, fmt.Sprintf("unknown task %q (known: %s, or zeroshot for all six zero-shot tasks)", name, strings.Join(known, ","))}
+		}
+		for _, a := range add {
+			if slices.Contains(zs, a) {
+				return false, nil, &flagError{flag, list, fmt.Sprintf("task %s given twice", a)}
+			}
+			zs = append(zs, a)
+		}
+	}
+	return wiki, zs, nil
+}
+
+// zeroShotRun is what runZeroShot needs.
+type zeroShotRun struct {
+	src     model.Source
+	dataDir string
+	tasks   []string
+	limit   int
+	threads int
+	// stderr receives the progress bar unless noProg.
+	stderr io.Writer
+	noProg bool
+}
+
+// zeroShotOutput is the zero-shot part of `optima eval --json`.
+type zeroShotOutput struct {
+	eval.Summary
+	Limit   int     `json:"limit,omitempty"`
+	Seconds float64 `json:"seconds"`
+}
+
+// run loads the tasks from the data directory and scores them in one
+// batched pass over the model, with a progress bar over sequence-steps.
+func (r zeroShotRun) run(ctx context.Context) (zeroShotOutput, error) {
+	fam, err := model.New(r.src.Config())
+	if err != nil {
+		return zeroShotOutput{}, fmt.Errorf("--model %s: %w", r.src.Path(), err)
+	}
+	tok, err := r.src.Tokenizer()
+	if err != nil {
+		return zeroShotOutput{}, fmt.Errorf("--model %s: tokenizer: %w", r.src.Path(), err)
+	}
+	var tasks []*eval.Task
+	for _, name := range r.tasks {
+		t, err := eval.LoadTask(r.dataDir, name, r.limit)
+		if err != nil {
+			return zeroShotOutput{}, err
+		}
+		tasks = append(tasks, t)
+	}
+	var progress func(done, total int)
+	if !r.noProg {
+		var bar *progressbar.ProgressBar
+		progress = func(done, total int) {
+			if bar == nil {
+				bar = progressbar.NewOptions(total, progressbar.OptionSetDescription("zero-shot "+strings.Join(r.tasks, ",")),
+					progressbar.OptionSetWriter(r.stderr), progressbar.OptionShowCount(),
+					progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
+			}
+			bar.Set(done)
+			if done == total {
+				bar.Finish()
+			}
+		}
+	}
+	s := &eval.Scorer{Backend: cpu.New(r.threads), Family: fam, Load: eval.SourceLoader(r.src), Tokenizer: tok}
+	start := time.Now()
+	res, err := s.Evaluate(ctx, tasks, progress)
+	if err != nil {
+		return zeroShotOutput{}, err
+	}
+	return zeroShotOutput{Summary: eval.Summarize(res), Limit: r.limit, Seconds: time.Since(start).Seconds()}, nil
+}
+
+// reportSection converts the output for report.json.
+func (z zeroShotOutput) reportSection() *report.ZeroShot {
+	out := &report.ZeroShot{AverageAcc: z.Average, Limit: z.Limit, Seconds: z.Seconds}
+	for _, t := range z.Tasks {
+		out.Tasks = append(out.Tasks, report.TaskAccuracy{Task: t.Task, Items: t.Items, Acc: t.Acc, AccNorm: t.AccNorm})
+	}
+	return out
+}
+
+// writeText prints one line per task and the average.
+func (z zeroShotOutput) writeText(w io.Writer) error {
+	return z.reportSection().WriteText(w)
+}

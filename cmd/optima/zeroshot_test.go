@@ -1,0 +1,209 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/optima-llm/optima/stages/eval"
+	"github.com/optima-llm/optima/stages/report"
+)
+
+// writeZeroShotData writes small files in the layout of the data directory's
+// zero-shot tasks (n items each; MMLU: two subjects) under dir.
+func writeZeroShotData(t *testing.T, dir string, n int) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(3, 4))
+	files := map[string]*strings.Builder{}
+	add := func(name string, v any) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if files[name] == nil {
+			files[name] = &strings.Builder{}
+		}
+		files[name].Write(b)
+		files[name].WriteByte('\n')
+	}
+	var labels strings.Builder
+	for i := range n {
+		for _, f := range []string{eval.ARCEasyFile, eval.ARCChallengeFile, eval.OpenBookQAFile} {
+			q := sentence(r, 8)
+			if f != eval.OpenBookQAFile {
+				q = "Question: " + q + "?"
+			}
+			add(f, map[string]any{"query": q, "choices": []string{sentence(r, 2), sentence(r, 3), sentence(r, 1), sentence(r, 4)}, "gold": r.IntN(4)})
+		}
+		pre := sentence(r, 6)
+		add(eval.WinoGrandeFile, map[string]any{"context_options": []string{pre + " she", pre + " he"}, "continuation": sentence(r, 4) + ".", "gold": r.IntN(2)})
+		add(eval.PIQAFile, map[string]any{"goal": sentence(r, 7), "sol1": sentence(r, 5), "sol2": sentence(r, 6)})
+		fmt.Fprintf(&labels, "%d\n", i%2)
+	}
+	for name, b := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, eval.PIQALabelsFile), []byte(labels.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mdir := filepath.Join(dir, eval.MMLUTestDir)
+	if err := os.MkdirAll(mdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"anatomy", "world_religions"} {
+		var sb strings.Builder
+		sb.WriteString("question,choice0,choice1,choice2,choice3,answer\n")
+		for range n {
+			fmt.Fprintf(&sb, "\"%s, %s?\",%s,%s,%s,%s,%d\n", sentence(r, 5), sentence(r, 3), sentence(r, 1), sentence(r, 2), sentence(r, 1), sentence(r, 3), r.IntN(4))
+		}
+		if err := os.WriteFile(filepath.Join(mdir, s+"_test.csv"), []byte(sb.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+type zeroShotJSON struct {
+	Model       string            `json:"model"`
+	Tasks       []eval.TaskResult `json:"tasks"`
+	Average     float64           `json:"average_acc"`
+	AverageNorm float64           `json:"average_acc_norm_or_acc"`
+	Limit       int               `json:"limit"`
+	WikiText2   *evalResult       `json:"wikitext2"`
+}
+
+// TestEvalZeroShot runs eval --task with every zero-shot task (and
+// wikitext2) on the tiny model and checks the JSON: item counts under
+// --limit, accuracies that are fractions of the items, acc_norm exactly where
+// the harness reports it, and the averages.
+func TestEvalZeroShot(t *testing.T) {
+	f := newFixture(t)
+	writeZeroShotData(t, f.data, 5)
+	stdout, _ := mustOptima(t, "eval", "--model", f.model, "--task", "wikitext2,zeroshot", "--limit", "3", "--seqlen", "32",
+		"--data-dir", f.data, "--json", "--no-progress", "--threads", "2")
+	var got zeroShotJSON
+	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+		t.Fatalf("%v\n%s", err, stdout)
+	}
+	if got.WikiText2 == nil || got.WikiText2.Perplexity <= 1 {
+		t.Errorf("wikitext2 result %+v", got.WikiText2)
+	}
+	var names []string
+	var sum, sumNorm float64
+	for _, r := range got.Tasks {
+		names = append(names, r.Task)
+		want := 3
+		if r.Task == "mmlu" {
+			want = 6 // 3 per subject
+			if diff := cmp.Diff([]string{"anatomy", "world_religions"}, r.SubjectNames()); diff != "" {
+				t.Errorf("mmlu subjects (-want +got):\n%s", diff)
+			}
+		}
+		if r.Items != want {
+			t.Errorf("%s: %d items, want %d", r.Task, r.Items, want)
+		}
+		if k := r.Acc * float64(r.Items); math.Abs(k-math.Round(k)) > 1e-9 {
+			t.Errorf("%s: acc %v is not a fraction of %d items", r.Task, r.Acc, r.Items)
+		}
+		hasNorm := r.Task != "winogrande" && r.Task != "mmlu"
+		if (r.AccNorm != nil) != hasNorm {
+			t.Errorf("%s: acc_norm %v, want present %v", r.Task, r.AccNorm, hasNorm)
+		}
+		sum += r.Acc
+		if r.AccNorm != nil {
+			sumNorm += *r.AccNorm
+		} else {
+			sumNorm += r.Acc
+		}
+	}
+	if diff := cmp.Diff(eval.ZeroShotTasks, names); diff != "" {
+		t.Errorf("tasks (-want +got):\n%s", diff)
+	}
+	if math.Abs(got.Average-sum/6) > 1e-12 || math.Abs(got.AverageNorm-sumNorm/6) > 1e-12 || got.Limit != 3 {
+		t.Errorf("average %v (want %v), average_norm %v (want %v), limit %d", got.Average, sum/6, got.AverageNorm, sumNorm/6, got.Limit)
+	}
+	// Text output names every task and the average.
+	text, _ := mustOptima(t, "eval", "--model", f.model, "--task", "piqa,mmlu", "--limit", "2", "--data-dir", f.data, "--no-progress")
+	for _, w := range []string{"piqa", "mmlu", "average (2 tasks)"} {
+		if !strings.Contains(text, w) {
+			t.Errorf("text output lacks %q:\n%s", w, text)
+		}
+	}
+}
+
+// TestPruneEvalTasks checks that prune --eval-tasks adds the zero-shot
+// section to report.json, with the same numbers eval gives for the pruned
+// model.
+func TestPruneEvalTasks(t *testing.T) {
+	f := newFixture(t)
+	writeZeroShotData(t, f.data, 4)
+	out := filepath.Join(t.TempDir(), "pruned")
+	mustOptima(t, f.pruneArgs(out, "--threads", "2", "--data-dir", f.data, "--eval-tasks", "arc_easy,winogrande", "--eval-limit", "3")...)
+	raw, err := os.ReadFile(filepath.Join(out, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep report.Report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.ZeroShot == nil || len(rep.Linears) == 0 {
+		t.Fatalf("report.json lacks the zero-shot section or the linears:\n%s", raw)
+	}
+	stdout, _ := mustOptima(t, "eval", "--model", out, "--task", "arc_easy,winogrande", "--limit", "3", "--data-dir", f.data, "--json", "--no-progress")
+	var ev zeroShotJSON
+	if err := json.Unmarshal([]byte(stdout), &ev); err != nil {
+		t.Fatal(err)
+	}
+	var want []report.TaskAccuracy
+	for _, r := range ev.Tasks {
+		want = append(want, report.TaskAccuracy{Task: r.Task, Items: r.Items, Acc: r.Acc, AccNorm: r.AccNorm})
+	}
+	if diff := cmp.Diff(want, rep.ZeroShot.Tasks); diff != "" {
+		t.Errorf("report zero-shot tasks (-eval +report):\n%s", diff)
+	}
+	if rep.ZeroShot.AverageAcc != ev.Average || rep.ZeroShot.Limit != 3 {
+		t.Errorf("report average %v limit %d, eval average %v", rep.ZeroShot.AverageAcc, rep.ZeroShot.Limit, ev.Average)
+	}
+}
+
+func TestZeroShotFlags(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"unknown task", []string{"eval", "--model", f.model, "--task", "piqa,hellaswag", "--data-dir", f.data}, []string{"--task", "hellaswag", "unknown"}},
+		{"duplicate task", []string{"eval", "--model", f.model, "--task", "mmlu,zeroshot", "--data-dir", f.data}, []string{"--task", "mmlu", "twice"}},
+		{"negative limit", []string{"eval", "--model", f.model, "--task", "piqa", "--limit", "-1", "--data-dir", f.data}, []string{"--limit"}},
+		{"missing data", []string{"eval", "--model", f.model, "--task", "piqa", "--data-dir", f.data, "--no-progress"}, []string{"piqa_valid.jsonl"}},
+		{"prune wikitext2", f.pruneArgs("OUT", "--data-dir", f.data, "--eval-tasks", "wikitext2"), []string{"--eval-tasks", "wikitext2"}},
+		{"prune eval limit", f.pruneArgs("OUT", "--data-dir", f.data, "--eval-tasks", "piqa", "--eval-limit", "-2"), []string{"--eval-limit"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := replace(tc.args, "OUT", filepath.Join(t.TempDir(), "out"))
+			_, _, err := optima(t, args...)
+			if err == nil {
+				t.Fatalf("optima %s: no error", strings.Join(args, " "))
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}

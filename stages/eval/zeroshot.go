@@ -1,0 +1,235 @@
+package eval
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"unicode/utf8"
+
+	"github.com/optima-llm/optima/kernels"
+	"github.com/optima-llm/optima/model"
+	"github.com/optima-llm/optima/model/tokenizer"
+)
+
+// SubjectResult is one MMLU subject's accuracy.
+type SubjectResult struct {
+	Acc   float64 `json:"acc"`
+	Items int     `json:"items"`
+}
+
+// TaskResult is a zero-shot task's score, as lm-evaluation-harness reports
+// it.
+type TaskResult struct {
+	Task string `json:"task"`
+	// Items is the number of documents scored.
+	Items int `json:"items"`
+	// Acc is the fraction of items whose gold choice has the highest summed
+	// log-likelihood (ties go to the first choice, numpy.argmax).
+	Acc float64 `json:"acc"`
+	// AccStderr is the harness's mean_stderr: the sample standard deviation
+	// of the per-item scores over sqrt(items).
+	AccStderr float64 `json:"acc_stderr"`
+	// AccNorm divides each choice's log-likelihood by its length in
+	// characters before the argmax; nil where the harness does not report it
+	// (WinoGrande, MMLU).
+	AccNorm       *float64 `json:"acc_norm,omitempty"`
+	AccNormStderr *float64 `json:"acc_norm_stderr,omitempty"`
+	// Subjects holds MMLU's per-subject accuracies; Acc is then their mean
+	// weighted by size (the harness's mmlu group: weight_by_size), which is
+	// the mean over all items.
+	Subjects map[string]SubjectResult `json:"subjects,omitempty"`
+	// LogLiks are the per-item, per-choice log-likelihoods (not in JSON).
+	LogLiks [][]float64 `json:"-"`
+}
+
+// Scorer holds what scoring needs: the backend, the family, a weight loader
+// and the tokenizer.
+type Scorer struct {
+	Backend   kernels.Backend
+	Family    model.Family
+	Load      Loader
+	Tokenizer tokenizer.Tokenizer
+	// MaxLength is the harness's max_length (0: the model's
+	// max_position_embeddings).
+	MaxLength int
+}
+
+// Requests encodes every choice of items with EncodePair, item by item and
+// choice by choice. Errors name the item.
+func (s *Scorer) Requests(items []Item) ([]Request, error) {
+	var reqs []Request
+	for i, it := range items {
+		if len(it.Contexts) != len(it.Continuations) || len(it.Contexts) != len(it.Choices) {
+			panic(fmt.Sprintf("eval: item %d has %d contexts, %d continuations and %d choices", i, len(it.Contexts), len(it.Continuations), len(it.Choices)))
+		}
+		for c := range it.Contexts {
+			r, err := EncodePair(s.Tokenizer, it.Contexts[c], it.Continuations[c])
+			if err != nil {
+				return nil, fmt.Errorf("item %d choice %d: %w", i, c, err)
+			}
+			reqs = append(reqs, r)
+		}
+	}
+	return reqs, nil
+}
+
+// Evaluate scores tasks: it encodes every choice of every task (Requests),
+// computes all log-likelihoods in one batched LogLikelihoods call (so the
+// weights are loaded once per pass, not once per task), and aggregates acc
+// (and acc_norm when a task's HasNorm) as lm_eval/api/task.py
+// process_results and the mean aggregation do. progress is passed to
+// LogLikelihoods. A task without items is an error.
+func (s *Scorer) Evaluate(ctx context.Context, tasks []*Task, progress func(done, total int)) ([]TaskResult, error) {
+	var reqs []Request
+	for _, t := range tasks {
+		if len(t.Items) == 0 {
+			return nil, fmt.Errorf("eval: task %s has no items", t.Name)
+		}
+		r, err := s.Requests(t.Items)
+		if err != nil {
+			return nil, fmt.Errorf("eval: %s: %w", t.Name, err)
+		}
+		reqs = append(reqs, r...)
+	}
+	lls, err := LogLikelihoods(ctx, s.Backend, s.Family, s.Load, reqs, s.MaxLength, progress)
+	if err != nil {
+		return nil, err
+	}
+	var out []TaskResult
+	k := 0
+	for _, t := range tasks {
+		per := make([][]float64, len(t.Items))
+		for i, it := range t.Items {
+			per[i] = make([]float64, len(it.Choices))
+			for c := range it.Choices {
+				per[i][c] = lls[k].LogProb
+				k++
+			}
+		}
+		out = append(out, Aggregate(t, per))
+	}
+	return out, nil
+}
+
+// Aggregate turns per-item, per-choice log-likelihoods (lls[i][c] for
+// task.Items[i]'s choice c) into a TaskResult. It panics if the shapes
+// differ from task's.
+func Aggregate(task *Task, lls [][]float64) TaskResult {
+	if len(lls) != len(task.Items) {
+		panic(fmt.Sprintf("eval: %d log-likelihood rows for %d items", len(lls), len(task.Items)))
+	}
+	res := TaskResult{Task: task.Name, Items: len(task.Items), LogLiks: lls}
+	acc := make([]float64, len(lls))
+	norm := make([]float64, len(lls))
+	type sub struct{ n, correct int }
+	subs := map[string]*sub{}
+	for i, it := range task.Items {
+		if len(lls[i]) != len(it.Choices) {
+			panic(fmt.Sprintf("eval: item %d: %d log-likelihoods for %d choices", i, len(lls[i]), len(it.Choices)))
+		}
+		scaled := make([]float64, len(it.Choices))
+		for c, ch := range it.Choices {
+			scaled[c] = lls[i][c] / float64(utf8.RuneCountInString(ch))
+		}
+		if argmax(lls[i]) == it.Gold {
+			acc[i] = 1
+		}
+		if argmax(scaled) == it.Gold {
+			norm[i] = 1
+		}
+		if it.Subject != "" {
+			s := subs[it.Subject]
+			if s == nil {
+				s = &sub{}
+				subs[it.Subject] = s
+			}
+			s.n++
+			s.correct += int(acc[i])
+		}
+	}
+	res.Acc, res.AccStderr = meanStderr(acc)
+	if task.HasNorm {
+		m, se := meanStderr(norm)
+		res.AccNorm, res.AccNormStderr = &m, &se
+	}
+	if len(subs) > 0 {
+		res.Subjects = map[string]SubjectResult{}
+		for name, s := range subs {
+			res.Subjects[name] = SubjectResult{Acc: float64(s.correct) / float64(s.n), Items: s.n}
+		}
+	}
+	return res
+}
+
+// argmax is numpy.argmax: the first index of the maximum (a NaN wins, as
+// in numpy).
+func argmax(v []float64) int {
+	best := 0
+	for i, x := range v {
+		if math.IsNaN(x) {
+			return i
+		}
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// meanStderr returns the mean of x and the harness's mean_stderr,
+// sqrt(Σ(x-mean)²/(n-1)) / sqrt(n) (0 for n < 2).
+func meanStderr(x []float64) (mean, stderr float64) {
+	for _, v := range x {
+		mean += v
+	}
+	mean /= float64(len(x))
+	if len(x) < 2 {
+		return mean, 0
+	}
+	var ss float64
+	for _, v := range x {
+		ss += (v - mean) * (v - mean)
+	}
+	return mean, math.Sqrt(ss/float64(len(x)-1)) / math.Sqrt(float64(len(x)))
+}
+
+// Summary is the result of several zero-shot tasks.
+type Summary struct {
+	Tasks []TaskResult `json:"tasks"`
+	// Average is the unweighted mean of the tasks' acc (OPTIMA's Table 1
+	// average over its six tasks).
+	Average float64 `json:"average_acc"`
+	// AverageNorm is the unweighted mean of acc_norm where a task reports it
+	// and acc otherwise.
+	AverageNorm float64 `json:"average_acc_norm_or_acc"`
+}
+
+// Summarize averages results (which must not be empty).
+func Summarize(results []TaskResult) Summary {
+	if len(results) == 0 {
+		panic("eval: Summarize of no results")
+	}
+	s := Summary{Tasks: results}
+	for _, r := range results {
+		s.Average += r.Acc
+		if r.AccNorm != nil {
+			s.AverageNorm += *r.AccNorm
+		} else {
+			s.AverageNorm += r.Acc
+		}
+	}
+	s.Average /= float64(len(results))
+	s.AverageNorm /= float64(len(results))
+	return s
+}
+
+// SubjectNames returns the keys of r.Subjects, sorted.
+func (r TaskResult) SubjectNames() []string {
+	names := make([]string, 0, len(r.Subjects))
+	for n := range r.Subjects {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
