@@ -29,6 +29,7 @@ import (
 
 	"github.com/optima-llm/optima/kernels"
 	"github.com/optima-llm/optima/model"
+	"github.com/optima-llm/optima/stages/compress"
 	"github.com/optima-llm/optima/stages/hessian"
 	"github.com/optima-llm/optima/stages/mask"
 	"github.com/optima-llm/optima/stages/report"
@@ -84,6 +85,10 @@ type Config struct {
 	SkipAttention bool `json:"skip_attention"`
 	// Solve configures the OPTIMA row solve.
 	Solve solve.Options `json:"solve"`
+	// Compress quantizes the weights and fits low-rank adapters after the
+	// mask and update of each linear (stages/compress); nil compresses
+	// nothing. omitempty keeps the work-directory hash of runs without it.
+	Compress *compress.Options `json:"compress,omitempty"`
 }
 
 // RowBatchBytes caps a row batch element's weight payload (DESIGN.md §2:
@@ -133,6 +138,16 @@ func (c *Config) Validate() error {
 	}
 	if c.Solve.Damping < 0 {
 		return fmt.Errorf("--damping %g: must not be negative", c.Solve.Damping)
+	}
+	if c.Compress != nil {
+		if err := c.Compress.Validate(); err != nil {
+			return err
+		}
+		if lo := c.Compress.LoRA; lo != nil && lo.Prune24 {
+			if pat, err := c.MaskPattern(); err != nil || pat.N != 2 || pat.M != 4 {
+				return fmt.Errorf("--prune-lora prunes the adapter's A 2:4 and needs --pattern 2:4 for the weights too (got %q), as the reference's prune_lora does", c.Pattern)
+			}
+		}
 	}
 	return nil
 }
@@ -223,6 +238,10 @@ type BatchResult struct {
 	// Stats are the solver's statistics; for UpdateNone only the objectives
 	// are filled.
 	Stats solve.Stats
+	// Mask is the batch's pruned set ([rows, in], true = pruned), filled by
+	// SelectAndUpdate for the compression step; not serialised (the
+	// pipeline's RowBatch carries its own mask).
+	Mask []bool `json:"-"`
 }
 
 // SelectMask picks the pruned set of rows [firstRow, firstRow+rows) of a
