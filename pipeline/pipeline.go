@@ -167,6 +167,9 @@ func Prepare(cfg *Config) (*Plan, error) {
 			}
 		}
 	}
+	if err := cfg.CheckCompressShapes(fam); err != nil {
+		return nil, err
+	}
 	root := cfg.WorkRoot
 	if root == "" {
 		root = fileio.Clean(cfg.Out) + ".work"
