@@ -345,7 +345,7 @@ func (f *selectMaskFn) ProcessElement(ctx context.Context, b RowBatch, side func
 		b.Seconds += time.Since(start).Seconds()
 		return b, nil
 	}
-	m, err := prune.SelectMask(f.sel, f.pat, b.Linear, b.Start, b.W, b.Rows, b.In, h)
+	m, err := prune.SelectMaskNorms(f.sel, f.pat, b.Linear, b.Start, b.W, b.Rows, b.In, f.Opts.Config.MaskNorms(h))
 	if err != nil {
 		return b, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/optima-llm/optima/model"
 	"github.com/optima-llm/optima/model/loader"
 	"github.com/optima-llm/optima/stages/eval"
+	"github.com/optima-llm/optima/stages/prune"
 )
 
 type evalOptions struct {
@@ -36,7 +37,10 @@ func newEvalCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "eval --model PATH --task wikitext2 [--seqlen 2048] [--max-windows N] [--json]",
 		Short: "Evaluate a model: WikiText-2 perplexity as the pruning papers compute it",
-		Args:  cobra.NoArgs,
+		Long: `eval computes WikiText-2 perplexity as the pruning papers do. A model directory
+that holds a PEFT LoRA adapter in MODEL/adapter (optima prune --separate-lora) is
+evaluated with the adapter merged on load (W + B·A), so the perplexity reflects it.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.stdout, o.stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			if err := o.Complete(); err != nil {
@@ -141,8 +145,15 @@ func (o *evalOptions) Run(ctx context.Context) error {
 			}
 		}
 	}
+	load, withAdapter, err := adapterLoader(o.modelPath, eval.SourceLoader(src))
+	if err != nil {
+		return err
+	}
+	if withAdapter {
+		fmt.Fprintf(o.stderr, "merging the adapter in %s/%s\n", o.modelPath, prune.AdapterDir)
+	}
 	start := time.Now()
-	res, err := eval.Perplexity(ctx, cpu.New(o.threads), fam, eval.SourceLoader(src), ids, o.seqlen, o.maxWindows, progress)
+	res, err := eval.Perplexity(ctx, cpu.New(o.threads), fam, load, ids, o.seqlen, o.maxWindows, progress)
 	if err != nil {
 		return err
 	}

@@ -104,7 +104,7 @@ func PruneBlockLinears(be kernels.Backend, cfg *Config, fam model.Family, b int,
 func SelectAndUpdate(be kernels.Backend, cfg *Config, sel mask.Selector, pat mask.Pattern, linear string, firstRow int, w []float32, rows, in int, h *hessian.Hessian) (BatchResult, error) {
 	ls, layer := sel.(mask.LayerSelector)
 	if !layer {
-		m, err := SelectMask(sel, pat, linear, firstRow, w, rows, in, h)
+		m, err := SelectMaskNorms(sel, pat, linear, firstRow, w, rows, in, cfg.MaskNorms(h))
 		if err != nil {
 			return BatchResult{}, err
 		}
