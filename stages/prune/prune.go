@@ -267,9 +267,10 @@ func SelectMask(sel mask.Selector, p mask.Pattern, linear string, firstRow int, 
 
 // MaskNorms returns the input norms the mask selector sees for h:
 // ‖X_j‖₂ (h.ColumnNorms), or with ShiftZeroMetrics
-// sqrt(‖X_j‖²/NSamples + s), s the smallest positive ‖X_j‖²/NSamples with
-// zeros counted as 1 (SLiM's shift_zeros on Wanda's scaler_row). nil for a
-// nil h.
+// sqrt(‖X_j‖²/NSamples + s), s the smallest ‖X_j‖²/NSamples with zeros
+// counted as 1 (SLiM's slim/utils.py shift_zeros on Wanda's scaler_row,
+// which the reference normalises by the number of calibration sequences).
+// nil for a nil h.
 func (c *Config) MaskNorms(h *hessian.Hessian) []float64 {
 	if h == nil {
 		return nil
@@ -279,10 +280,12 @@ func (c *Config) MaskNorms(h *hessian.Hessian) []float64 {
 		return norms
 	}
 	n := float64(max(c.NSamples, 1))
-	s := 1.0
+	s := math.Inf(1)
 	for j, v := range norms {
 		norms[j] = v * v / n
-		if norms[j] > 0 {
+		if norms[j] == 0 {
+			s = min(s, 1) // shift_zeros counts a zero as 1
+		} else {
 			s = min(s, norms[j])
 		}
 	}
