@@ -10,7 +10,8 @@
 #   bench/slim/run.sh OPTIMA MODEL DATA OUT NSAMPLES SEQLEN MAXWIN [ROW...]
 #
 # ROW is one of wanda-absmax, wanda-slim, optima-absmax, optima-slim,
-# lora-absmax, lora-slim (default: all six). Extra prune flags may be given in
+# lora-absmax, lora-slim (default: all six), or wandalora-absmax,
+# wandalora-slim (Wanda + SLiM-LoRA without the OPTIMA update). Extra prune flags may be given in
 # $PRUNE_FLAGS. It writes OUT/ROW.eval.json (optima eval --json) and
 # OUT/ROW.report.json; bench/slim/table renders them as a Markdown table.
 #
@@ -32,6 +33,7 @@ for row in "${rows[@]}"; do
     wanda-*)  args=(--update none) ;;
     optima-*) args=(--update optima) ;;
     lora-*)   args=(--update optima --lora-rank 0.1 --slim-lora --separate-lora) ;;
+    wandalora-*) args=(--update none --lora-rank 0.1 --slim-lora --separate-lora) ;;
     *) echo "unknown row $row" >&2; exit 2 ;;
   esac
   args+=(--method wanda --pattern 2:4 --bits 4 --quant "${row##*-}")

@@ -95,12 +95,9 @@ func ReadAdapter(dir string) (model.Weights, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read adapter: %w", err)
 	}
-	var cfg AdapterConfig
-	if err := json.Unmarshal(raw, &cfg); err != nil {
+	cfg, err := ParseAdapterConfig(raw)
+	if err != nil {
 		return nil, fmt.Errorf("read adapter %s: %w", filepath.Join(dir, AdapterConfigFile), err)
-	}
-	if cfg.PeftType != "LORA" {
-		return nil, fmt.Errorf("read adapter %s: peft_type %q, want LORA", dir, cfg.PeftType)
 	}
 	ts, err := ReadTensors(filepath.Join(dir, AdapterWeightsFile))
 	if err != nil {
@@ -157,4 +154,31 @@ func MergeAdapter(w, a model.Weights) (int, error) {
 		return 0, err
 	}
 	return n, nil
+}
+
+// ParseAdapterConfig parses a PEFT adapter_config.json. It accepts only
+// peft_type LORA with non-negative ranks and alphas (r, lora_alpha and the
+// per-module patterns), and errors otherwise.
+func ParseAdapterConfig(raw []byte) (AdapterConfig, error) {
+	var cfg AdapterConfig
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return cfg, err
+	}
+	if cfg.PeftType != "LORA" {
+		return cfg, fmt.Errorf("peft_type %q, want LORA", cfg.PeftType)
+	}
+	if cfg.R < 0 || cfg.LoraAlpha < 0 {
+		return cfg, fmt.Errorf("negative r %d or lora_alpha %d", cfg.R, cfg.LoraAlpha)
+	}
+	for m, v := range cfg.RankPattern {
+		if v < 0 {
+			return cfg, fmt.Errorf("rank_pattern %s: negative rank %d", m, v)
+		}
+	}
+	for m, v := range cfg.AlphaPattern {
+		if v < 0 {
+			return cfg, fmt.Errorf("alpha_pattern %s: negative alpha %d", m, v)
+		}
+	}
+	return cfg, nil
 }

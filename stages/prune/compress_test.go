@@ -1,6 +1,7 @@
 package prune
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -100,4 +101,33 @@ func TestDampedHessian(t *testing.T) {
 	if d := cmp.Diff([]float64{2, 4}, norms); d != "" {
 		t.Errorf("column norms (-want +got):\n%s", d)
 	}
+}
+
+// FuzzParseAdapterConfig: the parser never panics, and what it accepts is
+// a LoRA config with non-negative ranks that survives a JSON round trip.
+func FuzzParseAdapterConfig(f *testing.F) {
+	f.Add([]byte(`{"peft_type":"LORA","r":8,"lora_alpha":8,"target_modules":["q_proj"],"rank_pattern":{"model.layers.0.self_attn.q_proj":4},"alpha_pattern":{"model.layers.0.self_attn.q_proj":4}}`))
+	f.Add([]byte(`{"peft_type":"PREFIX_TUNING"}`))
+	f.Add([]byte(`{"peft_type":"LORA","r":-1}`))
+	f.Add([]byte(`not json`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		cfg, err := ParseAdapterConfig(raw)
+		if err != nil {
+			return
+		}
+		if cfg.PeftType != "LORA" || cfg.R < 0 || cfg.LoraAlpha < 0 {
+			t.Fatalf("accepted %+v", cfg)
+		}
+		b, err := json.Marshal(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := ParseAdapterConfig(b)
+		if err != nil {
+			t.Fatalf("round trip: %v", err)
+		}
+		if d := cmp.Diff(cfg, again, cmpopts.EquateEmpty()); d != "" {
+			t.Fatalf("round trip (-first +second):\n%s", d)
+		}
+	})
 }
