@@ -9,7 +9,7 @@
 #
 #   bench/slim/run.sh OPTIMA MODEL DATA OUT NSAMPLES SEQLEN MAXWIN [ROW...]
 #
-# ROW is one of wanda-absmax, wanda-slim, optima-absmax, optima-slim,
+# ROW is dense (the unpruned model, eval only), or one of wanda-absmax, wanda-slim, optima-absmax, optima-slim,
 # lora-absmax, lora-slim (default: all six), or wandalora-absmax,
 # wandalora-slim (Wanda + SLiM-LoRA without the OPTIMA update). Extra prune flags may be given in
 # $PRUNE_FLAGS. It writes OUT/ROW.eval.json (optima eval --json) and
@@ -29,6 +29,12 @@ rows=("$@")
 [ ${#rows[@]} -gt 0 ] || rows=(wanda-absmax wanda-slim optima-absmax optima-slim lora-absmax lora-slim)
 mkdir -p "$out"
 for row in "${rows[@]}"; do
+  if [ "$row" = dense ]; then
+    "$optima" eval --model "$model" --task wikitext2 --seqlen "$seqlen" --max-windows "$maxwin" \
+      --data-dir "$data" --json --no-progress > "$out/dense.eval.json" 2>"$out/dense.eval.log"
+    echo "dense: $(grep '"perplexity"' "$out/dense.eval.json")"
+    continue
+  fi
   case $row in
     wanda-*)  args=(--update none) ;;
     optima-*) args=(--update optima) ;;
