@@ -18,10 +18,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Rows is the table's order: the six rows, then the extra ones.
-var Rows = []string{"dense", "wanda-absmax", "wanda-slim", "optima-absmax", "optima-slim", "lora-absmax", "lora-slim", "wandalora-absmax", "wandalora-slim"}
+var Rows = []string{"dense", "wanda-absmax", "wanda-slim", "optima-absmax", "optima-slim", "lora-absmax", "lora-slim", "wandalora-absmax", "wandalora-slim", "wandalora-slim-noadapter"}
 
 // Labels are the rows' human names.
 var Labels = map[string]string{
@@ -34,6 +35,9 @@ var Labels = map[string]string{
 	"lora-slim":        "Wanda + OPTIMA + SLiM-LoRA 0.1, SLiM-Quant",
 	"wandalora-absmax": "Wanda + SLiM-LoRA 0.1, AbsMax",
 	"wandalora-slim":   "Wanda + SLiM-LoRA 0.1, SLiM-Quant",
+	// The wandalora-slim model evaluated with its adapter directory moved
+	// away: the same weights, no adapter.
+	"wandalora-slim-noadapter": "the same, adapter removed",
 }
 
 type evalFile struct {
@@ -82,8 +86,9 @@ func Render(w io.Writer, dir string) error {
 			fmt.Fprintf(w, "| %s | %.2f | | | | |\n", Labels[row], e.Perplexity)
 			continue
 		}
+		base, noAdapter := strings.CutSuffix(row, "-noadapter")
 		var r reportFile
-		if err := readJSON(filepath.Join(dir, row+".report.json"), &r); err != nil {
+		if err := readJSON(filepath.Join(dir, base+".report.json"), &r); err != nil {
 			return err
 		}
 		c := r.Totals.Compress
@@ -91,6 +96,10 @@ func Render(w io.Writer, dir string) error {
 			return fmt.Errorf("%s: report without compression totals", row)
 		}
 		const mib = 1 << 20
+		if noAdapter {
+			fmt.Fprintf(w, "| %s | %.2f | %.4f | %.4f | (removed) | |\n", Labels[row], e.Perplexity, c.Pruned, c.Quantized)
+			continue
+		}
 		fmt.Fprintf(w, "| %s | %.2f | %.4f | %.4f | %.4f | %.1f (%.1f) |\n", Labels[row], e.Perplexity,
 			c.Pruned, c.Quantized, c.Adapter, float64(c.Bytes)/mib, float64(c.DenseBytes)/mib)
 	}
