@@ -167,6 +167,9 @@ func Prepare(cfg *Config) (*Plan, error) {
 			}
 		}
 	}
+	if err := cfg.CheckCompressShapes(fam); err != nil {
+		return nil, err
+	}
 	root := cfg.WorkRoot
 	if root == "" {
 		root = fileio.Clean(cfg.Out) + ".work"
@@ -257,7 +260,7 @@ func Section(s beam.Scope, b, nblocks int, shards beam.PCollection, opts transfo
 	hessians := transforms.AccumulateHessian(s, transforms.Calibrate(s, b, shards, opts))
 	masked := transforms.SelectMask(s, batches, hessians, opts)
 	solved := transforms.SolveRowQPs(s, masked, hessians, opts)
-	written := transforms.WriteBlock(s, b, solved, opts)
+	written := transforms.WriteBlock(s, b, solved, opts, hessians)
 	if b+1 < nblocks {
 		next = transforms.Propagate(s, b, shards, written, opts)
 	} else {

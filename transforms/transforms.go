@@ -59,6 +59,7 @@ func init() {
 	register.DoFn3x2[context.Context, RowBatch, func(string) func(*hessian.Hessian) bool, RowBatch, error](&selectMaskFn{})
 	register.DoFn3x2[context.Context, RowBatch, func(string) func(*hessian.Hessian) bool, RowBatch, error](&solveRowsFn{})
 	register.DoFn4x1[context.Context, int, func(*RowBatch) bool, func(prune.BlockDone), error](&writeBlockFn{})
+	register.DoFn5x1[context.Context, int, func(*RowBatch) bool, func(string) func(*hessian.Hessian) bool, func(prune.BlockDone), error](&writeCompressedBlockFn{})
 	register.DoFn4x1[context.Context, Shard, func(*prune.BlockDone) bool, func(Shard), error](&propagateFn{})
 	register.DoFn4x1[context.Context, prune.BlockDone, func(*Shard) bool, func(prune.BlockDone), error](&markDoneFn{})
 	register.DoFn4x1[context.Context, []byte, func(*prune.BlockDone) bool, func(string), error](&writeModelFn{})
@@ -344,7 +345,7 @@ func (f *selectMaskFn) ProcessElement(ctx context.Context, b RowBatch, side func
 		b.Seconds += time.Since(start).Seconds()
 		return b, nil
 	}
-	m, err := prune.SelectMask(f.sel, f.pat, b.Linear, b.Start, b.W, b.Rows, b.In, h)
+	m, err := prune.SelectMaskNorms(f.sel, f.pat, b.Linear, b.Start, b.W, b.Rows, b.In, f.Opts.Config.MaskNorms(h))
 	if err != nil {
 		return b, err
 	}
@@ -420,9 +421,22 @@ func keyByBlock(b RowBatch) (int, RowBatch) { return b.Block, b }
 // into its pruned linear tensors, writes them atomically to the work
 // directory and emits one prune.BlockDone (without Next) carrying the
 // per-linear reports.
-func WriteBlock(s beam.Scope, block int, solved beam.PCollection, opts Options) beam.PCollection {
+//
+// With compression (Config.Compress), WriteBlock is also the per-linear
+// compression step: it needs the merged Hessians (PCollection<KV<string,
+// hessian.Hessian>>, passed as hessians) as a side input, and runs
+// prune.CompressLinear on each linear once all its rows are gathered, as
+// prune.PruneBlockLinears does, writing adapters kept separate into the
+// block file. Without compression hessians is ignored and may be omitted.
+func WriteBlock(s beam.Scope, block int, solved beam.PCollection, opts Options, hessians ...beam.PCollection) beam.PCollection {
 	s = s.Scope(fmt.Sprintf("optima.WriteBlock[%d]", block))
 	grouped := beam.GroupByKey(s, beam.ParDo(s, keyByBlock, solved))
+	if opts.Config.CompressEnabled() {
+		if len(hessians) != 1 {
+			panic(fmt.Sprintf("transforms.WriteBlock[%d]: compression needs the Hessians (one PCollection), got %d", block, len(hessians)))
+		}
+		return beam.ParDo(s, &writeCompressedBlockFn{writeBlockFn{Opts: opts, Block: block}}, grouped, beam.SideInput{Input: hessians[0]})
+	}
 	return beam.ParDo(s, &writeBlockFn{Opts: opts, Block: block}, grouped)
 }
 
@@ -435,32 +449,62 @@ type writeBlockFn struct {
 func (f *writeBlockFn) Setup() error { return f.h.open(f.Opts.Config.Model, f.Opts.Threads) }
 func (f *writeBlockFn) Teardown()    { f.h.close() }
 func (f *writeBlockFn) ProcessElement(ctx context.Context, block int, batches func(*RowBatch) bool, emit func(prune.BlockDone)) error {
+	return f.write(ctx, block, batches, nil, emit)
+}
+
+// write assembles and writes the block; side, when not nil, looks up the
+// Hessians for compression.
+func (f *writeBlockFn) write(ctx context.Context, block int, batches func(*RowBatch) bool, side func(string) func(*hessian.Hessian) bool, emit func(prune.BlockDone)) error {
 	byLinear := map[string][]RowBatch{}
 	var b RowBatch
 	for batches(&b) {
 		byLinear[b.Linear] = append(byLinear[b.Linear], b)
 		b = RowBatch{}
 	}
+	cfg := &f.Opts.Config
 	var tensors []*model.Tensor
 	done := prune.BlockDone{Block: block, Weights: f.Opts.work().BlockPath(block)}
 	for _, l := range f.h.fam.Linears(block) {
 		parts := byLinear[l.Name]
-		if !f.Opts.Config.Prunable(l) {
+		if !cfg.Prunable(l) {
 			continue
 		}
 		t := &model.Tensor{Name: l.Weight(), Shape: []int{l.Out, l.In}, Data: make([]float32, l.Out*l.In)}
+		var pruned []bool
+		if side != nil {
+			pruned = make([]bool, l.Out*l.In)
+		}
 		acc := prune.NewLinearAccumulator(l)
 		rows := 0
 		for _, p := range parts {
 			copy(t.Data[p.Start*l.In:], p.W)
+			if pruned != nil {
+				copy(pruned[p.Start*l.In:], p.Pruned)
+			}
 			acc.Add(p.Result, p.Seconds)
 			rows += p.Rows
 		}
 		if rows != l.Out {
 			return fmt.Errorf("write block %d: %s has %d of %d rows", block, l.Name, rows, l.Out)
 		}
+		rep := acc.Report()
 		tensors = append(tensors, t)
-		done.Linears = append(done.Linears, acc.Report())
+		if side != nil {
+			h, err := lookupHessian(l.Group, side)
+			if err != nil {
+				return err
+			}
+			dense, err := f.h.src.Load(l.Weight())
+			if err != nil {
+				return err
+			}
+			adapter, err := prune.CompressLinear(cfg, l, dense.Data, t.Data, pruned, h, &rep)
+			if err != nil {
+				return err
+			}
+			tensors = append(tensors, adapter...)
+		}
+		done.Linears = append(done.Linears, rep)
 	}
 	if err := prune.WriteTensors(done.Weights, tensors); err != nil {
 		return err
@@ -468,6 +512,16 @@ func (f *writeBlockFn) ProcessElement(ctx context.Context, block int, batches fu
 	log.Infof(ctx, "wrote pruned block %d", block)
 	emit(done)
 	return nil
+}
+
+// writeCompressedBlockFn is writeBlockFn with the Hessians as a side input,
+// for runs with compression.
+type writeCompressedBlockFn struct {
+	writeBlockFn
+}
+
+func (f *writeCompressedBlockFn) ProcessElement(ctx context.Context, block int, batches func(*RowBatch) bool, side func(string) func(*hessian.Hessian) bool, emit func(prune.BlockDone)) error {
+	return f.write(ctx, block, batches, side, emit)
 }
 
 // Propagate runs the pruned block (its BlockDone as a singleton side input)

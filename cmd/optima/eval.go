@@ -15,6 +15,7 @@ import (
 	"github.com/optima-llm/optima/model"
 	"github.com/optima-llm/optima/model/loader"
 	"github.com/optima-llm/optima/stages/eval"
+	"github.com/optima-llm/optima/stages/prune"
 )
 
 type evalOptions struct {
@@ -40,7 +41,12 @@ func newEvalCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "eval --model PATH --task wikitext2|piqa,arc_easy,arc_challenge,winogrande,openbookqa,mmlu [--seqlen 2048] [--max-windows N] [--limit N] [--json]",
 		Short: "Evaluate a model: WikiText-2 perplexity as the pruning papers compute it, zero-shot accuracy as lm-evaluation-harness does",
-		Args:  cobra.NoArgs,
+		Long: `eval computes WikiText-2 perplexity as the pruning papers do, and zero-shot accuracy
+(piqa, arc_easy, arc_challenge, winogrande, openbookqa, mmlu; "zeroshot" for all six) as
+lm-evaluation-harness 0.4 scores it. A model directory that holds a PEFT LoRA adapter in
+MODEL/adapter (optima prune --separate-lora) is evaluated with the adapter merged on load
+(W + B·A), so perplexity and accuracy reflect it.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.stdout, o.stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			if err := o.Complete(); err != nil {
@@ -188,8 +194,15 @@ func (o *evalOptions) perplexity(ctx context.Context, src model.Source) (*evalRe
 			}
 		}
 	}
+	load, withAdapter, err := adapterLoader(o.modelPath, eval.SourceLoader(src))
+	if err != nil {
+		return nil, err
+	}
+	if withAdapter {
+		fmt.Fprintf(o.stderr, "merging the adapter in %s/%s\n", o.modelPath, prune.AdapterDir)
+	}
 	start := time.Now()
-	res, err := eval.Perplexity(ctx, cpu.New(o.threads), fam, eval.SourceLoader(src), ids, o.seqlen, o.maxWindows, progress)
+	res, err := eval.Perplexity(ctx, cpu.New(o.threads), fam, load, ids, o.seqlen, o.maxWindows, progress)
 	if err != nil {
 		return nil, err
 	}

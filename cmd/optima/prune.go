@@ -43,6 +43,10 @@ type pruneOptions struct {
 	// stdout and stderr receive the command's output (cobra's OutOrStdout
 	// and ErrOrStderr, so tests can capture them).
 	stdout, stderr io.Writer
+	// comp are the quantization and adapter flags (compressflags.go);
+	// changed reports whether a flag was given.
+	comp    compressFlags
+	changed func(string) bool
 }
 
 func newPruneCmd() *cobra.Command {
@@ -74,12 +78,23 @@ finished block (work files live in --work-dir, default OUT.work).
 job server (--job-endpoint, --parallelism, --environment-type); --runner dataflow
 submits to Google Cloud Dataflow (--project, --region, --staging-location,
 --worker-machine-type, --worker-accelerator; --dry-run prints the job instead).
-Remote workers need every path on gs://.`,
+Remote workers need every path on gs://.
+
+Quantization and adapters (SLiM): after each linear's mask and update, --bits B
+quantizes its weights (--quant absmax, slim or gptq; --group-size, --scale-important)
+keeping pruned weights exactly zero, and --lora-rank R fits a low-rank adapter to
+what pruning and quantization lost (--lora-fit svd, slim, hessian). The adapter is
+merged into the written weights, or with --separate-lora written as a PEFT adapter
+directory OUT/adapter that optima eval merges on load. report.json gains each
+layer's errors after pruning, quantization and the adapter, and the memory of the
+compressed model. README.md maps every parameter of the reference's
+prune_and_quantize to these flags.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.calibSet = cmd.Flags().Changed("calib")
 			o.sparsitySet = cmd.Flags().Changed("sparsity")
 			o.shardsSet = cmd.Flags().Changed("shards")
+			o.changed = cmd.Flags().Changed
 			o.stdout, o.stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			if err := o.Complete(); err != nil {
 				return err
@@ -104,6 +119,8 @@ Remote workers need every path on gs://.`,
 	f.IntVar(&o.cfg.Shards, "shards", 2, "calibration sample shards processed in parallel (at most --nsamples)")
 	f.IntVar(&o.cfg.RowBatch, "row-batch", 0, "weight rows per mask/solve element (0: whole layer, capped at 16 MiB)")
 	f.BoolVar(&o.cfg.SkipAttention, "skip-attention", false, "leave attention projections (q, k, v, o) dense")
+	f.BoolVar(&o.cfg.ShiftZeroMetrics, "shift-zero-metrics", false, "Wanda: add the smallest positive squared input norm to all before scoring (the reference's shift_zero_metrics)")
+	o.comp.add(f)
 	f.Float64Var(&o.cfg.Solve.Damping, "damping", o.cfg.Solve.Damping, "relative Hessian damping λ: H + λ·mean(diag H)·I")
 	f.BoolVar(&o.cfg.Solve.Float64, "float64", o.cfg.Solve.Float64, "run the row solve's products in float64")
 	f.StringVar(&o.cfg.Solve.Device, "device", "cpu", "where the row solve runs: cpu, or cuda (the first NVIDIA GPU; an error without one)")
@@ -154,6 +171,15 @@ func (o *pruneOptions) Complete() error {
 			*p = abs
 		}
 	}
+	changed := o.changed
+	if changed == nil {
+		changed = func(string) bool { return false }
+	}
+	comp, err := o.comp.options(changed)
+	if err != nil {
+		return err
+	}
+	o.cfg.Compress = comp
 	if !o.shardsSet && o.cfg.NSamples > 0 && o.cfg.Shards > o.cfg.NSamples {
 		o.cfg.Shards = o.cfg.NSamples // the default 2 shards need 2 windows
 	}

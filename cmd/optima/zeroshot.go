@@ -13,6 +13,7 @@ import (
 	"github.com/optima-llm/optima/kernels/cpu"
 	"github.com/optima-llm/optima/model"
 	"github.com/optima-llm/optima/stages/eval"
+	"github.com/optima-llm/optima/stages/prune"
 	"github.com/optima-llm/optima/stages/report"
 )
 
@@ -105,7 +106,14 @@ func (r zeroShotRun) run(ctx context.Context) (zeroShotOutput, error) {
 			}
 		}
 	}
-	s := &eval.Scorer{Backend: cpu.New(r.threads), Family: fam, Load: eval.SourceLoader(r.src), Tokenizer: tok}
+	load, withAdapter, err := adapterLoader(r.src.Path(), eval.SourceLoader(r.src))
+	if err != nil {
+		return zeroShotOutput{}, err
+	}
+	if withAdapter {
+		fmt.Fprintf(r.stderr, "merging the adapter in %s/%s\n", r.src.Path(), prune.AdapterDir)
+	}
+	s := &eval.Scorer{Backend: cpu.New(r.threads), Family: fam, Load: load, Tokenizer: tok}
 	start := time.Now()
 	res, err := s.Evaluate(ctx, tasks, progress)
 	if err != nil {

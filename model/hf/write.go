@@ -21,6 +21,11 @@ type WriteOptions struct {
 	MaxShardBytes int64
 	// DType is the stored dtype: safetensors.F32 (default), F16 or BF16.
 	DType safetensors.DType
+	// Extra, when set, is called with the temporary directory once every
+	// other file is written and before it is renamed into place, to add
+	// files or subdirectories (e.g. a PEFT adapter/ directory) that then
+	// appear atomically with the model; its error aborts the write.
+	Extra func(tmp string) error `json:"-"`
 }
 
 var torchDTypes = map[safetensors.DType]string{"": "float32", safetensors.F32: "float32", safetensors.F16: "float16", safetensors.BF16: "bfloat16"}
@@ -82,6 +87,11 @@ func WriteModel(dir string, cfg *model.Config, names []string, load func(name st
 	}
 	if _, err := safetensors.WriteShardedFunc(tmp, names, safetensors.LoadFunc(load), limit, safetensors.WriteOptions{DType: opts.DType}); err != nil {
 		return fmt.Errorf("hf: write %s: %w", dir, err)
+	}
+	if opts.Extra != nil {
+		if err := opts.Extra(tmp); err != nil {
+			return fmt.Errorf("hf: write %s: %w", dir, err)
+		}
 	}
 	syncPath(tmp)
 	return swapDir(tmp, dir)

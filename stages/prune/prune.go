@@ -25,10 +25,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/optima-llm/optima/kernels"
 	"github.com/optima-llm/optima/model"
+	"github.com/optima-llm/optima/stages/compress"
 	"github.com/optima-llm/optima/stages/hessian"
 	"github.com/optima-llm/optima/stages/mask"
 	"github.com/optima-llm/optima/stages/report"
@@ -84,6 +86,16 @@ type Config struct {
 	SkipAttention bool `json:"skip_attention"`
 	// Solve configures the OPTIMA row solve.
 	Solve solve.Options `json:"solve"`
+	// ShiftZeroMetrics adds the smallest positive squared input norm (or 1
+	// when all exceed 1) to every ‖X_j‖²/NSamples before Wanda's score, so
+	// that channels no calibration token activated are still ranked by
+	// |W_ij| (SLiM's slim/utils.py shift_zeros, the reference's
+	// shift_zero_metrics). Wanda only.
+	ShiftZeroMetrics bool `json:"shift_zero_metrics,omitempty"`
+	// Compress quantizes the weights and fits low-rank adapters after the
+	// mask and update of each linear (stages/compress); nil compresses
+	// nothing. omitempty keeps the work-directory hash of runs without it.
+	Compress *compress.Options `json:"compress,omitempty"`
 }
 
 // RowBatchBytes caps a row batch element's weight payload (DESIGN.md §2:
@@ -133,6 +145,19 @@ func (c *Config) Validate() error {
 	}
 	if c.Solve.Damping < 0 {
 		return fmt.Errorf("--damping %g: must not be negative", c.Solve.Damping)
+	}
+	if c.ShiftZeroMetrics && c.Method != "wanda" {
+		return fmt.Errorf("--shift-zero-metrics changes only Wanda's score |W|·‖X‖; --method %s does not use it", c.Method)
+	}
+	if c.Compress != nil {
+		if err := c.Compress.Validate(); err != nil {
+			return err
+		}
+		if lo := c.Compress.LoRA; lo != nil && lo.Prune24 {
+			if pat, err := c.MaskPattern(); err != nil || pat.N != 2 || pat.M != 4 {
+				return fmt.Errorf("--prune-lora prunes the adapter's A 2:4 and needs --pattern 2:4 for the weights too (got %q), as the reference's prune_lora does", c.Pattern)
+			}
+		}
 	}
 	return nil
 }
@@ -223,6 +248,10 @@ type BatchResult struct {
 	// Stats are the solver's statistics; for UpdateNone only the objectives
 	// are filled.
 	Stats solve.Stats
+	// Mask is the batch's pruned set ([rows, in], true = pruned), filled by
+	// SelectAndUpdate for the compression step; not serialised (the
+	// pipeline's RowBatch carries its own mask).
+	Mask []bool `json:"-"`
 }
 
 // SelectMask picks the pruned set of rows [firstRow, firstRow+rows) of a
@@ -233,6 +262,42 @@ func SelectMask(sel mask.Selector, p mask.Pattern, linear string, firstRow int, 
 	if h != nil {
 		norms = h.ColumnNorms()
 	}
+	return SelectMaskNorms(sel, p, linear, firstRow, w, rows, in, norms)
+}
+
+// MaskNorms returns the input norms the mask selector sees for h:
+// ‖X_j‖₂ (h.ColumnNorms), or with ShiftZeroMetrics
+// sqrt(‖X_j‖²/NSamples + s), s the smallest ‖X_j‖²/NSamples with zeros
+// counted as 1 (SLiM's slim/utils.py shift_zeros on Wanda's scaler_row,
+// which the reference normalises by the number of calibration sequences).
+// nil for a nil h.
+func (c *Config) MaskNorms(h *hessian.Hessian) []float64 {
+	if h == nil {
+		return nil
+	}
+	norms := h.ColumnNorms()
+	if !c.ShiftZeroMetrics {
+		return norms
+	}
+	n := float64(max(c.NSamples, 1))
+	s := math.Inf(1)
+	for j, v := range norms {
+		norms[j] = v * v / n
+		if norms[j] == 0 {
+			s = min(s, 1) // shift_zeros counts a zero as 1
+		} else {
+			s = min(s, norms[j])
+		}
+	}
+	for j, v := range norms {
+		norms[j] = math.Sqrt(v + s)
+	}
+	return norms
+}
+
+// SelectMaskNorms is SelectMask with the input norms given (length in, nil
+// for selectors that do not read them).
+func SelectMaskNorms(sel mask.Selector, p mask.Pattern, linear string, firstRow int, w []float32, rows, in int, norms []float64) (*mask.Mask, error) {
 	m := mask.NewMask(rows, in)
 	if err := mask.SelectLayer(sel, linear, firstRow, w, rows, in, norms, p, m); err != nil {
 		return nil, err

@@ -65,6 +65,10 @@ func PruneBlockLinears(be kernels.Backend, cfg *Config, fam model.Family, b int,
 		t := &model.Tensor{Name: l.Weight(), Shape: []int{l.Out, l.In}, Data: make([]float32, l.Out*l.In)}
 		copy(t.Data, src.Data)
 		acc := NewLinearAccumulator(l)
+		var pruned []bool
+		if cfg.CompressEnabled() {
+			pruned = make([]bool, l.Out*l.In)
+		}
 		for _, r := range cfg.RowBatches(l.Out, l.In) {
 			rows := r[1] - r[0]
 			wb := t.Data[r[0]*l.In : r[1]*l.In]
@@ -73,10 +77,19 @@ func PruneBlockLinears(be kernels.Backend, cfg *Config, fam model.Family, b int,
 			if err != nil {
 				return nil, nil, err
 			}
+			if pruned != nil {
+				copy(pruned[r[0]*l.In:], res.Mask)
+			}
 			acc.Add(res, time.Since(start).Seconds())
 		}
+		rep := acc.Report()
+		adapter, err := CompressLinear(cfg, l, src.Data, t.Data, pruned, h, &rep)
+		if err != nil {
+			return nil, nil, err
+		}
 		out = append(out, t)
-		reps = append(reps, acc.Report())
+		out = append(out, adapter...)
+		reps = append(reps, rep)
 	}
 	return out, reps, nil
 }
@@ -91,11 +104,13 @@ func PruneBlockLinears(be kernels.Backend, cfg *Config, fam model.Family, b int,
 func SelectAndUpdate(be kernels.Backend, cfg *Config, sel mask.Selector, pat mask.Pattern, linear string, firstRow int, w []float32, rows, in int, h *hessian.Hessian) (BatchResult, error) {
 	ls, layer := sel.(mask.LayerSelector)
 	if !layer {
-		m, err := SelectMask(sel, pat, linear, firstRow, w, rows, in, h)
+		m, err := SelectMaskNorms(sel, pat, linear, firstRow, w, rows, in, cfg.MaskNorms(h))
 		if err != nil {
 			return BatchResult{}, err
 		}
-		return SolveRows(be, cfg.Update, cfg.Solve, linear, w, m, h)
+		res, err := SolveRows(be, cfg.Update, cfg.Solve, linear, w, m, h)
+		res.Mask = m.Pruned
+		return res, err
 	}
 	if firstRow != 0 {
 		panic(fmt.Sprintf("prune.SelectAndUpdate: %s: layer selector %s given a row batch at row %d", linear, sel.Name(), firstRow))
@@ -105,9 +120,12 @@ func SelectAndUpdate(be kernels.Backend, cfg *Config, sel mask.Selector, pat mas
 		return BatchResult{}, err
 	}
 	if cfg.Update == UpdateOwn {
-		return ApplyOwn(be, w, own, m, h, lambda), nil
+		res := ApplyOwn(be, w, own, m, h, lambda)
+		res.Mask = m.Pruned
+		return res, nil
 	}
 	res, err := SolveRows(be, cfg.Update, cfg.Solve, linear, w, m, h)
+	res.Mask = m.Pruned
 	if cfg.Update == UpdateNone {
 		res.Stats.Damping = lambda
 	}

@@ -139,7 +139,9 @@ func (w Work) Done(nblocks int) ([]BlockDone, error) {
 
 // PrunedWeights returns block b's weights for the forward pass: dense
 // tensors from src with the pruned linears of the block file at path laid
-// over them.
+// over them, and a separate adapter (lora_A/lora_B in the block file)
+// merged into its weight, so that the next block sees this block's output
+// as the written model computes it.
 func PrunedWeights(src model.Source, fam model.Family, b int, path string) (model.Weights, error) {
 	w, err := LoadWeights(src, fam.BlockTensors(b))
 	if err != nil {
@@ -151,6 +153,9 @@ func PrunedWeights(src model.Source, fam model.Family, b int, path string) (mode
 	}
 	for name, t := range pruned {
 		w[name] = t
+	}
+	if err := mergeAdapters(w); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return w, nil
 }

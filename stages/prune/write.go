@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/optima-llm/optima/internal/fileio"
 	"github.com/optima-llm/optima/model"
@@ -39,6 +40,9 @@ type hfTokenizer interface {
 // blocks of fam) laid over them, config.json, the tokenizer files and
 // report.json, through hf.WriteModel (a temporary sibling renamed into
 // place); a gs:// out is uploaded with config.json last (writeRemoteModel). Tensors are loaded one at a time.
+// Adapters kept separate (lora_A/lora_B tensors in the block files) are
+// written as a PEFT adapter directory out/adapter (writeAdapter) inside the
+// same atomic write; the model's weights are then W_q without B·A.
 func WriteModel(src model.Source, fam model.Family, cfg *Config, dones []BlockDone, out string) error {
 	sort.Slice(dones, func(i, j int) bool { return dones[i].Block < dones[j].Block })
 	if len(dones) != fam.NumBlocks() {
@@ -100,10 +104,37 @@ func WriteModel(src model.Source, fam model.Family, cfg *Config, dones []BlockDo
 		}
 		extra["tokenizer.json"], extra["tokenizer_config.json"] = j, c
 	}
-	if !fileio.IsRemote(out) {
-		return hf.WriteModel(out, src.Config(), src.Names(), load, extra, hf.WriteOptions{})
+	var adapterNames []string
+	for n := range where {
+		if strings.HasSuffix(n, LoraASuffix) || strings.HasSuffix(n, LoraBSuffix) {
+			adapterNames = append(adapterNames, n)
+		}
 	}
-	return writeRemoteModel(src, load, extra, out)
+	sort.Strings(adapterNames)
+	var opts hf.WriteOptions
+	if len(adapterNames) > 0 {
+		base := out
+		if !fileio.IsRemote(out) {
+			if abs, err := filepath.Abs(out); err == nil {
+				base = abs
+			}
+		}
+		opts.Extra = func(tmp string) error {
+			var ts []*model.Tensor
+			for _, n := range adapterNames {
+				t, err := load(n)
+				if err != nil {
+					return err
+				}
+				ts = append(ts, t)
+			}
+			return writeAdapter(filepath.Join(tmp, AdapterDir), base, ts)
+		}
+	}
+	if !fileio.IsRemote(out) {
+		return hf.WriteModel(out, src.Config(), src.Names(), load, extra, opts)
+	}
+	return writeRemoteModel(src, load, extra, out, opts)
 }
 
 // writeRemoteModel writes the model directory locally, then uploads it to
@@ -113,7 +144,7 @@ func WriteModel(src model.Source, fam model.Family, cfg *Config, dones []BlockDo
 // (loader.Open looks for config.json) never sees a half-written model; an
 // interrupted upload leaves a prefix without config.json that the next run
 // replaces.
-func writeRemoteModel(src model.Source, load func(string) (*model.Tensor, error), extra map[string][]byte, out string) error {
+func writeRemoteModel(src model.Source, load func(string) (*model.Tensor, error), extra map[string][]byte, out string, opts hf.WriteOptions) error {
 	ctx := context.Background()
 	tmp, err := os.MkdirTemp("", "optima-out-*")
 	if err != nil {
@@ -121,7 +152,7 @@ func writeRemoteModel(src model.Source, load func(string) (*model.Tensor, error)
 	}
 	defer os.RemoveAll(tmp)
 	dir := filepath.Join(tmp, "model")
-	if err := hf.WriteModel(dir, src.Config(), src.Names(), load, extra, hf.WriteOptions{}); err != nil {
+	if err := hf.WriteModel(dir, src.Config(), src.Names(), load, extra, opts); err != nil {
 		return err
 	}
 	if err := fileio.Remove(ctx, fileio.Join(out, "config.json")); err != nil {
@@ -135,6 +166,14 @@ func writeRemoteModel(src model.Source, load func(string) (*model.Tensor, error)
 		return err
 	}
 	for _, e := range ents {
+		if e.Name() == AdapterDir && e.IsDir() {
+			for _, f := range []string{AdapterWeightsFile, AdapterConfigFile} {
+				if err := fileio.CopyFile(ctx, filepath.Join(dir, AdapterDir, f), fileio.Join(out, AdapterDir, f)); err != nil {
+					return err
+				}
+			}
+			continue
+		}
 		if e.Name() == "config.json" || e.IsDir() {
 			continue
 		}

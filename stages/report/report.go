@@ -48,6 +48,39 @@ type LinearReport struct {
 	// the largest over the layer's rows: above the configured value only when
 	// a kept set needed more to be positive definite.
 	Damping float64 `json:"damping"`
+	// Compress is what quantization and the adapter did (stages/compress);
+	// nil when the run compresses nothing.
+	Compress *CompressReport `json:"compress,omitempty"`
+}
+
+// CompressReport is one linear's compression (stages/compress): the
+// relative layer errors tr(D H Dᵀ)/tr(W₀ H W₀ᵀ), D = W₀ − Ŵ, against the
+// damped Hessian after pruning and update, after quantization and after the
+// adapter, the bit width (0: float), the adapter rank (0: none), and the
+// storage in bytes of the layer as compressed (packed codes and scales or
+// float16, plus a separate adapter) and as float16 dense.
+type CompressReport struct {
+	Pruned      float64 `json:"err_pruned"`
+	Quantized   float64 `json:"err_quantized"`
+	Adapter     float64 `json:"err_adapter"`
+	Bits        int     `json:"bits,omitempty"`
+	AdapterRank int     `json:"adapter_rank,omitempty"`
+	Bytes       int64   `json:"bytes"`
+	DenseBytes  int64   `json:"dense_bytes"`
+}
+
+// CompressTotals sums CompressReport over the compressed linears: the errors
+// are means weighted by each layer's tr(W₀ H W₀ᵀ) (Den), so they read like
+// Totals.ErrAfter; Bytes and DenseBytes are sums (float16 dense = 2 bytes
+// per weight), Ratio = Bytes/DenseBytes.
+type CompressTotals struct {
+	Linears    int     `json:"linears"`
+	Pruned     float64 `json:"err_pruned"`
+	Quantized  float64 `json:"err_quantized"`
+	Adapter    float64 `json:"err_adapter"`
+	Bytes      int64   `json:"bytes"`
+	DenseBytes int64   `json:"dense_bytes"`
+	Ratio      float64 `json:"ratio"`
 }
 
 // SetErrors stores the numerators and denominator and derives ErrBefore and
@@ -82,6 +115,8 @@ type Totals struct {
 	CGIterations int     `json:"cg_iterations"`
 	FallbackRows int     `json:"fallback_rows"`
 	Seconds      float64 `json:"seconds"`
+	// Compress totals the linears' compression; nil when none was compressed.
+	Compress *CompressTotals `json:"compress,omitempty"`
 }
 
 // Totalize computes the totals of ls (all zeros for none).
@@ -99,6 +134,28 @@ func Totalize(ls []LinearReport) Totals {
 		t.CGIterations += l.CGIterations
 		t.FallbackRows += l.FallbackRows
 		t.Seconds += l.Seconds
+		if c := l.Compress; c != nil {
+			if t.Compress == nil {
+				t.Compress = &CompressTotals{}
+			}
+			tc := t.Compress
+			tc.Linears++
+			tc.Pruned += c.Pruned * l.Den
+			tc.Quantized += c.Quantized * l.Den
+			tc.Adapter += c.Adapter * l.Den
+			tc.Bytes += c.Bytes
+			tc.DenseBytes += c.DenseBytes
+		}
+	}
+	if tc := t.Compress; tc != nil {
+		var den float64
+		for i := range ls {
+			if ls[i].Compress != nil {
+				den += ls[i].Den
+			}
+		}
+		tc.Pruned, tc.Quantized, tc.Adapter = ratio(tc.Pruned, den), ratio(tc.Quantized, den), ratio(tc.Adapter, den)
+		tc.Ratio = ratio(float64(tc.Bytes), float64(tc.DenseBytes))
 	}
 	if t.Params > 0 {
 		t.Sparsity = pruned / float64(t.Params)
@@ -148,6 +205,10 @@ func (r *Report) WriteText(w io.Writer) error {
 		t.Linears, t.Params, 100*t.Sparsity, t.ErrBefore, t.ErrAfter, t.CGIterations, t.FallbackRows, t.Seconds)
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write report: %w", err)
+	}
+	if c := t.Compress; c != nil {
+		fmt.Fprintf(w, "compressed %d linears: err pruned %.4g, quantized %.4g, adapter %.4g; %d of %d float16 bytes (%.3f)\n",
+			c.Linears, c.Pruned, c.Quantized, c.Adapter, c.Bytes, c.DenseBytes, c.Ratio)
 	}
 	if r.ZeroShot != nil {
 		return r.ZeroShot.WriteText(w)

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/optima-llm/optima/stages/prune"
+)
+
+// TestCompressFlagErrors: nonsense combinations of the quantization and
+// adapter flags are refused before any work, with a message naming why.
+func TestCompressFlagErrors(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		name  string
+		extra []string
+		want  string
+	}{
+		{"bits too low", []string{"--bits", "1"}, "outside 2..8"},
+		{"bits too high", []string{"--bits", "9"}, "outside 2..8"},
+		{"unknown quantizer", []string{"--bits", "4", "--quant", "nf4"}, "not one of absmax, slim, gptq"},
+		{"quant without bits", []string{"--quant", "slim"}, "--quant: quantization options need --bits"},
+		{"group without bits", []string{"--group-size", "32"}, "need --bits"},
+		{"slim with groups", []string{"--bits", "4", "--quant", "slim", "--group-size", "16"}, "does not combine with --group-size"},
+		{"group does not divide", []string{"--bits", "4", "--group-size", "7"}, "does not divide"},
+		{"rank above 1", []string{"--lora-rank", "1.5"}, "outside (0, 1]"},
+		{"negative rank", []string{"--lora-rank", "-0.1"}, "outside (0, 1]"},
+		{"separate without rank", []string{"--separate-lora"}, "adapter options need --lora-rank"},
+		{"slim-lora without rank", []string{"--slim-lora"}, "adapter options need --lora-rank"},
+		{"slim-lora contradicts fit", []string{"--lora-rank", "0.1", "--slim-lora", "--lora-fit", "svd"}, "contradicts --lora-fit svd"},
+		{"unknown fit", []string{"--lora-rank", "0.1", "--lora-fit", "qr"}, "not one of svd, slim, hessian"},
+		{"prune-lora without 2:4", []string{"--lora-rank", "0.1", "--prune-lora"}, "needs --pattern 2:4"},
+		{"prune-lora with hessian fit", []string{"--lora-rank", "0.1", "--prune-lora", "--lora-fit", "hessian"}, "needs --lora-fit svd or slim"},
+		{"quantize-lora without bits", []string{"--lora-rank", "0.1", "--quantize-lora", "--lora-tile-size", "8"}, "needs --bits"},
+		{"quantize-lora without tile", []string{"--bits", "4", "--lora-rank", "0.1", "--quantize-lora"}, "need a positive tile size"},
+		{"pad without tile", []string{"--lora-rank", "0.1", "--pad-lora"}, "need a positive tile size"},
+		{"tile alone", []string{"--lora-rank", "0.1", "--lora-tile-size", "8"}, "does nothing without --pad-lora"},
+		{"lora tile does not divide", []string{"--bits", "4", "--lora-rank", "0.1", "--quantize-lora", "--lora-tile-size", "7"}, "does not divide"},
+		{"shift with magnitude", []string{"--shift-zero-metrics", "--method", "magnitude"}, "changes only Wanda's score"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out")
+			_, _, err := optima(t, f.pruneArgs(out, tc.extra...)...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+			if _, err := os.Stat(out + ".work"); !os.IsNotExist(err) {
+				t.Errorf("a rejected run left %s.work (%v)", out, err)
+			}
+		})
+	}
+}
+
+// TestReferenceTableInREADME: README.md's table lists every reference
+// parameter of referenceParams with the same optima flag, and the flags
+// exist on the prune command.
+func TestReferenceTableInREADME(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(raw)
+	cmd := newPruneCmd()
+	seen := map[string]bool{}
+	for _, p := range referenceParams {
+		if seen[p.Ref] {
+			t.Errorf("%s listed twice", p.Ref)
+		}
+		seen[p.Ref] = true
+		row := "| `" + p.Ref + "` | `" + p.Flag + "` |"
+		if !strings.Contains(readme, row) {
+			t.Errorf("README.md lacks the row %q", row)
+		}
+		name := strings.TrimPrefix(strings.Fields(p.Flag)[0], "--")
+		if cmd.Flags().Lookup(name) == nil {
+			t.Errorf("%s maps to %s, which optima prune does not have", p.Ref, p.Flag)
+		}
+	}
+	for _, ref := range []string{"bitwidth", "slim_quant", "weight_tiled_quantization", "weight_tile_size", "quantize_weight",
+		"scale_important_weights", "lora_rank", "slim_lora", "prune_lora", "quantize_lora", "lora_tile_size", "separate_lora",
+		"pad_lora", "prune_method", "sparsity_ratio", "sparsity_type", "update_weights", "use_qp_solver", "double_precision",
+		"skip_attention", "nsamples", "seed", "calibration_dataset", "shift_zero_metrics"} {
+		if !seen[ref] {
+			t.Errorf("reference parameter %s is not mapped", ref)
+		}
+	}
+}
+
+// TestSeparateAdapterEval: a run with --separate-lora writes a PEFT adapter
+// directory next to the model, eval merges it (the perplexity equals that
+// of the same run with the adapter merged at prune time, and differs from
+// the model without its adapter), and report.json carries the compression.
+func TestSeparateAdapterEval(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	comp := []string{"--bits", "4", "--quant", "slim", "--lora-rank", "0.5", "--slim-lora"}
+	sep, merged := filepath.Join(dir, "sep"), filepath.Join(dir, "merged")
+	mustOptima(t, f.pruneArgs(sep, append(comp, "--separate-lora")...)...)
+	mustOptima(t, f.pruneArgs(merged, comp...)...)
+	raw, err := os.ReadFile(filepath.Join(sep, prune.AdapterDir, prune.AdapterConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ac prune.AdapterConfig
+	if err := json.Unmarshal(raw, &ac); err != nil {
+		t.Fatal(err)
+	}
+	if ac.PeftType != "LORA" || ac.R <= 0 || ac.LoraAlpha != ac.R || len(ac.TargetModules) != 7 || ac.BaseModelNameOrPath != sep {
+		t.Errorf("adapter_config.json: %+v", ac)
+	}
+	ad, err := prune.ReadAdapter(filepath.Join(sep, prune.AdapterDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n, ta := range ad {
+		mod, ok := strings.CutSuffix(n, prune.LoraASuffix)
+		if !ok {
+			continue
+		}
+		if r := ac.RankPattern[mod]; ta.Shape[0] != r {
+			t.Errorf("%s: rank %d, rank_pattern %d", n, ta.Shape[0], r)
+		}
+	}
+	ppl := func(model string) float64 {
+		stdout, _ := mustOptima(t, "eval", "--model", model, "--seqlen", "32", "--data-dir", f.data, "--json", "--no-progress")
+		var r evalResult
+		if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r.Perplexity
+	}
+	pSep, pMerged := ppl(sep), ppl(merged)
+	if pSep != pMerged {
+		t.Errorf("perplexity with the separate adapter merged on load %v, merged at prune time %v", pSep, pMerged)
+	}
+	if err := os.RemoveAll(filepath.Join(sep, prune.AdapterDir)); err != nil {
+		t.Fatal(err)
+	}
+	if pNo := ppl(sep); pNo == pSep {
+		t.Errorf("removing the adapter left the perplexity at %v", pNo)
+	}
+	raw, err = os.ReadFile(filepath.Join(sep, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Linears []struct {
+			Compress *struct {
+				Bits        int     `json:"bits"`
+				AdapterRank int     `json:"adapter_rank"`
+				Quantized   float64 `json:"err_quantized"`
+				Adapter     float64 `json:"err_adapter"`
+			} `json:"compress"`
+		} `json:"linears"`
+	}
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range rep.Linears {
+		if c := l.Compress; c == nil || c.Bits != 4 || c.AdapterRank == 0 || !(c.Adapter < c.Quantized) {
+			t.Errorf("linear %d: compression report %+v", i, c)
+		}
+	}
+}
