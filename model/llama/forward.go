@@ -8,62 +8,8 @@ import (
 	"github.com/optima-llm/optima/kernels"
 	"github.com/optima-llm/optima/kernels/cpu/vec"
 	"github.com/optima-llm/optima/model"
+	"github.com/optima-llm/optima/model/internal/blockops"
 )
-
-// tensor returns the data of w[name] after checking its shape. A missing
-// tensor or a wrong shape is an error naming the tensor (weights come from
-// files).
-func tensor(w model.Weights, name string, shape ...int) ([]float32, error) {
-	t, ok := w[name]
-	if !ok || t == nil {
-		return nil, fmt.Errorf("llama: missing tensor %s", name)
-	}
-	good := len(t.Shape) == len(shape)
-	for i := 0; good && i < len(shape); i++ {
-		good = t.Shape[i] == shape[i]
-	}
-	n := 1
-	for _, d := range shape {
-		n *= d
-	}
-	if !good || len(t.Data) != n {
-		return nil, fmt.Errorf("llama: tensor %s: shape %v with %d values, want %v", name, t.Shape, len(t.Data), shape)
-	}
-	return t.Data, nil
-}
-
-// linearW is one linear layer's weight [out, in] and optional bias [out].
-type linearW struct {
-	w, b    []float32
-	out, in int
-}
-
-func loadLinear(w model.Weights, l model.Linear, bias bool) (linearW, error) {
-	lw := linearW{out: l.Out, in: l.In}
-	var err error
-	if lw.w, err = tensor(w, l.Weight(), l.Out, l.In); err != nil {
-		return lw, err
-	}
-	if bias {
-		if lw.b, err = tensor(w, l.Name+".bias", l.Out); err != nil {
-			return lw, err
-		}
-	}
-	return lw, nil
-}
-
-// apply computes y = x·Wᵀ + b for x [tokens, in], y [tokens, out].
-func (l linearW) apply(be kernels.Backend, x []float32, tokens int, y []float32) {
-	be.Sgemm(false, true, tokens, l.out, l.in, 1, x, l.in, l.w, l.in, 0, y, l.out)
-	if l.b != nil {
-		for t := range tokens {
-			row := y[t*l.out : (t+1)*l.out]
-			for j, b := range l.b {
-				row[j] += b
-			}
-		}
-	}
-}
 
 // scratch holds the per-call activation buffers of ForwardBlock and Logits.
 type scratch struct {
@@ -72,47 +18,11 @@ type scratch struct {
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
-// grow returns b resliced to n elements, reallocating when its capacity is
-// too small. Contents are unspecified.
-func grow(b []float32, n int) []float32 {
-	if cap(b) < n {
-		return make([]float32, n)
-	}
-	return b[:n]
-}
-
-func threadsOf(be kernels.Backend) int {
-	if n := be.Capabilities().Threads; n > 0 {
-		return n
-	}
-	return 1
-}
-
-// parallelFor splits [0, n) into at most workers contiguous ranges and runs
-// fn on each in its own goroutine.
-func parallelFor(n, workers int, fn func(lo, hi int)) {
-	if workers > n {
-		workers = n
-	}
-	if workers <= 1 {
-		if n > 0 {
-			fn(0, n)
-		}
-		return
-	}
-	var wg sync.WaitGroup
-	for w := range workers {
-		lo, hi := n*w/workers, n*(w+1)/workers
-		wg.Go(func() { fn(lo, hi) })
-	}
-	wg.Wait()
-}
-
 // rmsNorm writes dst[t] = weight · (x[t] · rsqrt(mean(x[t]²) + eps)) for each
 // row of x [tokens, d], as HF's LlamaRMSNorm does in float32 (the mean of
 // squares is summed in float64 and rounded to float32).
 func rmsNorm(dst, x, weight []float32, tokens, d int, eps float32, workers int) {
-	parallelFor(tokens, workers, func(lo, hi int) {
+	blockops.ParallelFor(tokens, workers, func(lo, hi int) {
 		for t := lo; t < hi; t++ {
 			row := x[t*d : (t+1)*d]
 			var ss float64
@@ -136,7 +46,7 @@ func rmsNorm(dst, x, weight []float32, tokens, d int, eps float32, workers int) 
 func applyRope(x []float32, tokens, seqlen, nh, hd int, cos, sin []float32, workers int) {
 	half := hd / 2
 	width := nh * hd
-	parallelFor(tokens, workers, func(lo, hi int) {
+	blockops.ParallelFor(tokens, workers, func(lo, hi int) {
 		for t := lo; t < hi; t++ {
 			p := t % seqlen
 			c := cos[p*half : (p+1)*half]
@@ -186,7 +96,7 @@ func (f *Family) attention(be kernels.Backend, q, k, v, out []float32, nseq, seq
 			if sp == nil {
 				sp = new([]float32)
 			}
-			scores := grow(*sp, rb*seqlen)
+			scores := blockops.Grow(*sp, rb*seqlen)
 			defer func() { *sp = scores; scorePool.Put(sp) }()
 			for {
 				next.Lock()
@@ -273,18 +183,18 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 		panic(fmt.Sprintf("llama: ForwardBlock: len(x) = %d, want nseq %d · seqlen %d · hidden %d", len(x), nseq, seqlen, f.hidden))
 	}
 	p := blockPrefix(i)
-	inNorm, err := tensor(w, p+"input_layernorm.weight", f.hidden)
+	inNorm, err := blockops.Tensor("llama", w, p+"input_layernorm.weight", f.hidden)
 	if err != nil {
 		return err
 	}
-	postNorm, err := tensor(w, p+"post_attention_layernorm.weight", f.hidden)
+	postNorm, err := blockops.Tensor("llama", w, p+"post_attention_layernorm.weight", f.hidden)
 	if err != nil {
 		return err
 	}
 	ls := f.Linears(i)
-	var lw [7]linearW
+	var lw [7]blockops.Linear
 	for j, l := range ls {
-		if lw[j], err = loadLinear(w, l, f.hasBias(l)); err != nil {
+		if lw[j], err = blockops.LoadLinear("llama", w, l, f.hasBias(l)); err != nil {
 			return err
 		}
 	}
@@ -292,17 +202,17 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 	if tokens == 0 {
 		return nil
 	}
-	workers := threadsOf(be)
+	workers := blockops.Threads(be)
 	d, qd, kvd := f.hidden, f.heads*f.headDim, f.kvHeads*f.headDim
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
-	sc.h = grow(sc.h, tokens*d)
-	sc.q = grow(sc.q, tokens*qd)
-	sc.k = grow(sc.k, tokens*kvd)
-	sc.v = grow(sc.v, tokens*kvd)
-	sc.att = grow(sc.att, tokens*qd)
-	sc.gate = grow(sc.gate, tokens*f.inter)
-	sc.up = grow(sc.up, tokens*f.inter)
+	sc.h = blockops.Grow(sc.h, tokens*d)
+	sc.q = blockops.Grow(sc.q, tokens*qd)
+	sc.k = blockops.Grow(sc.k, tokens*kvd)
+	sc.v = blockops.Grow(sc.v, tokens*kvd)
+	sc.att = blockops.Grow(sc.att, tokens*qd)
+	sc.gate = blockops.Grow(sc.gate, tokens*f.inter)
+	sc.up = blockops.Grow(sc.up, tokens*f.inter)
 	names := func(js ...int) []string {
 		out := make([]string, len(js))
 		for k, j := range js {
@@ -316,9 +226,9 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 	if capture != nil {
 		capture(ls[0].Group, names(0, 1, 2), sc.h, tokens, d)
 	}
-	lw[0].apply(be, sc.h, tokens, sc.q)
-	lw[1].apply(be, sc.h, tokens, sc.k)
-	lw[2].apply(be, sc.h, tokens, sc.v)
+	lw[0].Apply(be, sc.h, tokens, sc.q)
+	lw[1].Apply(be, sc.h, tokens, sc.k)
+	lw[2].Apply(be, sc.h, tokens, sc.v)
 	cos, sin := f.rope(seqlen)
 	applyRope(sc.q, tokens, seqlen, f.heads, f.headDim, cos, sin, workers)
 	applyRope(sc.k, tokens, seqlen, f.kvHeads, f.headDim, cos, sin, workers)
@@ -326,39 +236,29 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 	if capture != nil {
 		capture(ls[3].Group, names(3), sc.att, tokens, qd)
 	}
-	lw[3].apply(be, sc.att, tokens, sc.h)
-	addInto(x, sc.h, workers)
+	lw[3].Apply(be, sc.att, tokens, sc.h)
+	blockops.AddInto(x, sc.h, workers)
 
 	// MLP.
 	rmsNorm(sc.h, x, postNorm, tokens, d, f.eps, workers)
 	if capture != nil {
 		capture(ls[4].Group, names(4, 5), sc.h, tokens, d)
 	}
-	lw[4].apply(be, sc.h, tokens, sc.gate)
-	lw[5].apply(be, sc.h, tokens, sc.up)
+	lw[4].Apply(be, sc.h, tokens, sc.gate)
+	lw[5].Apply(be, sc.h, tokens, sc.up)
 	swiglu(sc.gate, sc.up, workers)
 	if capture != nil {
 		capture(ls[6].Group, names(6), sc.gate, tokens, f.inter)
 	}
-	lw[6].apply(be, sc.gate, tokens, sc.h)
-	addInto(x, sc.h, workers)
+	lw[6].Apply(be, sc.gate, tokens, sc.h)
+	blockops.AddInto(x, sc.h, workers)
 	return nil
-}
-
-// addInto adds y to x elementwise.
-func addInto(x, y []float32, workers int) {
-	parallelFor(len(x), workers, func(lo, hi int) {
-		xs, ys := x[lo:hi], y[lo:hi]
-		for j := range xs {
-			xs[j] += ys[j]
-		}
-	})
 }
 
 // swiglu overwrites gate with silu(gate)·up, silu(g) = g/(1+exp(-g)) in
 // float32 as torch computes it (vec.SiLUMul).
 func swiglu(gate, up []float32, workers int) {
-	parallelFor(len(gate), workers, func(lo, hi int) {
+	blockops.ParallelFor(len(gate), workers, func(lo, hi int) {
 		vec.SiLUMul(gate[lo:hi], up[lo:hi])
 	})
 }
@@ -373,7 +273,7 @@ func (f *Family) Logits(be kernels.Backend, w model.Weights, x []float32, tokens
 	if tokens < 0 || len(x) != tokens*d || len(dst) != tokens*f.vocab {
 		panic(fmt.Sprintf("llama: Logits: len(x) = %d, len(dst) = %d, want tokens %d · hidden %d and tokens · vocab %d", len(x), len(dst), tokens, d, f.vocab))
 	}
-	norm, err := tensor(w, "model.norm.weight", d)
+	norm, err := blockops.Tensor("llama", w, "model.norm.weight", d)
 	if err != nil {
 		return err
 	}
@@ -381,7 +281,7 @@ func (f *Family) Logits(be kernels.Backend, w model.Weights, x []float32, tokens
 	if f.tied {
 		headName = embedName
 	}
-	head, err := tensor(w, headName, f.vocab, d)
+	head, err := blockops.Tensor("llama", w, headName, f.vocab, d)
 	if err != nil {
 		return err
 	}
@@ -390,8 +290,8 @@ func (f *Family) Logits(be kernels.Backend, w model.Weights, x []float32, tokens
 	}
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
-	sc.h = grow(sc.h, tokens*d)
-	rmsNorm(sc.h, x, norm, tokens, d, f.eps, threadsOf(be))
+	sc.h = blockops.Grow(sc.h, tokens*d)
+	rmsNorm(sc.h, x, norm, tokens, d, f.eps, blockops.Threads(be))
 	be.Sgemm(false, true, tokens, f.vocab, d, 1, sc.h, d, head, d, 0, dst, f.vocab)
 	return nil
 }

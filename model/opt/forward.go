@@ -9,62 +9,8 @@ import (
 	"github.com/optima-llm/optima/kernels/cpu"
 	"github.com/optima-llm/optima/kernels/cpu/vec"
 	"github.com/optima-llm/optima/model"
+	"github.com/optima-llm/optima/model/internal/blockops"
 )
-
-// tensor returns the data of w[name] after checking its shape. A missing
-// tensor or a wrong shape is an error naming the tensor (weights come from
-// files).
-func tensor(w model.Weights, name string, shape ...int) ([]float32, error) {
-	t, ok := w[name]
-	if !ok || t == nil {
-		return nil, fmt.Errorf("opt: missing tensor %s", name)
-	}
-	good := len(t.Shape) == len(shape)
-	for i := 0; good && i < len(shape); i++ {
-		good = t.Shape[i] == shape[i]
-	}
-	n := 1
-	for _, d := range shape {
-		n *= d
-	}
-	if !good || len(t.Data) != n {
-		return nil, fmt.Errorf("opt: tensor %s: shape %v with %d values, want %v", name, t.Shape, len(t.Data), shape)
-	}
-	return t.Data, nil
-}
-
-// linearW is one linear layer's weight [out, in] and optional bias [out].
-type linearW struct {
-	w, b    []float32
-	out, in int
-}
-
-func loadLinear(w model.Weights, l model.Linear, bias bool) (linearW, error) {
-	lw := linearW{out: l.Out, in: l.In}
-	var err error
-	if lw.w, err = tensor(w, l.Weight(), l.Out, l.In); err != nil {
-		return lw, err
-	}
-	if bias {
-		if lw.b, err = tensor(w, l.Name+".bias", l.Out); err != nil {
-			return lw, err
-		}
-	}
-	return lw, nil
-}
-
-// apply computes y = x·Wᵀ + b for x [tokens, in], y [tokens, out].
-func (l linearW) apply(be kernels.Backend, x []float32, tokens int, y []float32) {
-	be.Sgemm(false, true, tokens, l.out, l.in, 1, x, l.in, l.w, l.in, 0, y, l.out)
-	if l.b != nil {
-		for t := range tokens {
-			row := y[t*l.out : (t+1)*l.out]
-			for j, b := range l.b {
-				row[j] += b
-			}
-		}
-	}
-}
 
 // layerNormW is a LayerNorm's weight and bias ([hidden] each), both nil
 // without elementwise affine parameters.
@@ -76,10 +22,10 @@ func (f *Family) loadNorm(w model.Weights, prefix string) (layerNormW, error) {
 	}
 	var n layerNormW
 	var err error
-	if n.w, err = tensor(w, prefix+".weight", f.hidden); err != nil {
+	if n.w, err = blockops.Tensor("opt", w, prefix+".weight", f.hidden); err != nil {
 		return n, err
 	}
-	n.b, err = tensor(w, prefix+".bias", f.hidden)
+	n.b, err = blockops.Tensor("opt", w, prefix+".bias", f.hidden)
 	return n, err
 }
 
@@ -88,7 +34,7 @@ func (f *Family) loadNorm(w model.Weights, prefix string) (layerNormW, error) {
 // LayerNormEps), with mean and variance accumulated in float64 and the
 // normalisation in float32. dst may alias x.
 func layerNorm(dst, x []float32, n layerNormW, tokens, d int, workers int) {
-	parallelFor(tokens, workers, func(lo, hi int) {
+	blockops.ParallelFor(tokens, workers, func(lo, hi int) {
 		for t := lo; t < hi; t++ {
 			row := x[t*d : (t+1)*d]
 			var s float64
@@ -124,42 +70,6 @@ type scratch struct {
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
-// grow returns b resliced to n elements, reallocating when its capacity is
-// too small. Contents are unspecified.
-func grow(b []float32, n int) []float32 {
-	if cap(b) < n {
-		return make([]float32, n)
-	}
-	return b[:n]
-}
-
-func threadsOf(be kernels.Backend) int {
-	if n := be.Capabilities().Threads; n > 0 {
-		return n
-	}
-	return 1
-}
-
-// parallelFor splits [0, n) into at most workers contiguous ranges and runs
-// fn on each in its own goroutine.
-func parallelFor(n, workers int, fn func(lo, hi int)) {
-	if workers > n {
-		workers = n
-	}
-	if workers <= 1 {
-		if n > 0 {
-			fn(0, n)
-		}
-		return
-	}
-	var wg sync.WaitGroup
-	for w := range workers {
-		lo, hi := n*w/workers, n*(w+1)/workers
-		wg.Go(func() { fn(lo, hi) })
-	}
-	wg.Wait()
-}
-
 // attnRowBlock is the number of query rows whose scores one attention work
 // item computes at once; the score buffer is attnRowBlock×seqlen float32.
 const attnRowBlock = 128
@@ -189,7 +99,7 @@ func (f *Family) attention(be kernels.Backend, q, k, v, out []float32, nseq, seq
 			if sp == nil {
 				sp = new([]float32)
 			}
-			scores := grow(*sp, rb*seqlen)
+			scores := blockops.Grow(*sp, rb*seqlen)
 			defer func() { *sp = scores; scorePool.Put(sp) }()
 			for {
 				next.Lock()
@@ -258,7 +168,7 @@ func (f *Family) Embed(w model.Weights, ids []int32, dst []float32) error {
 		}
 		return nil
 	}
-	pin, err := tensor(w, ProjectIn, d, p)
+	pin, err := blockops.Tensor("opt", w, ProjectIn, d, p)
 	if err != nil {
 		return err
 	}
@@ -321,9 +231,9 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 		return err
 	}
 	ls := f.Linears(i)
-	var lw [6]linearW
+	var lw [6]blockops.Linear
 	for j, l := range ls {
-		if lw[j], err = loadLinear(w, l, f.bias); err != nil {
+		if lw[j], err = blockops.LoadLinear("opt", w, l, f.bias); err != nil {
 			return err
 		}
 	}
@@ -331,15 +241,15 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 	if tokens == 0 {
 		return nil
 	}
-	workers := threadsOf(be)
+	workers := blockops.Threads(be)
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
-	sc.h = grow(sc.h, tokens*d)
-	sc.q = grow(sc.q, tokens*d)
-	sc.k = grow(sc.k, tokens*d)
-	sc.v = grow(sc.v, tokens*d)
-	sc.att = grow(sc.att, tokens*d)
-	sc.ffn = grow(sc.ffn, tokens*f.ffn)
+	sc.h = blockops.Grow(sc.h, tokens*d)
+	sc.q = blockops.Grow(sc.q, tokens*d)
+	sc.k = blockops.Grow(sc.k, tokens*d)
+	sc.v = blockops.Grow(sc.v, tokens*d)
+	sc.att = blockops.Grow(sc.att, tokens*d)
+	sc.ffn = blockops.Grow(sc.ffn, tokens*f.ffn)
 	names := func(js ...int) []string {
 		out := make([]string, len(js))
 		for k, j := range js {
@@ -350,7 +260,7 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 
 	if pos != nil {
 		// HF: hidden_states = inputs_embeds + embed_positions(position_ids + 2).
-		parallelFor(tokens, workers, func(lo, hi int) {
+		blockops.ParallelFor(tokens, workers, func(lo, hi int) {
 			for t := lo; t < hi; t++ {
 				pr := pos[(t%seqlen+positionOffset)*d:][:d]
 				row := x[t*d : (t+1)*d]
@@ -370,13 +280,13 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 	if capture != nil {
 		capture(ls[0].Group, names(0, 1, 2), in, tokens, d)
 	}
-	lw[0].apply(be, in, tokens, sc.q)
-	lw[1].apply(be, in, tokens, sc.k)
-	lw[2].apply(be, in, tokens, sc.v)
+	lw[0].Apply(be, in, tokens, sc.q)
+	lw[1].Apply(be, in, tokens, sc.k)
+	lw[2].Apply(be, in, tokens, sc.v)
 	// HF: query_states = self.q_proj(hidden_states) * self.scaling, a float32
 	// product after the bias.
 	scale := float32(math.Pow(float64(f.headDim), -0.5))
-	parallelFor(len(sc.q), workers, func(lo, hi int) {
+	blockops.ParallelFor(len(sc.q), workers, func(lo, hi int) {
 		for j := lo; j < hi; j++ {
 			sc.q[j] *= scale
 		}
@@ -385,8 +295,8 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 	if capture != nil {
 		capture(ls[3].Group, names(3), sc.att, tokens, d)
 	}
-	lw[3].apply(be, sc.att, tokens, sc.q)
-	addInto(x, sc.q, workers)
+	lw[3].Apply(be, sc.att, tokens, sc.q)
+	blockops.AddInto(x, sc.q, workers)
 	if !f.preLN {
 		layerNorm(x, x, attnNorm, tokens, d, workers)
 	}
@@ -400,13 +310,13 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 	if capture != nil {
 		capture(ls[4].Group, names(4), in, tokens, d)
 	}
-	lw[4].apply(be, in, tokens, sc.ffn)
+	lw[4].Apply(be, in, tokens, sc.ffn)
 	f.activate(sc.ffn, workers)
 	if capture != nil {
 		capture(ls[5].Group, names(5), sc.ffn, tokens, f.ffn)
 	}
-	lw[5].apply(be, sc.ffn, tokens, sc.q)
-	addInto(x, sc.q, workers)
+	lw[5].Apply(be, sc.ffn, tokens, sc.q)
+	blockops.AddInto(x, sc.q, workers)
 	if !f.preLN {
 		layerNorm(x, x, ffnNorm, tokens, d, workers)
 	}
@@ -416,7 +326,7 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 // activate applies activation_function in place: relu max(x, 0), or gelu
 // x·½·(1 + erf(x/√2)) (torch's exact GELU; computed in float64, rounded).
 func (f *Family) activate(x []float32, workers int) {
-	parallelFor(len(x), workers, func(lo, hi int) {
+	blockops.ParallelFor(len(x), workers, func(lo, hi int) {
 		xs := x[lo:hi]
 		if f.act == "gelu" {
 			for j, v := range xs {
@@ -429,16 +339,6 @@ func (f *Family) activate(x []float32, workers int) {
 			if !(v > 0) && v == v {
 				xs[j] = 0
 			}
-		}
-	})
-}
-
-// addInto adds y to x elementwise.
-func addInto(x, y []float32, workers int) {
-	parallelFor(len(x), workers, func(lo, hi int) {
-		xs, ys := x[lo:hi], y[lo:hi]
-		for j := range xs {
-			xs[j] += ys[j]
 		}
 	})
 }
@@ -464,7 +364,7 @@ func (f *Family) Logits(be kernels.Backend, w model.Weights, x []float32, tokens
 	}
 	var pout []float32
 	if f.projected() {
-		if pout, err = tensor(w, ProjectOut, p, d); err != nil {
+		if pout, err = blockops.Tensor("opt", w, ProjectOut, p, d); err != nil {
 			return err
 		}
 	}
@@ -472,7 +372,7 @@ func (f *Family) Logits(be kernels.Backend, w model.Weights, x []float32, tokens
 	if f.tied {
 		headName = EmbedTokens
 	}
-	head, err := tensor(w, headName, f.vocab, p)
+	head, err := blockops.Tensor("opt", w, headName, f.vocab, p)
 	if err != nil {
 		return err
 	}
@@ -483,12 +383,12 @@ func (f *Family) Logits(be kernels.Backend, w model.Weights, x []float32, tokens
 	defer scratchPool.Put(sc)
 	h := x
 	if f.finalLN {
-		sc.h = grow(sc.h, tokens*d)
-		layerNorm(sc.h, x, norm, tokens, d, threadsOf(be))
+		sc.h = blockops.Grow(sc.h, tokens*d)
+		layerNorm(sc.h, x, norm, tokens, d, blockops.Threads(be))
 		h = sc.h
 	}
 	if pout != nil {
-		sc.q = grow(sc.q, tokens*p)
+		sc.q = blockops.Grow(sc.q, tokens*p)
 		be.Sgemm(false, true, tokens, p, d, 1, h, d, pout, d, 0, sc.q, p)
 		h = sc.q
 	}
