@@ -65,95 +65,6 @@ func applyRope(x []float32, tokens, seqlen, nh, hd int, cos, sin []float32, work
 	})
 }
 
-// softcap overwrites each x with cap·tanh(x/cap) in float32 steps, as
-// transformers does (x / cap; tanh; * cap), with vec.Tanhf. cap must be
-// positive.
-func softcap(x []float32, c float32) {
-	for j, v := range x {
-		x[j] = vec.Tanhf(v/c) * c
-	}
-}
-
-// attnRowBlock is the number of query rows whose scores one attention work
-// item computes at once.
-const attnRowBlock = 128
-
-var scorePool sync.Pool
-
-// attention computes causal grouped-query attention per sequence and head:
-// out_h = softmax(mask(softcap(q_h·k_gᵀ·scale)))·v_g with g = h/(nh/nkv)
-// (HF's repeat_kv), the soft-cap only when attnCap > 0 (Gemma 2) and, when
-// window > 0, only keys k with q-window < k <= q visible (transformers'
-// sliding_window_overlay). q and out are [tokens, nh·hd], k and v
-// [tokens, nkv·hd]; tokens = nseq·seqlen. Work items (sequence, head, block
-// of query rows) run on goroutines; only the keys a block can see are
-// multiplied.
-func (f *Family) attention(be kernels.Backend, q, k, v, out []float32, nseq, seqlen, window, workers int) {
-	nh, nkv, hd := f.heads, f.kvHeads, f.headDim
-	qs, kvs := nh*hd, nkv*hd
-	rep := nh / nkv
-	nblk := (seqlen + attnRowBlock - 1) / attnRowBlock
-	items := nseq * nh * nblk
-	rb := min(attnRowBlock, seqlen)
-	var next sync.Mutex
-	idx := 0
-	var wg sync.WaitGroup
-	for range min(workers, items) {
-		wg.Go(func() {
-			sp, _ := scorePool.Get().(*[]float32)
-			if sp == nil {
-				sp = new([]float32)
-			}
-			scores := blockops.Grow(*sp, rb*seqlen)
-			defer func() { *sp = scores; scorePool.Put(sp) }()
-			for {
-				next.Lock()
-				it := idx
-				idx++
-				next.Unlock()
-				if it >= items {
-					return
-				}
-				blk := it % nblk
-				h := (it / nblk) % nh
-				s := it / (nblk * nh)
-				g := h / rep
-				r0 := blk * attnRowBlock
-				r1 := min(r0+attnRowBlock, seqlen)
-				k0 := 0
-				if window > 0 {
-					k0 = max(0, r0-window+1)
-				}
-				m, n := r1-r0, r1-k0
-				base := s * seqlen
-				qh := q[(base+r0)*qs+h*hd:]
-				kg := k[(base+k0)*kvs+g*hd:]
-				vg := v[(base+k0)*kvs+g*hd:]
-				sc := scores[:m*n]
-				be.Sgemm(false, true, m, n, hd, f.scale, qh, qs, kg, kvs, 0, sc, n)
-				for i := range m {
-					row := sc[i*n : (i+1)*n]
-					qp := r0 + i
-					lo := 0
-					if window > 0 {
-						lo = max(0, qp-window+1) - k0
-					}
-					hi := qp + 1 - k0
-					vis := row[lo:hi]
-					if f.attnCap > 0 {
-						softcap(vis, f.attnCap)
-					}
-					vec.SoftmaxRow(vis)
-					clear(row[:lo])
-					clear(row[hi:])
-				}
-				be.Sgemm(false, false, m, hd, n, 1, sc, n, vg, kvs, 0, out[(base+r0)*qs+h*hd:], qs)
-			}
-		})
-	}
-	wg.Wait()
-}
-
 // geglu overwrites gate with gelu_tanh(gate)·up (vec.GELUTanhMul) on workers
 // goroutines.
 func geglu(gate, up []float32, workers int) {
@@ -264,7 +175,8 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 	cos, sin := layer.rope.tables(seqlen)
 	applyRope(sc.q, tokens, seqlen, f.heads, f.headDim, cos, sin, workers)
 	applyRope(sc.k, tokens, seqlen, f.kvHeads, f.headDim, cos, sin, workers)
-	f.attention(be, sc.q, sc.k, sc.v, sc.att, nseq, seqlen, layer.window, workers)
+	blockops.Attention(be, sc.q, sc.k, sc.v, sc.att, blockops.Attn{NSeq: nseq, SeqLen: seqlen, Heads: f.heads, KVHeads: f.kvHeads,
+		HeadDim: f.headDim, Scale: f.scale, Window: layer.window, SoftCap: f.attnCap}, workers)
 	if capture != nil {
 		capture(ls[3].Group, names(3), sc.att, tokens, qd)
 	}
@@ -321,7 +233,7 @@ func (f *Family) Logits(be kernels.Backend, w model.Weights, x []float32, tokens
 	rmsNorm(sc.h, x, norm, tokens, d, f.eps, workers)
 	be.Sgemm(false, true, tokens, f.vocab, d, 1, sc.h, d, head, d, 0, dst, f.vocab)
 	if f.finalCap > 0 {
-		blockops.ParallelFor(len(dst), workers, func(lo, hi int) { softcap(dst[lo:hi], f.finalCap) })
+		blockops.ParallelFor(len(dst), workers, func(lo, hi int) { blockops.SoftCap(dst[lo:hi], f.finalCap) })
 	}
 	return nil
 }

@@ -64,83 +64,6 @@ func applyRope(x []float32, tokens, seqlen, nh, hd int, cos, sin []float32, work
 	})
 }
 
-// attnRowBlock is the number of query rows whose scores one attention work
-// item computes at once; the score buffer is attnRowBlock×seqlen float32.
-const attnRowBlock = 128
-
-var scorePool sync.Pool
-
-// attention computes causal grouped-query attention per sequence and head:
-// out_h = softmax(q_h·k_gᵀ·hd^-0.5 + causal mask)·v_g with g = h/(nh/nkv)
-// (HF's repeat_kv), softmax in float32 with max subtraction (vec.SoftmaxRow:
-// AVX2 where available). window > 0 restricts query i to
-// keys i−window < j ≤ i (transformers' sliding_window_overlay); 0 is full
-// causal attention. q and out are [tokens, nh·hd], k and v [tokens,
-// nkv·hd]; tokens = nseq·seqlen. Work items (sequence, head, block of query
-// rows) run on goroutines; only the keys the block's rows can see are
-// multiplied.
-func (f *Family) attention(be kernels.Backend, q, k, v, out []float32, nseq, seqlen, window int, workers int) {
-	nh, nkv, hd := f.heads, f.kvHeads, f.headDim
-	qs, kvs := nh*hd, nkv*hd
-	rep := nh / nkv
-	scale := float32(math.Pow(float64(hd), -0.5)) // HF: self.scaling = head_dim**-0.5
-	nblk := (seqlen + attnRowBlock - 1) / attnRowBlock
-	items := nseq * nh * nblk
-	rb := min(attnRowBlock, seqlen)
-	var next sync.Mutex
-	idx := 0
-	var wg sync.WaitGroup
-	for range min(workers, items) {
-		wg.Go(func() {
-			sp, _ := scorePool.Get().(*[]float32)
-			if sp == nil {
-				sp = new([]float32)
-			}
-			scores := blockops.Grow(*sp, rb*seqlen)
-			defer func() { *sp = scores; scorePool.Put(sp) }()
-			for {
-				next.Lock()
-				it := idx
-				idx++
-				next.Unlock()
-				if it >= items {
-					return
-				}
-				blk := it % nblk
-				h := (it / nblk) % nh
-				s := it / (nblk * nh)
-				g := h / rep
-				r0 := blk * attnRowBlock
-				r1 := min(r0+attnRowBlock, seqlen)
-				// Keys k0..r1-1 are the ones rows r0..r1-1 can see.
-				k0 := 0
-				if window > 0 {
-					k0 = max(0, r0-window+1)
-				}
-				m, n := r1-r0, r1-k0
-				base := s * seqlen
-				qh := q[(base+r0)*qs+h*hd:]
-				kg := k[(base+k0)*kvs+g*hd:]
-				vg := v[(base+k0)*kvs+g*hd:]
-				sc := scores[:m*n]
-				be.Sgemm(false, true, m, n, hd, scale, qh, qs, kg, kvs, 0, sc, n)
-				for i := range m {
-					row := sc[i*n : (i+1)*n]
-					lo, hi := 0, r0+i+1-k0 // visible keys [lo, hi) of this row
-					if window > 0 {
-						lo = max(0, r0+i-window+1-k0)
-					}
-					clear(row[:lo])
-					vec.SoftmaxRow(row[lo:hi])
-					clear(row[hi:])
-				}
-				be.Sgemm(false, false, m, hd, n, 1, sc, n, vg, kvs, 0, out[(base+r0)*qs+h*hd:], qs)
-			}
-		})
-	}
-	wg.Wait()
-}
-
 // Embed writes the embeddings of ids into dst ([len(ids), hidden]). An id
 // outside [0, rows of model.embed_tokens.weight) or a missing/misshapen
 // embedding is an error. It panics if len(dst) != len(ids)·hidden.
@@ -232,7 +155,8 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 	cos, sin := f.rope(seqlen)
 	applyRope(sc.q, tokens, seqlen, f.heads, f.headDim, cos, sin, workers)
 	applyRope(sc.k, tokens, seqlen, f.kvHeads, f.headDim, cos, sin, workers)
-	f.attention(be, sc.q, sc.k, sc.v, sc.att, nseq, seqlen, f.window[i], workers)
+	blockops.Attention(be, sc.q, sc.k, sc.v, sc.att, blockops.Attn{NSeq: nseq, SeqLen: seqlen, Heads: f.heads, KVHeads: f.kvHeads,
+		HeadDim: f.headDim, Scale: float32(math.Pow(float64(f.headDim), -0.5)), Window: f.window[i]}, workers) // HF: self.scaling = head_dim**-0.5
 	if capture != nil {
 		capture(ls[3].Group, names(3), sc.att, tokens, qd)
 	}

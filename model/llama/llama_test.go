@@ -16,6 +16,7 @@ import (
 	"github.com/optima-llm/optima/internal/tinymodel"
 	"github.com/optima-llm/optima/kernels/cpu"
 	"github.com/optima-llm/optima/model"
+	"github.com/optima-llm/optima/model/internal/blockops"
 )
 
 // golden is testdata/<variant>/golden.json, written by
@@ -224,6 +225,7 @@ func naiveAttention(q, k, v []float32, nseq, seqlen, nh, nkv, hd, window int) []
 // TestAttentionLong covers several query row blocks (seqlen > attnRowBlock)
 // and several sequences against a direct float64 transcription.
 func TestAttentionLong(t *testing.T) {
+	const attnRowBlock = 128 // blockops.Attention's query rows per work item
 	for _, tc := range []struct{ nseq, seqlen, nh, nkv, hd, window int }{
 		{2, attnRowBlock*2 + 37, 4, 2, 8, 0},
 		{3, 5, 6, 3, 4, 0},
@@ -249,7 +251,8 @@ func TestAttentionLong(t *testing.T) {
 			for i := range got {
 				got[i] = float32(math.NaN())
 			}
-			f.attention(cpu.New(2), q, k, v, got, tc.nseq, tc.seqlen, tc.window, 3)
+			blockops.Attention(cpu.New(2), q, k, v, got, blockops.Attn{NSeq: tc.nseq, SeqLen: tc.seqlen, Heads: f.heads, KVHeads: f.kvHeads,
+				HeadDim: f.headDim, Scale: float32(math.Pow(float64(f.headDim), -0.5)), Window: tc.window}, 3)
 			want := naiveAttention(q, k, v, tc.nseq, tc.seqlen, tc.nh, tc.nkv, tc.hd, tc.window)
 			w64 := make([]float64, len(want))
 			for i, x := range want {

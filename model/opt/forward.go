@@ -7,7 +7,6 @@ import (
 
 	"github.com/optima-llm/optima/kernels"
 	"github.com/optima-llm/optima/kernels/cpu"
-	"github.com/optima-llm/optima/kernels/cpu/vec"
 	"github.com/optima-llm/optima/model"
 	"github.com/optima-llm/optima/model/internal/blockops"
 )
@@ -69,67 +68,6 @@ type scratch struct {
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
-
-// attnRowBlock is the number of query rows whose scores one attention work
-// item computes at once; the score buffer is attnRowBlock×seqlen float32.
-const attnRowBlock = 128
-
-var scorePool sync.Pool
-
-// attention computes causal multi-head attention per sequence and head:
-// out_h = softmax(q_h·k_hᵀ + causal mask)·v_h, where q is already scaled
-// by head_dim^-0.5 (OPTAttention scales q and calls the attention with
-// scaling 1.0); the softmax is float32 with max subtraction
-// (vec.SoftmaxRow, AVX2 where available). q, k, v and out are [tokens,
-// heads·head_dim], tokens = nseq·seqlen. Work items (sequence, head, block
-// of query rows) run on goroutines; only keys up to the block's last row
-// are multiplied.
-func (f *Family) attention(be kernels.Backend, q, k, v, out []float32, nseq, seqlen int, workers int) {
-	nh, hd := f.heads, f.headDim
-	ld := nh * hd
-	nblk := (seqlen + attnRowBlock - 1) / attnRowBlock
-	items := nseq * nh * nblk
-	rb := min(attnRowBlock, seqlen)
-	var next sync.Mutex
-	idx := 0
-	var wg sync.WaitGroup
-	for range min(workers, items) {
-		wg.Go(func() {
-			sp, _ := scorePool.Get().(*[]float32)
-			if sp == nil {
-				sp = new([]float32)
-			}
-			scores := blockops.Grow(*sp, rb*seqlen)
-			defer func() { *sp = scores; scorePool.Put(sp) }()
-			for {
-				next.Lock()
-				it := idx
-				idx++
-				next.Unlock()
-				if it >= items {
-					return
-				}
-				blk := it % nblk
-				h := (it / nblk) % nh
-				s := it / (nblk * nh)
-				r0 := blk * attnRowBlock
-				r1 := min(r0+attnRowBlock, seqlen)
-				m, n := r1-r0, r1
-				base := s * seqlen
-				sc := scores[:m*n]
-				be.Sgemm(false, true, m, n, hd, 1, q[(base+r0)*ld+h*hd:], ld, k[base*ld+h*hd:], ld, 0, sc, n)
-				for i := range m {
-					row := sc[i*n : (i+1)*n]
-					valid := r0 + i + 1
-					vec.SoftmaxRow(row[:valid])
-					clear(row[valid:])
-				}
-				be.Sgemm(false, false, m, hd, n, 1, sc, n, v[base*ld+h*hd:], ld, 0, out[(base+r0)*ld+h*hd:], ld)
-			}
-		})
-	}
-	wg.Wait()
-}
 
 var (
 	embedBackendOnce sync.Once
@@ -291,7 +229,10 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 			sc.q[j] *= scale
 		}
 	})
-	f.attention(be, sc.q, sc.k, sc.v, sc.att, nseq, seqlen, workers)
+	// q is already scaled by head_dim^-0.5 (OPTAttention scales q and calls
+	// the attention with scaling 1.0).
+	blockops.Attention(be, sc.q, sc.k, sc.v, sc.att, blockops.Attn{NSeq: nseq, SeqLen: seqlen, Heads: f.heads, KVHeads: f.heads,
+		HeadDim: f.headDim, Scale: 1}, workers)
 	if capture != nil {
 		capture(ls[3].Group, names(3), sc.att, tokens, d)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/optima-llm/optima/kernels/cpu"
+	"github.com/optima-llm/optima/model/internal/blockops"
 )
 
 // naiveAttention is a direct float64 transcription of HF's eager attention
@@ -51,6 +52,7 @@ func naiveAttention(q, k, v []float32, nseq, seqlen, nh, hd int) []float64 {
 // attnRowBlock), several sequences and more workers than items against a
 // direct float64 transcription.
 func TestAttentionLong(t *testing.T) {
+	const attnRowBlock = 128 // blockops.Attention's query rows per work item
 	for _, tc := range []struct{ nseq, seqlen, nh, hd, workers int }{
 		{2, attnRowBlock*2 + 37, 3, 8, 3},
 		{3, 5, 4, 4, 2},
@@ -71,7 +73,8 @@ func TestAttentionLong(t *testing.T) {
 		for i := range got {
 			got[i] = float32(math.NaN())
 		}
-		f.attention(cpu.New(2), q, k, v, got, tc.nseq, tc.seqlen, tc.workers)
+		blockops.Attention(cpu.New(2), q, k, v, got, blockops.Attn{NSeq: tc.nseq, SeqLen: tc.seqlen, Heads: f.heads, KVHeads: f.heads,
+			HeadDim: f.headDim, Scale: 1}, tc.workers)
 		want := naiveAttention(q, k, v, tc.nseq, tc.seqlen, tc.nh, tc.hd)
 		var md, mr float64
 		for i, w := range want {
