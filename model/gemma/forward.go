@@ -40,31 +40,6 @@ func rmsNorm(dst, x, weight []float32, rows, d int, eps float32, workers int) {
 	})
 }
 
-// applyRope rotates each head of x [tokens, nh·hd] in place with HF's
-// rotate_half convention: out = x·cos + rotate_half(x)·sin, where
-// rotate_half(x) = cat(-x2, x1) and cos/sin repeat over the two halves.
-// Token t has position t mod seqlen.
-func applyRope(x []float32, tokens, seqlen, nh, hd int, cos, sin []float32, workers int) {
-	half := hd / 2
-	width := nh * hd
-	blockops.ParallelFor(tokens, workers, func(lo, hi int) {
-		for t := lo; t < hi; t++ {
-			p := t % seqlen
-			c := cos[p*half : (p+1)*half]
-			s := sin[p*half : (p+1)*half]
-			row := x[t*width : (t+1)*width]
-			for h := range nh {
-				v := row[h*hd : (h+1)*hd]
-				for i := range half {
-					x1, x2 := v[i], v[i+half]
-					v[i] = float32(x1*c[i]) - float32(x2*s[i])
-					v[i+half] = float32(x2*c[i]) + float32(x1*s[i])
-				}
-			}
-		}
-	})
-}
-
 // geglu overwrites gate with gelu_tanh(gate)·up (vec.GELUTanhMul) on workers
 // goroutines.
 func geglu(gate, up []float32, workers int) {
@@ -173,8 +148,8 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 		rmsNorm(sc.k, sc.k, norms[5], tokens*f.kvHeads, f.headDim, f.eps, workers)
 	}
 	cos, sin := layer.rope.tables(seqlen)
-	applyRope(sc.q, tokens, seqlen, f.heads, f.headDim, cos, sin, workers)
-	applyRope(sc.k, tokens, seqlen, f.kvHeads, f.headDim, cos, sin, workers)
+	blockops.ApplyRope(sc.q, tokens, seqlen, f.heads, f.headDim, cos, sin, workers)
+	blockops.ApplyRope(sc.k, tokens, seqlen, f.kvHeads, f.headDim, cos, sin, workers)
 	blockops.Attention(be, sc.q, sc.k, sc.v, sc.att, blockops.Attn{NSeq: nseq, SeqLen: seqlen, Heads: f.heads, KVHeads: f.kvHeads,
 		HeadDim: f.headDim, Scale: f.scale, Window: layer.window, SoftCap: f.attnCap}, workers)
 	if capture != nil {
