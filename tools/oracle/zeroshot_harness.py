@@ -37,6 +37,7 @@ zeroshot_harness_device.sh runs on the H200, float32 with TF32 off):
 """
 import argparse
 import gzip
+import hashlib
 import json
 import os
 import sys
@@ -48,6 +49,14 @@ from lm_eval.tasks import TaskManager
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from zeroshot_tasks import mmlu_subjects, write_tasks  # noqa: E402
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
 
 
 def write_json(out, path):
@@ -108,7 +117,7 @@ def main():
     seconds = time.time() - start
     import transformers
     out = {"command": " ".join(sys.argv), "lm_eval_version": lm_eval.__version__ if hasattr(lm_eval, "__version__") else "0.4.13",
-           "model": os.path.basename(a.gguf), "limit": a.limit, "mmlu_subjects": subjects,
+           "model": os.path.basename(a.gguf), "model_sha256": sha256(a.gguf), "limit": a.limit, "mmlu_subjects": subjects,
            "device": a.device if a.device == "cpu" else "%s (%s)" % (a.device, torch.cuda.get_device_name(a.device)),
            "batch_size": a.batch_size, "torch": torch.__version__, "transformers": transformers.__version__,
            "seconds": round(seconds, 1), "tasks": {}}
