@@ -210,13 +210,14 @@ func TestEvalOutputShape(t *testing.T) {
 // MMLU subjects, acc and acc_norm within 0.5 points, the six-task average
 // within 0.5 points). It runs when OPTIMA_ZEROSHOT_OURS_FULL names optima's
 // output (a pair run with the same --limit N compares too); the harness's is OPTIMA_ZEROSHOT_HARNESS_FULL, or the committed
-// testdata/smollm2_zeroshot_harness_full.json.gz. Both come from one device
-// run (see tools/oracle/zeroshot_harness_device.sh):
+// testdata/smollm2_zeroshot_harness_full.json.gz. Both come from the H200
+// device machine: tools/oracle/zeroshot_optima_device.sh runs optima eval
+// on its CPU (start, then wait in the next command), while
+// tools/oracle/zeroshot_harness_device.sh runs the harness on its GPU:
 //
-//	optima eval --model m.gguf --task piqa,arc_easy,arc_challenge,winogrande,openbookqa,mmlu --json --no-progress > ours.json
-//	bash tools/oracle/zeroshot_harness_device.sh   # zeroshot_harness_full.json.gz
-//	OPTIMA_ZEROSHOT_OURS_FULL=$PWD/ours.json OPTIMA_ZEROSHOT_HARNESS_FULL=$PWD/zeroshot_harness_full.json.gz \
-//	    go test -run 'SmolLM2ZeroShotFull|HarnessAggregation' -v ./stages/eval
+//	cp .../zeroshot_harness_full.json.gz stages/eval/testdata/smollm2_zeroshot_harness_full.json.gz
+//	OPTIMA_ZEROSHOT_OURS_FULL=.../optima_zeroshot_full.json \
+//	    go test -count=1 -run 'SmolLM2ZeroShotFull|HarnessAggregation' -v ./stages/eval
 func TestSmolLM2ZeroShotFull(t *testing.T) {
 	oursPath := os.Getenv("OPTIMA_ZEROSHOT_OURS_FULL")
 	if oursPath == "" {

@@ -23,6 +23,12 @@
 #     zeroshot_harness_full_summary.json  the same without the documents
 #     zeroshot_harness.log                versions and the harness's log
 #
+# Our side runs beside it on the device's CPU (zeroshot_optima_device.sh);
+# one device command for both, then one to collect optima's result:
+#
+#     bash tools/oracle/zeroshot_optima_device.sh start && bash tools/oracle/zeroshot_harness_device.sh
+#     bash tools/oracle/zeroshot_optima_device.sh wait 570     # next command, within 30 s
+#
 # Settings (environment): WHEELS (.carry/i5h), SITE (/tmp/site),
 # GGUF (/root/keep/m.gguf), DATA (/root/keep/data), DEVICE (cuda),
 # BATCH (64), LIMIT (0: all documents), SUBJECTS (all), PY (python3),
