@@ -23,6 +23,16 @@ def data_files(path):
     return "dataset_path: json\ndataset_kwargs:\n  data_files:\n    test: %s\n" % json.dumps(path)
 
 
+def mmlu_subjects(data):
+    """Returns every MMLU subject of the data directory (mmlu/test/
+    <subject>_test.csv), sorted, as the harness's mmlu group lists them."""
+    d = os.path.join(data, "mmlu", "test")
+    subs = sorted(f[:-len("_test.csv")] for f in os.listdir(d) if f.endswith("_test.csv"))
+    if not subs:
+        raise SystemExit("no MMLU subjects (*_test.csv) in %s" % d)
+    return subs
+
+
 def write_tasks(data, subjects):
     """Writes the task configs (and converted data) into a new temporary
     directory and returns it, for TaskManager(include_path=...)."""
