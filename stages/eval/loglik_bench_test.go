@@ -106,3 +106,63 @@ const trainingWords = `the tiny model reads the text one token at a time and the
 the text into pieces then it merges the most frequent pairs of symbols into new tokens
 in the beginning there were only bytes then there were the words a model that is pruned
 keeps the weights that matter and drops the others`
+
+// BenchmarkPrefixReuse scores 16 ARC-like items (a 40-word question and
+// four 4-word answers, one context for the four) on a small random Llama
+// (hidden 256, 2 layers) through LogLikelihoods (the context runs once per
+// item, model.PrefixForwarder) and through PlainLogLikelihoods (every
+// choice runs context+answer), and reports both in process CPU time and
+// the speedup of the prefix path. Sample (2 shared cores):
+//
+//	go test -run XXX -bench PrefixReuse -benchtime 5x ./stages/eval
+func BenchmarkPrefixReuse(b *testing.B) {
+	o := tinymodel.Default()
+	o.Hidden, o.Intermediate, o.Heads, o.KVHeads = 256, 512, 4, 2
+	fam, err := model.New(tinymodel.Config(o))
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, err := tinymodel.Tokenizer(o.Vocab)
+	if err != nil {
+		b.Fatal(err)
+	}
+	words := strings.Fields(trainingWords)
+	r := rand.New(rand.NewPCG(2, 2))
+	sent := func(n int) string {
+		s := make([]string, n)
+		for i := range s {
+			s[i] = words[r.IntN(len(words))]
+		}
+		return strings.Join(s, " ")
+	}
+	var reqs []Request
+	for range 16 {
+		ctx := "Question: " + sent(40) + "\nAnswer:"
+		for range 4 {
+			q, err := EncodePair(tok, ctx, " "+sent(4))
+			if err != nil {
+				b.Fatal(err)
+			}
+			reqs = append(reqs, q)
+		}
+	}
+	be := cpu.New(0)
+	load := WeightsLoader(tinymodel.Weights(o))
+	var prefix, plain time.Duration
+	for b.Loop() {
+		t0 := cpuTime(b)
+		if _, err := LogLikelihoods(context.Background(), be, fam, load, reqs, 0, nil); err != nil {
+			b.Fatal(err)
+		}
+		t1 := cpuTime(b)
+		if _, err := PlainLogLikelihoods(context.Background(), be, fam, load, reqs, 0, nil); err != nil {
+			b.Fatal(err)
+		}
+		prefix += t1 - t0
+		plain += cpuTime(b) - t1
+	}
+	n := float64(b.N)
+	b.ReportMetric(prefix.Seconds()*1e3/n, "prefix-cpu-ms")
+	b.ReportMetric(plain.Seconds()*1e3/n, "plain-cpu-ms")
+	b.ReportMetric(plain.Seconds()/prefix.Seconds(), "speedup")
+}
