@@ -102,12 +102,18 @@ type scoreRow struct {
 // log-softmax runs in float64.
 //
 // Reuse and batching: when fam implements model.PrefixForwarder, the
-// context shared by several continuations runs once (see
-// prefixLogLikelihoods: requests are grouped by their context token ids,
-// the context's keys and values are kept per block, and each distinct
-// continuation runs only its own tokens against them); the answers equal
-// PlainLogLikelihoods' up to float32 rounding. Otherwise it is
-// PlainLogLikelihoods.
+// context shared by several continuations runs once. Requests are grouped
+// by their context token ids (the harness encodes the context on its own,
+// so this is the token prefix every choice's input starts with); per
+// block, each group's context runs with its keys and values kept in a
+// model.KVCache, then each distinct continuation input (cont[:-1]) runs
+// only its own tokens against them. A context with at most one distinct
+// continuation input (MMLU's one-token answers, WinoGrande's per-choice
+// contexts) and a request the harness truncates run as one whole sequence,
+// as in the plain path. The answers equal PlainLogLikelihoods' up to
+// float32 rounding (the tests hold them to 1e-5 relative); memory and
+// weight loading follow the plain path's passes. Without
+// model.PrefixForwarder it is PlainLogLikelihoods.
 //
 // progress, if not nil, is called from the calling goroutine with done and
 // total in units of sequence-steps, total = sequences·(NumBlocks+2), where
