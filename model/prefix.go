@@ -34,8 +34,10 @@ type Span struct {
 type KVCache struct {
 	// K and V hold, per slot, [positions, kvDim] row-major float32 where
 	// kvDim = key/value heads · head dim (OPT: hidden). Only positions that
-	// a Keep span stored are meaningful.
+	// a Keep span or CopyPrefix stored are meaningful.
 	K, V [][]float32
+	// kvDim is the row width of the last Put (0 before any).
+	kvDim int
 }
 
 // NewKVCache returns an empty cache with nseq sequence slots.
@@ -65,6 +67,26 @@ func (c *KVCache) Put(seq, start, kvDim int, k, v []float32) {
 	c.K[seq], c.V[seq] = grow(c.K[seq]), grow(c.V[seq])
 	copy(c.K[seq][start*kvDim:], k)
 	copy(c.V[seq][start*kvDim:], v)
+	c.kvDim = kvDim
+}
+
+// CopyPrefix copies positions [0, n) of slot src into slot dst (growing
+// dst), so that a Keep span of dst starting at n continues the prefix src
+// holds: a tree of shared prefixes gives each branch that has branches of
+// its own a slot. Rows are as wide as the last Put's. It panics when src
+// holds fewer than n positions or a slot is outside the cache.
+func (c *KVCache) CopyPrefix(dst, src, n int) {
+	if n == 0 {
+		return
+	}
+	if c.kvDim == 0 {
+		panic("model: KVCache.CopyPrefix before any Put")
+	}
+	k, v := c.Prefix(src, n, c.kvDim)
+	if dst == src {
+		return
+	}
+	c.Put(dst, 0, c.kvDim, k, v)
 }
 
 // Prefix returns the keys and values of positions [0, n) of slot seq

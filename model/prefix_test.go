@@ -18,9 +18,16 @@ func TestKVCachePutPrefix(t *testing.T) {
 	if diff := cmp.Diff([]float32{5, 6, -7, -8, 11, 12}, v); diff != "" {
 		t.Errorf("values (-want +got):\n%s", diff)
 	}
+	c.CopyPrefix(0, 1, 2)
+	k, v = c.Prefix(0, 2, 2)
+	if diff := cmp.Diff([]float32{1, 2, -3, -4, 5, 6, -7, -8}, append(k, v...)); diff != "" {
+		t.Errorf("copied prefix (-want +got):\n%s", diff)
+	}
 	for name, f := range map[string]func(){
+		"copy beyond stored":   func() { c.CopyPrefix(0, 1, 4) },
+		"copy before any put":  func() { NewKVCache(2).CopyPrefix(0, 1, 1) },
 		"prefix beyond stored": func() { c.Prefix(1, 4, 2) },
-		"empty slot":           func() { c.Prefix(0, 1, 2) },
+		"empty slot":           func() { NewKVCache(1).Prefix(0, 1, 2) },
 		"slot outside":         func() { c.Put(2, 0, 2, []float32{1, 2}, []float32{1, 2}) },
 		"ragged rows":          func() { c.Put(0, 0, 2, []float32{1, 2, 3}, []float32{1, 2, 3}) },
 	} {

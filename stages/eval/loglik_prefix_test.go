@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/optima-llm/optima/internal/tinymodel"
 	"github.com/optima-llm/optima/kernels/cpu"
@@ -32,7 +35,14 @@ func prefixRequests(vocab int, seed uint64) []Request {
 	a := ids(5)
 	shared := append(append([]int32(nil), a[:2]...), ids(3)...)
 	wc := ids(4)
+	// Two contexts that share a 6-token header; answers of the first that
+	// share 4 tokens (a tree four levels deep).
+	h, x4 := ids(6), ids(4)
+	c5 := append(append([]int32(nil), h...), ids(5)...)
+	c6 := append(append([]int32(nil), h...), ids(7)...)
+	cat := func(a, b []int32) []int32 { return append(append([]int32(nil), a...), b...) }
 	return []Request{
+		{c5, ids(1)}, {c5, ids(3)}, {c5, cat(x4, ids(2))}, {c5, cat(x4, ids(3))}, {c6, ids(1)}, {c6, ids(2)},
 		{c1, ids(1)}, {c1, ids(3)}, {c1, a}, {c1, shared}, {c1, a}, {c1, ids(6)},
 		{c2, ids(1)}, {c2, ids(1)}, {c2, ids(1)}, {c2, ids(1)},
 		{c3, ids(4)}, {c3, ids(1)},
@@ -97,11 +107,66 @@ func TestPrefixPathMatchesPlain(t *testing.T) {
 							t.Errorf("request %d: prefix path %+v, plain %+v", i, got[i], want[i])
 						}
 					}
-					if got[2] != got[4] {
-						t.Errorf("duplicate requests differ: %+v, %+v", got[2], got[4])
+					if got[8] != got[10] {
+						t.Errorf("duplicate requests differ: %+v, %+v", got[8], got[10])
 					}
 				})
 			}
 		})
+	}
+}
+
+// TestPrefixTree checks the radix tree the prefix path runs: shared runs
+// of at least minShare tokens become nodes with a KV slot, shorter ones are
+// pushed down into each branch, an input that another extends is a node
+// with children, and levels and token offsets follow the tree.
+func TestPrefixTree(t *testing.T) {
+	inputs := [][]int32{
+		{1, 2, 3, 4, 5, 6, 7},    // 0: header 1 2 3 4 5, then 6 7
+		{1, 2, 3, 4, 5, 8},       // 1: header, then 8
+		{1, 2, 3, 4, 5, 8, 9, 9}, // 2: input 1 extended
+		{1, 2, 7, 7},             // 3: shares only 1 2 with the rest
+		{5, 5},                   // 4
+	}
+	order := []int{0, 1, 2, 3, 4}
+	slices.SortFunc(order, func(a, b int) int { return slices.Compare(inputs[a], inputs[b]) })
+	lcp := make([]int, len(order))
+	for i := 1; i < len(order); i++ {
+		a, b := inputs[order[i-1]], inputs[order[i]]
+		for lcp[i] < min(len(a), len(b)) && a[lcp[i]] == b[lcp[i]] {
+			lcp[i]++
+		}
+	}
+	term := map[int]*prefixNode{}
+	root := buildPrefixTree(inputs, order, lcp, term)
+	levels, slots, tokens := layoutPrefixTree(root)
+	type nd struct {
+		Level, Start, End int
+		Tokens            []int32
+		Slot              bool
+	}
+	var got [][]nd
+	for _, lv := range levels {
+		var row []nd
+		for _, n := range lv {
+			row = append(row, nd{n.level, n.start, n.end, n.seq[n.start:n.end], n.slot >= 0})
+		}
+		got = append(got, row)
+	}
+	want := [][]nd{
+		{{1, 0, 5, []int32{1, 2, 3, 4, 5}, true}, {1, 0, 4, []int32{1, 2, 7, 7}, false}, {1, 0, 2, []int32{5, 5}, false}},
+		{{2, 5, 7, []int32{6, 7}, false}, {2, 5, 6, []int32{8}, true}},
+		{{3, 6, 8, []int32{9, 9}, false}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("tree (-want +got):\n%s", diff)
+	}
+	if slots != 2 || tokens != 5+4+2+2+1+2 {
+		t.Errorf("slots %d, tokens %d; want 2, 16", slots, tokens)
+	}
+	for k, n := range term {
+		if n.end != len(inputs[k]) {
+			t.Errorf("input %d ends at node [%d, %d)", k, n.start, n.end)
+		}
 	}
 }
