@@ -101,26 +101,26 @@ type scoreRow struct {
 // logits at the last len(cont) input positions score the continuation, and
 // log-softmax runs in float64.
 //
-// Reuse and batching: when fam implements model.PrefixForwarder, the
-// context shared by several continuations runs once. Requests are grouped
-// by their context token ids (the harness encodes the context on its own,
-// so this is the token prefix every choice's input starts with); per
-// block, each group's context runs with its keys and values kept in a
-// model.KVCache, then each distinct continuation input (cont[:-1]) runs
-// only its own tokens against them. A context with at most one distinct
-// continuation input (MMLU's one-token answers, WinoGrande's per-choice
-// contexts) and a request the harness truncates run as one whole sequence,
-// as in the plain path. The answers equal PlainLogLikelihoods' up to
-// float32 rounding (the tests hold them to 1e-5 relative); memory and
-// weight loading follow the plain path's passes. Without
-// model.PrefixForwarder it is PlainLogLikelihoods.
+// Reuse and batching: when fam implements model.PrefixForwarder, shared
+// beginnings of the model inputs run once. The inputs are exactly the
+// plain path's (so the context/continuation split and the harness's
+// tokenization are untouched); they form a radix tree of token runs, in
+// which a run shared by several inputs — an item's context before its
+// choices, MMLU's subject header, WinoGrande's sentence before the blank,
+// answers that begin alike — runs once, with its keys and values kept per
+// block in a model.KVCache, and each branch runs only its own tokens after
+// it. Shared runs shorter than 4 tokens run with each branch. Grouping is
+// by token ids, never by the context string. The answers equal
+// PlainLogLikelihoods' up to float32 rounding (the tests hold them to 1e-5
+// relative); memory and weight loading follow the plain path's passes.
+// Without model.PrefixForwarder it is PlainLogLikelihoods.
 //
 // progress, if not nil, is called from the calling goroutine with done and
 // total in units of sequence-steps, total = sequences·(NumBlocks+2), where
-// a sequence is a forward input (PlainLogLikelihoods) or a shared context or
-// a continuation run after one (the prefix path). It returns an error for
-// an empty context or continuation, a token id outside the vocabulary, or
-// the first error of load, the family or ctx.
+// a sequence is a forward input (PlainLogLikelihoods) or a node of the tree
+// (the prefix path). It returns an error for an empty context or
+// continuation, a token id outside the vocabulary, or the first error of
+// load, the family or ctx.
 func LogLikelihoods(ctx context.Context, be kernels.Backend, fam model.Family, load Loader, reqs []Request, maxLen int, progress func(done, total int)) ([]LogLik, error) {
 	return logLikelihoods(ctx, be, fam, load, reqs, maxLen, progress, plan{hiddenBudget, callTokens, logitRows}, false)
 }
