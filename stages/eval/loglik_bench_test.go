@@ -113,13 +113,13 @@ keeps the weights that matter and drops the others`
 // model.PrefixForwarder) and through PlainLogLikelihoods (every choice runs
 // context+answer), and reports both in process CPU time and the speedup of
 // the prefix path. arc: a 40-word question with four 4-word answers, one
-// context for the four. mmlu: a 60-word prompt with the one-token answers
-// " A"…" D", which the plain path already runs as one sequence per item (a
-// speedup of 1 means the span path costs nothing extra). Sample (2 shared
-// cores, load ~5):
+// context for the four. mmlu: a 60-word prompt (random words, so items
+// share no beginning) with the one-token answers " A"…" D", which the plain
+// path already runs as one sequence per item (a speedup of 1 means the span
+// path costs nothing extra). Sample (2 shared cores, load ~3):
 //
-//	BenchmarkPrefixReuse/arc-2    5  446626359 ns/op  265.0 plain-cpu-ms  88.57 prefix-cpu-ms  2.991 speedup
-//	BenchmarkPrefixReuse/mmlu-2   5  205368410 ns/op  85.85 plain-cpu-ms  78.30 prefix-cpu-ms  1.096 speedup
+//	BenchmarkPrefixReuse/arc-2    5  414660223 ns/op  302.5 plain-cpu-ms  106.1 prefix-cpu-ms  2.850 speedup
+//	BenchmarkPrefixReuse/mmlu-2   5  171098902 ns/op  86.28 plain-cpu-ms  82.41 prefix-cpu-ms  1.047 speedup
 //
 //	go test -run XXX -bench PrefixReuse -benchtime 5x ./stages/eval
 func BenchmarkPrefixReuse(b *testing.B) {
