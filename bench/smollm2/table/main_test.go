@@ -143,3 +143,27 @@ func TestZeroShotColumnsOptional(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLoadZeroShot feeds arbitrary ROW.zeroshot.json contents to the
+// renderer: it must return an error or a result whose tasks are distinct
+// and named, never panic.
+func FuzzLoadZeroShot(f *testing.F) {
+	f.Add(`{"tasks": [{"task": "piqa", "acc": 0.5}], "average_acc": 0.5, "limit": 3}`)
+	f.Add(`{"tasks": [{"task": "piqa"}, {"task": "piqa"}]}`)
+	f.Add(`{"tasks": null}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "dense.zeroshot.json"), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		z, err := loadZeroShot(dir, "dense")
+		if err != nil {
+			return
+		}
+		if z == nil || len(z.Tasks) == 0 || len(z.Acc) != len(z.Tasks) {
+			t.Fatalf("accepted %q as %+v", s, z)
+		}
+		var b bytes.Buffer
+		Markdown(&b, []Result{{Label: "dense", ZeroShot: z}}, nil, 1)
+	})
+}
