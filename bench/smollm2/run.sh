@@ -16,7 +16,13 @@
 # defaults: block size 128, damping 0.01, ADMM 20 iterations, damping 0.1).
 # Extra prune flags may be given in $PRUNE_FLAGS (e.g. --threads 8). For each row it writes
 # OUT/ROW.eval.json (optima eval --json) and OUT/ROW.report.json (the prune
-# report). bench/smollm2/table renders them as a Markdown table.
+# report). With $ZEROSHOT_TASKS set (a comma list for optima eval --task, e.g.
+# arc_easy,piqa,mmlu or zeroshot), each row also runs
+# optima eval --task $ZEROSHOT_TASKS [--limit $ZEROSHOT_LIMIT] --json on the
+# row's model and writes OUT/ROW.zeroshot.json ($ZEROSHOT_LIMIT: items per
+# task, per MMLU subject; unset or 0: all). bench/smollm2/table renders them
+# as a Markdown table (with an acc column per task when the zeroshot files
+# exist).
 set -euo pipefail
 optima=$1 model=$2 data=$3 out=$4 nsamples=$5 maxwin=$6
 shift 6
@@ -45,5 +51,12 @@ for row in "$@"; do
   "$optima" eval --model "$target" --task wikitext2 --seqlen 2048 --max-windows "$maxwin" \
     --data-dir "$data" --json --no-progress > "$out/$row.eval.json"
   end=$(date +%s)
-  echo "$row: prune $((mid-start))s eval $((end-mid))s $(grep '"perplexity"' "$out/$row.eval.json")"
+  zs=
+  if [ -n "${ZEROSHOT_TASKS:-}" ]; then
+    "$optima" eval --model "$target" --task "$ZEROSHOT_TASKS" --limit "${ZEROSHOT_LIMIT:-0}" \
+      --data-dir "$data" --json --no-progress > "$out/$row.zeroshot.json.tmp"
+    mv "$out/$row.zeroshot.json.tmp" "$out/$row.zeroshot.json"
+    zs=" zero-shot $(($(date +%s)-end))s $(grep '"average_acc"' "$out/$row.zeroshot.json")"
+  fi
+  echo "$row: prune $((mid-start))s eval $((end-mid))s $(grep '"perplexity"' "$out/$row.eval.json")$zs"
 done

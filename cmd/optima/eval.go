@@ -28,6 +28,9 @@ type evalOptions struct {
 	jsonOut    bool
 	noProg     bool
 	limit      int
+	// plain scores zero-shot tasks without reusing shared contexts
+	// (eval.Scorer.Plain), to time the prefix path against.
+	plain bool
 	// wiki and zeroShot are the parsed --task list.
 	wiki     bool
 	zeroShot []string
@@ -68,6 +71,8 @@ MODEL/adapter (optima prune --separate-lora) is evaluated with the adapter merge
 	f.IntVar(&o.threads, "threads", 0, "compute threads (0: all cores)")
 	f.BoolVar(&o.jsonOut, "json", false, "print the result as JSON")
 	f.BoolVar(&o.noProg, "no-progress", false, "no progress bar")
+	f.BoolVar(&o.plain, "plain-scoring", false, "zero-shot: run every choice's whole sequence instead of running a shared context once (for timing comparisons)")
+	_ = f.MarkHidden("plain-scoring")
 	return cmd
 }
 
@@ -139,7 +144,7 @@ func (o *evalOptions) Run(ctx context.Context) error {
 		}
 	}
 	zs, err := zeroShotRun{src: src, dataDir: o.dataDir, tasks: o.zeroShot, limit: o.limit, threads: o.threads,
-		stderr: o.stderr, noProg: o.noProg}.run(ctx)
+		stderr: o.stderr, noProg: o.noProg, plain: o.plain}.run(ctx)
 	if err != nil {
 		return err
 	}

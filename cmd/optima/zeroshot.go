@@ -63,6 +63,8 @@ type zeroShotRun struct {
 	// stderr receives the progress bar unless noProg.
 	stderr io.Writer
 	noProg bool
+	// plain scores without context reuse (eval.Scorer.Plain).
+	plain bool
 }
 
 // zeroShotOutput is the zero-shot part of `optima eval --json`.
@@ -113,7 +115,7 @@ func (r zeroShotRun) run(ctx context.Context) (zeroShotOutput, error) {
 	if withAdapter {
 		fmt.Fprintf(r.stderr, "merging the adapter in %s/%s\n", r.src.Path(), prune.AdapterDir)
 	}
-	s := &eval.Scorer{Backend: cpu.New(r.threads), Family: fam, Load: load, Tokenizer: tok}
+	s := &eval.Scorer{Backend: cpu.New(r.threads), Family: fam, Load: load, Tokenizer: tok, Plain: r.plain}
 	start := time.Now()
 	res, err := s.Evaluate(ctx, tasks, progress)
 	if err != nil {

@@ -16,6 +16,9 @@ type scratch struct {
 	h, q, k, v, att, gate, up []float32
 }
 
+// Family runs prefix-continuing spans (ForwardSpans).
+var _ model.PrefixForwarder = (*Family)(nil)
+
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 // rmsNorm writes dst[r] = (x[r] · rsqrt(mean(x[r]²) + eps)) · (1 + weight)
@@ -91,6 +94,30 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 	if nseq < 0 || seqlen < 0 || len(x) != nseq*seqlen*f.hidden {
 		panic(fmt.Sprintf("gemma: ForwardBlock: len(x) = %d, want nseq %d · seqlen %d · hidden %d", len(x), nseq, seqlen, f.hidden))
 	}
+	return f.forward(be, i, w, x, blockops.SeqLayout(nseq, seqlen), capture)
+}
+
+// ForwardSpans runs block i in place on x, the tokens of spans one span
+// after another ([Σ Len, hidden] float32), each span continuing the cached
+// keys and values of positions [0, Start) of its slot in kv
+// (model.PrefixForwarder). The arithmetic is ForwardBlock's with RoPE at
+// each token's position and the span attention of
+// blockops.AttentionSpans (sliding windows and soft-capping honoured
+// across the cached prefix). Errors and panics are ForwardBlock's and
+// model.PrefixForwarder's.
+func (f *Family) ForwardSpans(be kernels.Backend, i int, w model.Weights, x []float32, spans []model.Span, kv *model.KVCache) error {
+	if i < 0 || i >= f.NumBlocks() {
+		panic(fmt.Sprintf("gemma: ForwardSpans: block %d outside [0, %d)", i, f.NumBlocks()))
+	}
+	lay := blockops.SpanLayout(spans, kv)
+	if len(x) != lay.Tokens()*f.hidden {
+		panic(fmt.Sprintf("gemma: ForwardSpans: len(x) = %d, want %d span tokens · hidden %d", len(x), lay.Tokens(), f.hidden))
+	}
+	return f.forward(be, i, w, x, lay, nil)
+}
+
+// forward is ForwardBlock and ForwardSpans over a layout.
+func (f *Family) forward(be kernels.Backend, i int, w model.Weights, x []float32, lay *blockops.Layout, capture model.CaptureFunc) error {
 	nn := f.normNames(i)
 	norms := make([][]float32, len(nn))
 	for j, name := range nn {
@@ -111,7 +138,7 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 			return err
 		}
 	}
-	tokens := nseq * seqlen
+	tokens := lay.Tokens()
 	if tokens == 0 {
 		return nil
 	}
@@ -147,10 +174,10 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 		rmsNorm(sc.q, sc.q, norms[4], tokens*f.heads, f.headDim, f.eps, workers)
 		rmsNorm(sc.k, sc.k, norms[5], tokens*f.kvHeads, f.headDim, f.eps, workers)
 	}
-	cos, sin := layer.rope.tables(seqlen)
-	blockops.ApplyRope(sc.q, tokens, seqlen, f.heads, f.headDim, cos, sin, workers)
-	blockops.ApplyRope(sc.k, tokens, seqlen, f.kvHeads, f.headDim, cos, sin, workers)
-	blockops.Attention(be, sc.q, sc.k, sc.v, sc.att, blockops.Attn{NSeq: nseq, SeqLen: seqlen, Heads: f.heads, KVHeads: f.kvHeads,
+	cos, sin := layer.rope.tables(lay.MaxPos())
+	lay.Rope(sc.q, f.heads, f.headDim, cos, sin, workers)
+	lay.Rope(sc.k, f.kvHeads, f.headDim, cos, sin, workers)
+	lay.Attention(be, sc.q, sc.k, sc.v, sc.att, blockops.Attn{Heads: f.heads, KVHeads: f.kvHeads,
 		HeadDim: f.headDim, Scale: f.scale, Window: layer.window, SoftCap: f.attnCap}, workers)
 	if capture != nil {
 		capture(ls[3].Group, names(3), sc.att, tokens, qd)

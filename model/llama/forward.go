@@ -16,6 +16,9 @@ type scratch struct {
 	h, q, k, v, att, gate, up []float32
 }
 
+// Family runs prefix-continuing spans (ForwardSpans).
+var _ model.PrefixForwarder = (*Family)(nil)
+
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 // rmsNorm writes dst[t] = weight · (x[t] · rsqrt(mean(x[t]²) + eps)) for each
@@ -80,6 +83,29 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 	if nseq < 0 || seqlen < 0 || len(x) != nseq*seqlen*f.hidden {
 		panic(fmt.Sprintf("llama: ForwardBlock: len(x) = %d, want nseq %d · seqlen %d · hidden %d", len(x), nseq, seqlen, f.hidden))
 	}
+	return f.forward(be, i, w, x, blockops.SeqLayout(nseq, seqlen), capture)
+}
+
+// ForwardSpans runs block i in place on x, the tokens of spans one span
+// after another ([Σ Len, hidden] float32), each span continuing the cached
+// keys and values of positions [0, Start) of its slot in kv
+// (model.PrefixForwarder). The arithmetic is ForwardBlock's with RoPE at
+// each token's position and the span attention of
+// blockops.AttentionSpans (sliding windows honoured across the cached
+// prefix). Errors and panics are ForwardBlock's and model.PrefixForwarder's.
+func (f *Family) ForwardSpans(be kernels.Backend, i int, w model.Weights, x []float32, spans []model.Span, kv *model.KVCache) error {
+	if i < 0 || i >= f.NumBlocks() {
+		panic(fmt.Sprintf("llama: ForwardSpans: block %d outside [0, %d)", i, f.NumBlocks()))
+	}
+	lay := blockops.SpanLayout(spans, kv)
+	if len(x) != lay.Tokens()*f.hidden {
+		panic(fmt.Sprintf("llama: ForwardSpans: len(x) = %d, want %d span tokens · hidden %d", len(x), lay.Tokens(), f.hidden))
+	}
+	return f.forward(be, i, w, x, lay, nil)
+}
+
+// forward is ForwardBlock and ForwardSpans over a layout.
+func (f *Family) forward(be kernels.Backend, i int, w model.Weights, x []float32, lay *blockops.Layout, capture model.CaptureFunc) error {
 	p := blockPrefix(i)
 	inNorm, err := blockops.Tensor("llama", w, p+"input_layernorm.weight", f.hidden)
 	if err != nil {
@@ -96,7 +122,7 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 			return err
 		}
 	}
-	tokens := nseq * seqlen
+	tokens := lay.Tokens()
 	if tokens == 0 {
 		return nil
 	}
@@ -127,10 +153,10 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 	lw[0].Apply(be, sc.h, tokens, sc.q)
 	lw[1].Apply(be, sc.h, tokens, sc.k)
 	lw[2].Apply(be, sc.h, tokens, sc.v)
-	cos, sin := f.rope(seqlen)
-	blockops.ApplyRope(sc.q, tokens, seqlen, f.heads, f.headDim, cos, sin, workers)
-	blockops.ApplyRope(sc.k, tokens, seqlen, f.kvHeads, f.headDim, cos, sin, workers)
-	blockops.Attention(be, sc.q, sc.k, sc.v, sc.att, blockops.Attn{NSeq: nseq, SeqLen: seqlen, Heads: f.heads, KVHeads: f.kvHeads,
+	cos, sin := f.rope(lay.MaxPos())
+	lay.Rope(sc.q, f.heads, f.headDim, cos, sin, workers)
+	lay.Rope(sc.k, f.kvHeads, f.headDim, cos, sin, workers)
+	lay.Attention(be, sc.q, sc.k, sc.v, sc.att, blockops.Attn{Heads: f.heads, KVHeads: f.kvHeads,
 		HeadDim: f.headDim, Scale: float32(math.Pow(float64(f.headDim), -0.5)), Window: f.window[i]}, workers) // HF: self.scaling = head_dim**-0.5
 	if capture != nil {
 		capture(ls[3].Group, names(3), sc.att, tokens, qd)

@@ -67,6 +67,9 @@ type scratch struct {
 	h, q, k, v, att, ffn []float32
 }
 
+// Family runs prefix-continuing spans (ForwardSpans).
+var _ model.PrefixForwarder = (*Family)(nil)
+
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 var (
@@ -144,6 +147,30 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 	if nseq < 0 || seqlen < 0 || len(x) != nseq*seqlen*f.hidden {
 		panic(fmt.Sprintf("opt: ForwardBlock: len(x) = %d, want nseq %d · seqlen %d · hidden %d", len(x), nseq, seqlen, f.hidden))
 	}
+	return f.forward(be, i, w, x, blockops.SeqLayout(nseq, seqlen), capture)
+}
+
+// ForwardSpans runs OPTDecoderLayer i in place on x, the tokens of spans
+// one span after another ([Σ Len, hidden] float32), each span continuing
+// the cached keys and values of positions [0, Start) of its slot in kv
+// (model.PrefixForwarder). Block 0 adds the learned positional embedding
+// of each token's position (Start+r+2); a position beyond the table is an
+// error. Otherwise it is ForwardBlock with the span attention of
+// blockops.AttentionSpans; errors and panics are ForwardBlock's and
+// model.PrefixForwarder's.
+func (f *Family) ForwardSpans(be kernels.Backend, i int, w model.Weights, x []float32, spans []model.Span, kv *model.KVCache) error {
+	if i < 0 || i >= f.NumBlocks() {
+		panic(fmt.Sprintf("opt: ForwardSpans: block %d outside [0, %d)", i, f.NumBlocks()))
+	}
+	lay := blockops.SpanLayout(spans, kv)
+	if len(x) != lay.Tokens()*f.hidden {
+		panic(fmt.Sprintf("opt: ForwardSpans: len(x) = %d, want %d span tokens · hidden %d", len(x), lay.Tokens(), f.hidden))
+	}
+	return f.forward(be, i, w, x, lay, nil)
+}
+
+// forward is ForwardBlock and ForwardSpans over a layout.
+func (f *Family) forward(be kernels.Backend, i int, w model.Weights, x []float32, lay *blockops.Layout, capture model.CaptureFunc) error {
 	d := f.hidden
 	p := blockPrefix(i)
 	var pos []float32
@@ -155,8 +182,8 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 		if len(t.Shape) != 2 || t.Shape[1] != d || len(t.Data) != t.Shape[0]*d {
 			return fmt.Errorf("opt: tensor %s: shape %v, want [max_position_embeddings+2, %d]", EmbedPositions, t.Shape, d)
 		}
-		if rows := t.Shape[0]; seqlen+positionOffset > rows {
-			return fmt.Errorf("opt: sequence length %d exceeds the %d positions of %s", seqlen, rows-positionOffset, EmbedPositions)
+		if rows := t.Shape[0]; lay.MaxPos()+positionOffset > rows {
+			return fmt.Errorf("opt: sequence length %d exceeds the %d positions of %s", lay.MaxPos(), rows-positionOffset, EmbedPositions)
 		}
 		pos = t.Data
 	}
@@ -175,7 +202,7 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 			return err
 		}
 	}
-	tokens := nseq * seqlen
+	tokens := lay.Tokens()
 	if tokens == 0 {
 		return nil
 	}
@@ -200,7 +227,7 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 		// HF: hidden_states = inputs_embeds + embed_positions(position_ids + 2).
 		blockops.ParallelFor(tokens, workers, func(lo, hi int) {
 			for t := lo; t < hi; t++ {
-				pr := pos[(t%seqlen+positionOffset)*d:][:d]
+				pr := pos[(lay.Pos(t)+positionOffset)*d:][:d]
 				row := x[t*d : (t+1)*d]
 				for j := range row {
 					row[j] += pr[j]
@@ -231,7 +258,7 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 	})
 	// q is already scaled by head_dim^-0.5 (OPTAttention scales q and calls
 	// the attention with scaling 1.0).
-	blockops.Attention(be, sc.q, sc.k, sc.v, sc.att, blockops.Attn{NSeq: nseq, SeqLen: seqlen, Heads: f.heads, KVHeads: f.heads,
+	lay.Attention(be, sc.q, sc.k, sc.v, sc.att, blockops.Attn{Heads: f.heads, KVHeads: f.heads,
 		HeadDim: f.headDim, Scale: 1}, workers)
 	if capture != nil {
 		capture(ls[3].Group, names(3), sc.att, tokens, d)

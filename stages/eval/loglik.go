@@ -101,6 +101,33 @@ type scoreRow struct {
 // logits at the last len(cont) input positions score the continuation, and
 // log-softmax runs in float64.
 //
+// Reuse and batching: when fam implements model.PrefixForwarder, shared
+// beginnings of the model inputs run once. The inputs are exactly the
+// plain path's (so the context/continuation split and the harness's
+// tokenization are untouched); they form a radix tree of token runs, in
+// which a run shared by several inputs — an item's context before its
+// choices, MMLU's subject header, WinoGrande's sentence before the blank,
+// answers that begin alike — runs once, with its keys and values kept per
+// block in a model.KVCache, and each branch runs only its own tokens after
+// it. Shared runs shorter than 4 tokens run with each branch. Grouping is
+// by token ids, never by the context string. The answers equal
+// PlainLogLikelihoods' up to float32 rounding (the tests hold them to 1e-5
+// relative); memory and weight loading follow the plain path's passes.
+// Without model.PrefixForwarder it is PlainLogLikelihoods.
+//
+// progress, if not nil, is called from the calling goroutine with done and
+// total in units of sequence-steps, total = sequences·(NumBlocks+2), where
+// a sequence is a forward input (PlainLogLikelihoods) or a node of the tree
+// (the prefix path). It returns an error for an empty context or
+// continuation, a token id outside the vocabulary, or the first error of
+// load, the family or ctx.
+func LogLikelihoods(ctx context.Context, be kernels.Backend, fam model.Family, load Loader, reqs []Request, maxLen int, progress func(done, total int)) ([]LogLik, error) {
+	return logLikelihoods(ctx, be, fam, load, reqs, maxLen, progress, plan{hiddenBudget, callTokens, logitRows}, false)
+}
+
+// PlainLogLikelihoods is LogLikelihoods without context reuse across
+// continuations, for every family: one forward per distinct input sequence.
+//
 // Reuse and batching: requests with the same input sequence share one
 // forward (for MMLU the four one-token answers " A"…" D" after one
 // context are one sequence, as the harness's logits cache groups them);
@@ -110,16 +137,31 @@ type scoreRow struct {
 // from reaching earlier positions). As in Perplexity, the sequences are
 // processed in passes of at most about 1 GiB of hidden states, and in each
 // pass the embedding, each block and the head are loaded once through load.
-//
-// progress, if not nil, is called from the calling goroutine with done and
-// total in units of sequence-steps, total = sequences·(NumBlocks+2). It
-// returns an error for an empty context or continuation, a token id outside
-// the vocabulary, or the first error of load, the family or ctx.
-func LogLikelihoods(ctx context.Context, be kernels.Backend, fam model.Family, load Loader, reqs []Request, maxLen int, progress func(done, total int)) ([]LogLik, error) {
-	return logLikelihoods(ctx, be, fam, load, reqs, maxLen, progress, plan{hiddenBudget, callTokens, logitRows})
+func PlainLogLikelihoods(ctx context.Context, be kernels.Backend, fam model.Family, load Loader, reqs []Request, maxLen int, progress func(done, total int)) ([]LogLik, error) {
+	return logLikelihoods(ctx, be, fam, load, reqs, maxLen, progress, plan{hiddenBudget, callTokens, logitRows}, true)
 }
 
-func logLikelihoods(ctx context.Context, be kernels.Backend, fam model.Family, load Loader, reqs []Request, maxLen int, progress func(done, total int), pl plan) ([]LogLik, error) {
+// checkRequests validates reqs against the vocabulary and maxLen.
+func checkRequests(reqs []Request, vocab, maxLen int) error {
+	for i, r := range reqs {
+		if len(r.Context) == 0 || len(r.Continuation) == 0 {
+			return fmt.Errorf("eval: request %d has an empty context or continuation", i)
+		}
+		if len(r.Continuation) > maxLen {
+			return fmt.Errorf("eval: request %d: continuation of %d tokens exceeds the maximum length %d", i, len(r.Continuation), maxLen)
+		}
+		for _, ids := range [2][]int32{r.Context, r.Continuation} {
+			for _, id := range ids {
+				if id < 0 || int(id) >= vocab {
+					return fmt.Errorf("eval: request %d: token id %d outside the vocabulary [0, %d)", i, id, vocab)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func logLikelihoods(ctx context.Context, be kernels.Backend, fam model.Family, load Loader, reqs []Request, maxLen int, progress func(done, total int), pl plan, plain bool) ([]LogLik, error) {
 	cfg := fam.Config()
 	hidden, vocab := cfg.HiddenSize, cfg.VocabSize
 	if maxLen <= 0 {
@@ -128,26 +170,16 @@ func logLikelihoods(ctx context.Context, be kernels.Backend, fam model.Family, l
 			maxLen = 2048
 		}
 	}
+	if err := checkRequests(reqs, vocab, maxLen); err != nil {
+		return nil, err
+	}
+	if pf, ok := fam.(model.PrefixForwarder); ok && !plain {
+		return prefixLogLikelihoods(ctx, be, pf, load, reqs, maxLen, progress, pl)
+	}
 	// Group requests by input sequence.
 	byKey := map[string]int{}
 	var rows []*scoreRow
 	for i, r := range reqs {
-		if len(r.Context) == 0 || len(r.Continuation) == 0 {
-			return nil, fmt.Errorf("eval: request %d has an empty context or continuation", i)
-		}
-		if len(r.Continuation) > maxLen {
-			return nil, fmt.Errorf("eval: request %d: continuation of %d tokens exceeds the maximum length %d", i, len(r.Continuation), maxLen)
-		}
-		for _, id := range r.Context {
-			if id < 0 || int(id) >= vocab {
-				return nil, fmt.Errorf("eval: request %d: token id %d outside the vocabulary [0, %d)", i, id, vocab)
-			}
-		}
-		for _, id := range r.Continuation {
-			if id < 0 || int(id) >= vocab {
-				return nil, fmt.Errorf("eval: request %d: token id %d outside the vocabulary [0, %d)", i, id, vocab)
-			}
-		}
 		all := make([]int32, 0, len(r.Context)+len(r.Continuation))
 		all = append(append(all, r.Context...), r.Continuation...)
 		if len(all) > maxLen+1 {

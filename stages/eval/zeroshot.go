@@ -53,6 +53,9 @@ type Scorer struct {
 	// MaxLength is the harness's max_length (0: the model's
 	// max_position_embeddings).
 	MaxLength int
+	// Plain scores with PlainLogLikelihoods (one forward per input
+	// sequence, no context reuse), to compare with the prefix path.
+	Plain bool
 }
 
 // Requests encodes every choice of items with EncodePair, item by item and
@@ -75,8 +78,9 @@ func (s *Scorer) Requests(items []Item) ([]Request, error) {
 }
 
 // Evaluate scores tasks: it encodes every choice of every task (Requests),
-// computes all log-likelihoods in one batched LogLikelihoods call (so the
-// weights are loaded once per pass, not once per task), and aggregates acc
+// computes all log-likelihoods in one batched LogLikelihoods call
+// (PlainLogLikelihoods when s.Plain; either way the weights are loaded once
+// per pass, not once per task), and aggregates acc
 // (and acc_norm when a task's HasNorm) as lm_eval/api/task.py
 // process_results and the mean aggregation do. progress is passed to
 // LogLikelihoods. A task without items is an error.
@@ -92,7 +96,11 @@ func (s *Scorer) Evaluate(ctx context.Context, tasks []*Task, progress func(done
 		}
 		reqs = append(reqs, r...)
 	}
-	lls, err := LogLikelihoods(ctx, s.Backend, s.Family, s.Load, reqs, s.MaxLength, progress)
+	score := LogLikelihoods
+	if s.Plain {
+		score = PlainLogLikelihoods
+	}
+	lls, err := score(ctx, s.Backend, s.Family, s.Load, reqs, s.MaxLength, progress)
 	if err != nil {
 		return nil, err
 	}

@@ -168,18 +168,20 @@ func TestZeroShotTinyGolden(t *testing.T) {
 		// Many passes, one or two sequences per ForwardBlock call, 3 logit rows at a time.
 		{hiddenBytes: 300 * 64 * 4, callTokens: 100, logitRows: 3},
 	} {
-		t.Run(fmt.Sprintf("%+v", pl), func(t *testing.T) {
-			got, err := logLikelihoods(context.Background(), s.Backend, s.Family, s.Load, reqs, 0, nil, pl)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i, w := range want {
-				if !closeLL(got[i].LogProb, w.LogLik) || got[i].Greedy != w.Greedy {
-					t.Errorf("request %d (%q | %q): loglik %.6f greedy %v, harness %.6f %v",
-						i, w.Context, w.Continuation, got[i].LogProb, got[i].Greedy, w.LogLik, w.Greedy)
+		for _, plain := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%+v/plain=%v", pl, plain), func(t *testing.T) {
+				got, err := logLikelihoods(context.Background(), s.Backend, s.Family, s.Load, reqs, 0, nil, pl, plain)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-		})
+				for i, w := range want {
+					if !closeLL(got[i].LogProb, w.LogLik) || got[i].Greedy != w.Greedy {
+						t.Errorf("request %d (%q | %q): loglik %.6f greedy %v, harness %.6f %v",
+							i, w.Context, w.Continuation, got[i].LogProb, got[i].Greedy, w.LogLik, w.Greedy)
+					}
+				}
+			})
+		}
 	}
 }
 

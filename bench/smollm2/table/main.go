@@ -9,7 +9,11 @@
 // for dense, RESULTS/ROW.report.json (the prune report). The perplexity is
 // exp of the mean of the first -windows window NLLs, so rows scored on more
 // windows are compared on the same text. Rows whose files are missing are
-// listed as missing, not dropped silently.
+// listed as missing, not dropped silently. When any row has
+// RESULTS/ROW.zeroshot.json (optima eval --task ... --json, written by
+// run.sh when ZEROSHOT_TASKS is set), the table gains one acc column per
+// zero-shot task and their average, and a note gives the --limit they were
+// scored with; without such files those columns are left out.
 package main
 
 import (
@@ -21,6 +25,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -71,6 +76,30 @@ type reportFile struct {
 	} `json:"totals"`
 }
 
+// zeroShotFile is the part of `optima eval --task ... --json` the table
+// reads.
+type zeroShotFile struct {
+	Tasks []struct {
+		Task  string  `json:"task"`
+		Items int     `json:"items"`
+		Acc   float64 `json:"acc"`
+	} `json:"tasks"`
+	Average float64 `json:"average_acc"`
+	// Limit is eval's --limit (0 or absent: every item).
+	Limit int `json:"limit"`
+}
+
+// ZeroShot is a row's zero-shot accuracy.
+type ZeroShot struct {
+	// Acc is each task's acc by task name; Tasks keeps the file's order.
+	Acc   map[string]float64
+	Tasks []string
+	// Average is the unweighted mean of the tasks' acc (average_acc).
+	Average float64
+	// Limit is the items per task (per MMLU subject) scored; 0: all.
+	Limit int
+}
+
 // Result is one rendered row.
 type Result struct {
 	Row, Label string
@@ -81,6 +110,36 @@ type Result struct {
 	ErrAfter   float64
 	MaxDamping float64
 	Seconds    float64
+	// ZeroShot is nil when the row has no ROW.zeroshot.json.
+	ZeroShot *ZeroShot
+}
+
+// loadZeroShot reads dir/ROW.zeroshot.json; a missing file gives nil and
+// no error.
+func loadZeroShot(dir, row string) (*ZeroShot, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, row+".zeroshot.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var f zeroShotFile
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return nil, fmt.Errorf("%s.zeroshot.json: %w", row, err)
+	}
+	if len(f.Tasks) == 0 {
+		return nil, fmt.Errorf("%s.zeroshot.json: no tasks", row)
+	}
+	z := &ZeroShot{Acc: map[string]float64{}, Average: f.Average, Limit: f.Limit}
+	for _, t := range f.Tasks {
+		if _, dup := z.Acc[t.Task]; dup || t.Task == "" {
+			return nil, fmt.Errorf("%s.zeroshot.json: task %q empty or listed twice", row, t.Task)
+		}
+		z.Acc[t.Task] = t.Acc
+		z.Tasks = append(z.Tasks, t.Task)
+	}
+	return z, nil
 }
 
 // Load reads row's files under dir and computes its perplexity over the
@@ -104,6 +163,9 @@ func Load(dir, row string, windows int) (Result, error) {
 		s += v
 	}
 	r.PPL = math.Exp(s / float64(windows))
+	if r.ZeroShot, err = loadZeroShot(dir, row); err != nil {
+		return r, err
+	}
 	if row == "dense" {
 		return r, nil
 	}
@@ -124,19 +186,99 @@ func Load(dir, row string, windows int) (Result, error) {
 }
 
 // Markdown writes the table of res and a line naming the missing rows.
+// When a row has zero-shot results, one "acc" column per task (in the order
+// the rows first list them) and "avg acc" follow, "—" where a row lacks
+// them, and a note below the table gives the limit per task.
 func Markdown(w io.Writer, res []Result, missing []string, windows int) {
-	fmt.Fprintf(w, "| row | WikiText-2 ppl (%d windows) | sparsity | rel. error, mask only | rel. error, after update | max damping | seconds (Σ linears) |\n", windows)
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+	var tasks []string
+	seen := map[string]bool{}
+	limits := map[int][]string{}
 	for _, r := range res {
-		if !r.HasReport {
-			fmt.Fprintf(w, "| %s | %.3f | — | — | — | — | — |\n", r.Label, r.PPL)
+		if r.ZeroShot == nil {
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %.3f | %.4f | %.5f | %.5f | %g | %.0f |\n", r.Label, r.PPL, r.Sparsity, r.ErrBefore, r.ErrAfter, r.MaxDamping, r.Seconds)
+		for _, t := range r.ZeroShot.Tasks {
+			if !seen[t] {
+				seen[t] = true
+				tasks = append(tasks, t)
+			}
+		}
+		limits[r.ZeroShot.Limit] = append(limits[r.ZeroShot.Limit], r.Label)
+	}
+	head := fmt.Sprintf("| row | WikiText-2 ppl (%d windows) | sparsity | rel. error, mask only | rel. error, after update | max damping | seconds (Σ linears) |", windows)
+	rule := "|---|---|---|---|---|---|---|"
+	for _, t := range tasks {
+		head += " " + t + " acc |"
+		rule += "---|"
+	}
+	if len(tasks) > 0 {
+		head += " avg acc |"
+		rule += "---|"
+	}
+	fmt.Fprintln(w, head)
+	fmt.Fprintln(w, rule)
+	for _, r := range res {
+		line := fmt.Sprintf("| %s | %.3f | — | — | — | — | — |", r.Label, r.PPL)
+		if r.HasReport {
+			line = fmt.Sprintf("| %s | %.3f | %.4f | %.5f | %.5f | %g | %.0f |", r.Label, r.PPL, r.Sparsity, r.ErrBefore, r.ErrAfter, r.MaxDamping, r.Seconds)
+		}
+		for _, t := range tasks {
+			if a, ok := r.ZeroShot.accOf(t); ok {
+				line += fmt.Sprintf(" %.4f |", a)
+			} else {
+				line += " — |"
+			}
+		}
+		if len(tasks) > 0 {
+			if r.ZeroShot != nil {
+				line += fmt.Sprintf(" %.4f |", r.ZeroShot.Average)
+			} else {
+				line += " — |"
+			}
+		}
+		fmt.Fprintln(w, line)
+	}
+	if len(tasks) > 0 {
+		fmt.Fprintf(w, "\nZero-shot acc as lm-evaluation-harness 0.4 scores it (optima eval); avg acc is the unweighted mean over the row's tasks. %s\n", limitNote(limits))
 	}
 	if len(missing) > 0 {
 		fmt.Fprintf(w, "\nNot computed: %s.\n", strings.Join(missing, ", "))
 	}
+}
+
+// accOf is task's acc, false when z is nil or lacks the task.
+func (z *ZeroShot) accOf(task string) (float64, bool) {
+	if z == nil {
+		return 0, false
+	}
+	a, ok := z.Acc[task]
+	return a, ok
+}
+
+// limitNote says how many items per task the zero-shot columns scored:
+// one sentence when every row used the same --limit, else one per limit.
+func limitNote(limits map[int][]string) string {
+	say := func(l int) string {
+		if l == 0 {
+			return "all items of each task"
+		}
+		return fmt.Sprintf("the first %d items of each task (of each MMLU subject; --limit %d)", l, l)
+	}
+	if len(limits) == 1 {
+		for l := range limits {
+			return "Scored on " + say(l) + "."
+		}
+	}
+	ls := make([]int, 0, len(limits))
+	for l := range limits {
+		ls = append(ls, l)
+	}
+	sort.Ints(ls)
+	var parts []string
+	for _, l := range ls {
+		parts = append(parts, fmt.Sprintf("%s: %s", strings.Join(limits[l], ", "), say(l)))
+	}
+	return "Rows were scored with different limits, so their accuracies are not comparable: " + strings.Join(parts, "; ") + "."
 }
 
 // Plot draws one bar per row (perplexity) into a PNG at path,
@@ -165,24 +307,32 @@ func Plot(res []Result, windows int, path string) error {
 	return os.Rename(tmp, path)
 }
 
-func main() {
-	dir := flag.String("results", "bench/smollm2/results", "directory of ROW.eval.json and ROW.report.json")
-	windows := flag.Int("windows", 32, "WikiText-2 windows per row")
-	png := flag.String("png", "", "write the perplexity bar chart here (PNG)")
-	flag.Parse()
-	var res []Result
-	var missing []string
+// LoadAll loads every row of Rows from dir (Load); rows without an eval
+// file are returned as missing. Other errors stop it.
+func LoadAll(dir string, windows int) (res []Result, missing []string, err error) {
 	for _, row := range Rows {
-		r, err := Load(*dir, row, *windows)
+		r, err := Load(dir, row, windows)
 		if errors.Is(err, os.ErrNotExist) {
 			missing = append(missing, row)
 			continue
 		}
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "table:", err)
-			os.Exit(1)
+			return nil, nil, err
 		}
 		res = append(res, r)
+	}
+	return res, missing, nil
+}
+
+func main() {
+	dir := flag.String("results", "bench/smollm2/results", "directory of ROW.eval.json, ROW.report.json and (optional) ROW.zeroshot.json")
+	windows := flag.Int("windows", 32, "WikiText-2 windows per row")
+	png := flag.String("png", "", "write the perplexity bar chart here (PNG)")
+	flag.Parse()
+	res, missing, err := LoadAll(*dir, *windows)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "table:", err)
+		os.Exit(1)
 	}
 	Markdown(os.Stdout, res, missing, *windows)
 	if *png != "" {

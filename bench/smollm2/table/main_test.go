@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestLabel(t *testing.T) {
@@ -61,4 +64,106 @@ func TestLoadAndMarkdown(t *testing.T) {
 	if fi, err := os.Stat(png); err != nil || fi.Size() == 0 {
 		t.Errorf("plot: %v", err)
 	}
+}
+
+var update = flag.Bool("update", false, "rewrite testdata/zeroshot/table.md from the renderer")
+
+// TestZeroShotColumns renders testdata/zeroshot (dense and Wanda 50% /
+// optima with ROW.zeroshot.json as optima eval --json writes it, Wanda 50%
+// / none without) and compares with testdata/zeroshot/table.md: one acc
+// column per task, the average, "—" for the row without zero-shot results,
+// and the limit in the note.
+func TestZeroShotColumns(t *testing.T) {
+	res, missing, err := LoadAll("testdata/zeroshot", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	Markdown(&b, res, missing, 2)
+	golden := filepath.Join("testdata", "zeroshot", "table.md")
+	if *update {
+		if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), b.String()); diff != "" {
+		t.Errorf("table (-want +got):\n%s", diff)
+	}
+	for _, s := range []string{"| arc_easy acc | piqa acc | mmlu acc | avg acc |", "| dense | 21.115 | — | — | — | — | — | 0.4600 | 0.6800 | 0.2526 | 0.4642 |",
+		"| Wanda 50% / none | 46.993 | 0.5000 | 0.00792 | 0.00792 | 0 | 19 | — | — | — | — |", "first 50 items of each task"} {
+		if !strings.Contains(b.String(), s) {
+			t.Errorf("table lacks %q", s)
+		}
+	}
+}
+
+// TestZeroShotColumnsOptional checks that rows without zero-shot files
+// render without the accuracy columns, that different limits are called
+// out, and that a malformed file is an error naming it.
+func TestZeroShotColumnsOptional(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("dense.eval.json", `{"window_nll": [1]}`)
+	res, missing, err := LoadAll(dir, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	Markdown(&b, res, missing, 1)
+	if strings.Contains(b.String(), "acc") {
+		t.Errorf("accuracy columns without zero-shot files:\n%s", b.String())
+	}
+	write("dense.zeroshot.json", `{"tasks": [{"task": "piqa", "acc": 0.5}], "average_acc": 0.5}`)
+	write("wanda50-none.eval.json", `{"window_nll": [2]}`)
+	write("wanda50-none.report.json", `{"totals": {}}`)
+	write("wanda50-none.zeroshot.json", `{"tasks": [{"task": "piqa", "acc": 0.25}], "average_acc": 0.25, "limit": 10}`)
+	if res, missing, err = LoadAll(dir, 1); err != nil {
+		t.Fatal(err)
+	}
+	b.Reset()
+	Markdown(&b, res, missing, 1)
+	for _, s := range []string{"| piqa acc | avg acc |", "| 0.5000 | 0.5000 |", "| 0.2500 | 0.2500 |",
+		"not comparable: dense: all items of each task; Wanda 50% / none: the first 10 items"} {
+		if !strings.Contains(b.String(), s) {
+			t.Errorf("table lacks %q:\n%s", s, b.String())
+		}
+	}
+	for _, bad := range []string{`{"tasks": []}`, `{"tasks": [{"task": "piqa"}, {"task": "piqa"}]}`, `{"tasks": `} {
+		write("dense.zeroshot.json", bad)
+		if _, _, err := LoadAll(dir, 1); err == nil || !strings.Contains(err.Error(), "dense.zeroshot.json") {
+			t.Errorf("%s: error %v, want one naming dense.zeroshot.json", bad, err)
+		}
+	}
+}
+
+// FuzzLoadZeroShot feeds arbitrary ROW.zeroshot.json contents to the
+// renderer: it must return an error or a result whose tasks are distinct
+// and named, never panic.
+func FuzzLoadZeroShot(f *testing.F) {
+	f.Add(`{"tasks": [{"task": "piqa", "acc": 0.5}], "average_acc": 0.5, "limit": 3}`)
+	f.Add(`{"tasks": [{"task": "piqa"}, {"task": "piqa"}]}`)
+	f.Add(`{"tasks": null}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "dense.zeroshot.json"), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		z, err := loadZeroShot(dir, "dense")
+		if err != nil {
+			return
+		}
+		if z == nil || len(z.Tasks) == 0 || len(z.Acc) != len(z.Tasks) {
+			t.Fatalf("accepted %q as %+v", s, z)
+		}
+		var b bytes.Buffer
+		Markdown(&b, []Result{{Label: "dense", ZeroShot: z}}, nil, 1)
+	})
 }
