@@ -15,10 +15,12 @@
 # $PRUNE_FLAGS. It writes OUT/ROW.eval.json (optima eval --json) and
 # OUT/ROW.report.json; bench/slim/table renders them as a Markdown table.
 #
-# Full run (the table):
-#   go build -o /tmp/optima ./cmd/optima
+# Full run (the table, results/full; README.md has the exact commands):
+#   CGO_ENABLED=0 go build -o /tmp/optima ./cmd/optima
 #   bench/slim/run.sh /tmp/optima /work/models/SmolLM2-135M-Instruct.Q4_1.gguf \
-#     /work/shared/data bench/slim/results/full 128 2048 32
+#     /work/shared/data OUT 32 2048 32
+# Group rows: PRUNE_FLAGS="--group-size 64" into another OUT, then rename
+# ROW.* to g64-ROW.* in results/full (bench/slim/table's gN-ROW rows).
 # Small run recorded in README.md (2 shared cores, under nice):
 #   nice -n 10 bench/slim/run.sh /tmp/optima /work/models/SmolLM2-135M-Instruct.Q4_1.gguf \
 #     /work/shared/data bench/slim/results/small 4 512 4

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/optima-llm/optima/stages/prune"
+	"github.com/optima-llm/optima/stages/report"
 )
 
 // TestCompressFlagErrors: nonsense combinations of the quantization and
@@ -162,6 +163,58 @@ func TestSeparateAdapterEval(t *testing.T) {
 	for i, l := range rep.Linears {
 		if c := l.Compress; c == nil || c.Bits != 4 || c.AdapterRank == 0 || !(c.Adapter < c.Quantized) {
 			t.Errorf("linear %d: compression report %+v", i, c)
+		}
+	}
+}
+
+// TestSparseGPTWithGPTQ: SparseGPT's own update followed by GPTQ on its
+// mask (--method sparsegpt --update own --quant gptq) keeps the model 2:4
+// and, in block 0 (the same inputs in both runs), quantizes every linear
+// with a lower layer error than round-to-nearest on the same AbsMax grid.
+func TestSparseGPTWithGPTQ(t *testing.T) {
+	f := newFixture(t)
+	errs := map[string]map[string]float64{}
+	for _, q := range []string{"gptq", "absmax"} {
+		out := filepath.Join(t.TempDir(), q)
+		args := f.patternArgs(out, "2:4")
+		args[indexOf(args, "--method")+1] = "sparsegpt"
+		args[indexOf(args, "--update")+1] = "own"
+		mustOptima(t, append(args, "--bits", "4", "--quant", q)...)
+		stdout, _ := mustOptima(t, "sparsity", "--model", out, "--json")
+		var sp report.SparsityReport
+		if err := json.Unmarshal([]byte(stdout), &sp); err != nil {
+			t.Fatal(err)
+		}
+		if !sp.NM24 {
+			t.Errorf("--quant %s: model is not 2:4 after quantization", q)
+		}
+		raw, err := os.ReadFile(filepath.Join(out, prune.ReportFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep struct {
+			Linears []report.LinearReport `json:"linears"`
+		}
+		if err := json.Unmarshal(raw, &rep); err != nil {
+			t.Fatal(err)
+		}
+		errs[q] = map[string]float64{}
+		for _, l := range rep.Linears {
+			c := l.Compress
+			if c == nil || c.Bits != 4 || !(c.Quantized > c.Pruned) {
+				t.Fatalf("--quant %s, %s: compression report %+v", q, l.Name, c)
+			}
+			if strings.Contains(l.Name, ".layers.0.") {
+				errs[q][l.Name] = c.Quantized
+			}
+		}
+	}
+	if len(errs["gptq"]) != 7 {
+		t.Fatalf("block 0 has %d linears in the report, want 7", len(errs["gptq"]))
+	}
+	for n, g := range errs["gptq"] {
+		if a := errs["absmax"][n]; !(g < a) {
+			t.Errorf("%s: GPTQ error %g not below round-to-nearest %g", n, g, a)
 		}
 	}
 }
