@@ -277,7 +277,11 @@ func (o *pruneOptions) Run(ctx context.Context) error {
 	if err := json.Unmarshal(raw, &rep); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.stdout, "wrote %s in %.0fs (%d threads); totals: %s\n", o.cfg.Out, time.Since(start).Seconds(), runtime.GOMAXPROCS(0), rep.Totals)
+	threads := o.cfg.Threads
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	fmt.Fprintf(o.stdout, "wrote %s in %.0fs (%d threads); totals: %s\n", o.cfg.Out, time.Since(start).Seconds(), threads, rep.Totals)
 	fileio.RemoveAll(ctx, plan.Work.Dir)
 	if !fileio.IsRemote(plan.Work.Dir) {
 		os.Remove(filepath.Dir(plan.Work.Dir)) // the work root, when empty
