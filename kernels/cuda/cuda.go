@@ -1,6 +1,7 @@
 // Package cuda is optima's NVIDIA GPU backend: a kernels.Backend whose GEMMs
 // run on cuBLAS (SGEMM in plain FP32, DGEMM), whose Cholesky runs on cuSOLVER
-// (Dpotrf; on the CPU backend when libcusolver is absent) and whose small
+// (Dpotrf, and DpotrfBatched/DpotrsBatched for kernels.BatchedCholesky; on
+// the CPU backend when libcusolver is absent) and whose small
 // kernels (masking, gathers, row reductions, the batched PCG step) are CUDA
 // C++ compiled at start-up with NVRTC for the device's compute capability.
 //

@@ -92,3 +92,12 @@ func TestTimeSgemm(t *testing.T) {
 		t.Errorf("MemInfo = %d, %d, %v", free, total, err)
 	}
 }
+
+// TestCholeskyBatchedChunks runs the batched Cholesky cases with a chunk cap
+// of 20000 bytes, so every batch of more than a few small matrices is split
+// into several cuSOLVER calls (n = 33: two matrices per chunk; n ≥ 50: one).
+func TestCholeskyBatchedChunks(t *testing.T) {
+	b := gpu(t, cuda.Options{})
+	defer cuda.SetMaxBatchBytes(20000)()
+	kerneltest.RunBatched(t, b)
+}
