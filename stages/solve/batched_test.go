@@ -3,6 +3,7 @@ package solve
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync/atomic"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/optima-llm/optima/kernels"
 	"github.com/optima-llm/optima/kernels/cpu"
+	"github.com/optima-llm/optima/kernels/cuda"
 )
 
 // oneByOne hides the optional interfaces of a backend (kernels.BatchedCholesky,
@@ -209,5 +211,76 @@ func TestFallbackBatchedError(t *testing.T) {
 	be := &countingBatched{Backend: cpu.New(0), fail: boom}
 	if _, err := p.SolveRows(be, w, pruned, rows); !errors.Is(err, boom) {
 		t.Fatalf("SolveRows error = %v, want one wrapping %v", err, boom)
+	}
+}
+
+// noBatchDevice is a DeviceSolver without kernels.BatchedCholesky: the
+// device PCG with the one-by-one fallback through Cholesky.
+type noBatchDevice struct{ DeviceSolver }
+
+// TestFallbackBatchedCUDA is TestFallbackBatchedMatchesOneByOne on the GPU
+// (cuSOLVER DpotrfBatched/DpotrsBatched against Dpotrf one row at a time,
+// both after the same device PCG with MaxIter 2): weights equal to float32
+// rounding (the float64 solutions of the two cuSOLVER paths differ in the
+// last bits), the same fallback rows and damping, and the undamped objective
+// within 1e-7 relative. Skipped without a GPU (a failure with
+// OPTIMA_REQUIRE_GPU=1).
+func TestFallbackBatchedCUDA(t *testing.T) {
+	if err := cuda.Available(); err != nil {
+		if requireGPU() {
+			t.Fatalf("OPTIMA_REQUIRE_GPU=1 but %v", err)
+		}
+		t.Skipf("no GPU: %v", err)
+	}
+	be, err := cuda.New(cuda.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	cases := append([]problemCase(nil), problemCases...)
+	cases = append(cases, problemCase{name: "in1024_pareto_unstructured", in: 1024, rows: 300, tokens: 700, dist: pareto, mask: unstructured50, seed: 9, emptyRow: true, fullRow: true})
+	for _, c := range cases {
+		for _, small := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/small=%v", c.name, small), func(t *testing.T) {
+				if small {
+					old := directBatchBytes
+					directBatchBytes = 1 << 20 // in1024: 4 blocks per call
+					defer func() { directBatchBytes = old }()
+				}
+				h, w, pruned := c.build()
+				opts := DefaultOptions()
+				opts.MaxIter = 2
+				p, err := Prepare(h, c.in, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer p.Release(be)
+				want := append([]float32(nil), w...)
+				stWant, err := p.SolveRows(noBatchDevice{be}, want, pruned, c.rows)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := append([]float32(nil), w...)
+				stGot, err := p.SolveRows(be, got, pruned, c.rows)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if stGot.FallbackRows == 0 || stGot.FallbackRows != stWant.FallbackRows || stGot.DampedRows != stWant.DampedRows {
+					t.Fatalf("batched %+v, one by one %+v", stGot, stWant)
+				}
+				var worst float64
+				for i := range want {
+					d := math.Abs(float64(got[i] - want[i]))
+					if d > 1e-6*math.Abs(float64(want[i]))+1e-9 {
+						t.Fatalf("entry %d: batched %g, one by one %g", i, got[i], want[i])
+					}
+					worst = max(worst, d)
+				}
+				if r := math.Abs(stGot.ObjAfter-stWant.ObjAfter) / stWant.ObjAfter; !(r <= 1e-7) {
+					t.Errorf("ObjAfter batched %.15g, one by one %.15g", stGot.ObjAfter, stWant.ObjAfter)
+				}
+				t.Logf("%d fallback rows, largest weight difference %.3g", stGot.FallbackRows, worst)
+			})
+		}
 	}
 }
