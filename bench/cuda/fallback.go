@@ -24,22 +24,26 @@ type gramResult struct {
 	HostMiB  float64 `json:"host_transfer_mib"` // X up + h up + h down
 }
 
+// fallbackVariant is one way --fallback-bench solved the fallback rows.
+type fallbackVariant struct {
+	Name        string  `json:"name"`
+	Sec         float64 `json:"sec"`          // SolveRows
+	FallbackSec float64 `json:"fallback_sec"` // Sec − BaseSec
+	Speedup     float64 `json:"speedup"`      // one_by_one's FallbackSec / FallbackSec
+	MaxRelDiff  float64 `json:"max_rel_diff"` // largest |w − w_one_by_one| / max|w_one_by_one| of a row
+}
+
 // fallbackResult is the report of --fallback-bench.
 type fallbackResult struct {
-	Device     string       `json:"device"`
-	Rows       int          `json:"rows"`
-	In         int          `json:"in"`
-	Kept       int          `json:"kept"` // |S| of every row (50% per-row Wanda)
-	MaxIter    int          `json:"max_iter"`
-	BaseSec    float64      `json:"base_sec"`                // SolveRows with Fallback off: PCG + statistics
-	OneSec     float64      `json:"one_by_one_sec"`          // SolveRows, one-by-one Cholesky fallback
-	BatchSec   float64      `json:"batched_sec"`             // SolveRows, batched Cholesky fallback
-	OneFbSec   float64      `json:"one_by_one_fallback_sec"` // OneSec − BaseSec
-	BatchFbSec float64      `json:"batched_fallback_sec"`    // BatchSec − BaseSec
-	Ratio      float64      `json:"fallback_ratio"`          // OneFbSec / BatchFbSec
-	Fallback   int          `json:"fallback_rows"`
-	MaxRelDiff float64      `json:"max_rel_diff"` // largest |w_batched − w_one| / max|w_one| of a row
-	Gram       []gramResult `json:"gram"`
+	Device   string            `json:"device"`
+	Rows     int               `json:"rows"`
+	In       int               `json:"in"`
+	Kept     int               `json:"kept"` // |S| of every row (50% per-row Wanda)
+	MaxIter  int               `json:"max_iter"`
+	Fallback int               `json:"fallback_rows"`
+	BaseSec  float64           `json:"base_sec"` // SolveRows with Fallback off: PCG + statistics
+	Variants []fallbackVariant `json:"variants"`
+	Gram     []gramResult      `json:"gram"`
 }
 
 // noBatch hides kernels.BatchedCholesky of a backend (keeping
@@ -101,37 +105,54 @@ func runFallback(be kernels.Backend, cb *cuda.Backend, name string, hidden, inte
 	if _, _, rep.BaseSec, err = solveOnce(be, false); err != nil {
 		return err
 	}
-	wOne, stOne, sec, err := solveOnce(noBatch(be), true)
-	if err != nil {
-		return fmt.Errorf("one-by-one fallback: %w", err)
-	}
-	rep.OneSec = sec
-	wBat, stBat, sec, err := solveOnce(be, true)
-	if err != nil {
-		return fmt.Errorf("batched fallback: %w", err)
-	}
-	rep.BatchSec = sec
-	if stOne.FallbackRows != stBat.FallbackRows {
-		return fmt.Errorf("fallback rows: one by one %d, batched %d", stOne.FallbackRows, stBat.FallbackRows)
-	}
-	rep.Fallback = stBat.FallbackRows
-	for i := range rows {
-		var wmax, dmax float64
-		for j := i * in; j < i*in+in; j++ {
-			wmax = max(wmax, math.Abs(float64(wOne[j])))
-			dmax = max(dmax, math.Abs(float64(wBat[j]-wOne[j])))
+	variants := []struct {
+		name string
+		be   kernels.Backend
+	}{{"one_by_one", noBatch(be)}, {"batched", be}}
+	if cb != nil {
+		// The same batched call with Dpotrf/Dpotrs one matrix at a time on
+		// the device (cuSOLVER's batched routines aim at small matrices).
+		cl, err := cuda.New(cuda.Options{CholeskyLoopAbove: 64})
+		if err != nil {
+			return err
 		}
-		if wmax > 0 {
-			rep.MaxRelDiff = max(rep.MaxRelDiff, dmax/wmax)
+		defer cl.Close()
+		if _, _, _, err := solveOnce(cl, false); err != nil {
+			return err
 		}
+		variants = append(variants, struct {
+			name string
+			be   kernels.Backend
+		}{"batched_loop", cl})
 	}
-	rep.OneFbSec = rep.OneSec - rep.BaseSec
-	rep.BatchFbSec = rep.BatchSec - rep.BaseSec
-	rep.Ratio = rep.OneFbSec / rep.BatchFbSec
-	fmt.Printf("fallback %d of %d rows of %d×%d (|S| = %d, MaxIter %d): SolveRows without fallback %.3fs, one by one %.3fs, batched %.3fs\n",
-		rep.Fallback, rows, rows, in, rep.Kept, rep.MaxIter, rep.BaseSec, rep.OneSec, rep.BatchSec)
-	fmt.Printf("fallback alone: one by one %.3fs (%.2f ms/row), batched %.3fs (%.2f ms/row), ratio %.2f; largest row difference %.2g of the row's max |w|\n",
-		rep.OneFbSec, 1e3*rep.OneFbSec/float64(max(1, rep.Fallback)), rep.BatchFbSec, 1e3*rep.BatchFbSec/float64(max(1, rep.Fallback)), rep.Ratio, rep.MaxRelDiff)
+	var wOne []float32
+	fmt.Printf("%d rows of %d inputs (|S| = %d, MaxIter %d); SolveRows without fallback %.3fs\n", rows, in, rep.Kept, rep.MaxIter, rep.BaseSec)
+	for _, v := range variants {
+		wv, st, sec, err := solveOnce(v.be, true)
+		if err != nil {
+			return fmt.Errorf("%s fallback: %w", v.name, err)
+		}
+		r := fallbackVariant{Name: v.name, Sec: sec, FallbackSec: sec - rep.BaseSec}
+		if wOne == nil {
+			wOne, rep.Fallback = wv, st.FallbackRows
+		} else if st.FallbackRows != rep.Fallback {
+			return fmt.Errorf("fallback rows: one by one %d, %s %d", rep.Fallback, v.name, st.FallbackRows)
+		}
+		r.Speedup = rep.speedup(r.FallbackSec)
+		for i := range rows {
+			var wmax, dmax float64
+			for j := i * in; j < i*in+in; j++ {
+				wmax = max(wmax, math.Abs(float64(wOne[j])))
+				dmax = max(dmax, math.Abs(float64(wv[j]-wOne[j])))
+			}
+			if wmax > 0 {
+				r.MaxRelDiff = max(r.MaxRelDiff, dmax/wmax)
+			}
+		}
+		rep.Variants = append(rep.Variants, r)
+		fmt.Printf("fallback %-12s %d rows: SolveRows %.3fs, fallback alone %.3fs (%.2f ms/row), speedup %.2f, largest row difference %.2g of the row's max |w|\n",
+			v.name, st.FallbackRows, sec, r.FallbackSec, 1e3*r.FallbackSec/float64(max(1, st.FallbackRows)), r.Speedup, r.MaxRelDiff)
+	}
 
 	for _, n := range []int{hidden, inter} {
 		x := make([]float32, tokens*n)
@@ -169,4 +190,13 @@ func runFallback(be kernels.Backend, cb *cuda.Backend, name string, hidden, inte
 		return err
 	}
 	return os.Rename(tmp, out)
+}
+
+// speedup returns the first variant's (one by one) fallback
+// seconds over sec (1 for the first variant itself).
+func (r *fallbackResult) speedup(sec float64) float64 {
+	if len(r.Variants) == 0 {
+		return 1
+	}
+	return r.Variants[0].FallbackSec / sec
 }

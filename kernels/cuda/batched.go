@@ -25,7 +25,9 @@ func init() { maxBatchBytes.Store(4 << 30) }
 // device array of matrix pointers cuSOLVER takes and one info per matrix.
 // A matrix is listed as failed in the *kernels.CholeskyBatchError when its
 // info is positive or its factor has a non-finite or non-positive diagonal
-// (cuSOLVER does not flag NaN). Without libcusolver (or its batched
+// (cuSOLVER does not flag NaN). Matrices larger than
+// Options.CholeskyLoopAbove (when set) are factored one at a time with
+// Dpotrf on the uploaded chunk instead. Without libcusolver (or its batched
 // symbols) it runs on the CPU backend. It panics when n < 0, batch < 0 or
 // len(a) < batch·n·n, and with an *Error when a CUDA call fails.
 func (b *Backend) CholeskyBatched(a []float64, n, batch int) error {
@@ -38,7 +40,8 @@ func (b *Backend) CholeskyBatched(a []float64, n, batch int) error {
 
 // CholeskySolveBatched implements kernels.BatchedCholesky: DpotrfBatched as
 // in CholeskyBatched, then DpotrsBatched (uplo upper, one right-hand side
-// per matrix, cuSOLVER's only supported nrhs) on the device factors. Only x
+// per matrix, cuSOLVER's only supported nrhs) on the device factors (or
+// Dpotrf and Dpotrs one matrix at a time above Options.CholeskyLoopAbove). Only x
 // is copied back; a is left unchanged. A matrix is listed as failed when
 // its info is positive or its solution is not finite. Falls back and panics
 // as CholeskyBatched; it also panics when len(x) < batch·n.
@@ -56,6 +59,7 @@ func (b *Backend) potrfBatched(a []float64, n, batch int, x []float64) error {
 		return nil
 	}
 	nn := n * n
+	loop := b.opts.CholeskyLoopAbove > 0 && n > b.opts.CholeskyLoopAbove
 	failed := make([]bool, batch)
 	per := 0
 	for k0 := 0; k0 < batch; k0 += per {
@@ -81,32 +85,39 @@ func (b *Backend) potrfBatched(a []float64, n, batch int, x []float64) error {
 			}
 			b.a.htod(b.bufC.ptr, unsafe.Pointer(&ptrs[0]), uintptr(2*nb)*8)
 			b.a.htod(b.bufA.ptr, unsafe.Pointer(&a[k0*nn]), uintptr(nb*nn)*8)
-			const upper = 1
-			st := call(b.a.cusolverDnDpotrfBatched, b.solver, upper, uintptr(n), b.bufC.ptr, uintptr(n), b.bufD.ptr, uintptr(nb))
-			if st != 0 {
-				panic(&Error{Call: "cusolverDnDpotrfBatched", Code: st})
-			}
-			info := make([]int32, nb+1)
-			b.a.dtoh(unsafe.Pointer(&info[0]), b.bufD.ptr, uintptr(nb)*4)
 			if x != nil {
-				xc := x[k0*n : (k0+nb)*n]
-				b.a.htod(b.bufB.ptr, unsafe.Pointer(&xc[0]), uintptr(nb*n)*8)
-				st := call(b.a.cusolverDnDpotrsBatched, b.solver, upper, uintptr(n), 1, b.bufC.ptr, uintptr(n),
-					b.bufC.ptr+uintptr(nb)*8, uintptr(n), b.bufD.ptr+uintptr(nb)*4, uintptr(nb))
-				if st != 0 {
-					panic(&Error{Call: "cusolverDnDpotrsBatched", Code: st})
-				}
-				b.a.dtoh(unsafe.Pointer(&info[nb]), b.bufD.ptr+uintptr(nb)*4, 4)
-				if info[nb] < 0 {
-					panic(&Error{Call: "cusolverDnDpotrsBatched (invalid parameter)", Code: int(-info[nb])})
-				}
-				b.a.dtoh(unsafe.Pointer(&xc[0]), b.bufB.ptr, uintptr(nb*n)*8)
+				b.a.htod(b.bufB.ptr, unsafe.Pointer(&x[k0*n]), uintptr(nb*n)*8)
+			}
+			const upper = 1
+			if loop {
+				b.potrfLoop(n, nb, x != nil)
 			} else {
+				st := call(b.a.cusolverDnDpotrfBatched, b.solver, upper, uintptr(n), b.bufC.ptr, uintptr(n), b.bufD.ptr, uintptr(nb))
+				if st != 0 {
+					panic(&Error{Call: "cusolverDnDpotrfBatched", Code: st})
+				}
+				if x != nil {
+					st := call(b.a.cusolverDnDpotrsBatched, b.solver, upper, uintptr(n), 1, b.bufC.ptr, uintptr(n),
+						b.bufC.ptr+uintptr(nb)*8, uintptr(n), b.bufD.ptr+uintptr(nb)*4, uintptr(nb))
+					if st != 0 {
+						panic(&Error{Call: "cusolverDnDpotrsBatched", Code: st})
+					}
+				}
+			}
+			info := make([]int32, nb+1) // per-matrix potrf infos, then the potrs parameter info
+			if x != nil {
+				b.a.dtoh(unsafe.Pointer(&info[0]), b.bufD.ptr, uintptr(nb+1)*4)
+				if info[nb] < 0 {
+					panic(&Error{Call: "cusolverDnDpotrs (invalid parameter)", Code: int(-info[nb])})
+				}
+				b.a.dtoh(unsafe.Pointer(&x[k0*n]), b.bufB.ptr, uintptr(nb*n)*8)
+			} else {
+				b.a.dtoh(unsafe.Pointer(&info[0]), b.bufD.ptr, uintptr(nb)*4)
 				b.a.dtoh(unsafe.Pointer(&a[k0*nn]), b.bufA.ptr, uintptr(nb*nn)*8)
 			}
 			for k := range nb {
 				if info[k] < 0 {
-					panic(&Error{Call: "cusolverDnDpotrfBatched (invalid parameter)", Code: int(-info[k])})
+					panic(&Error{Call: "cusolverDnDpotrf (invalid parameter)", Code: int(-info[k])})
 				}
 				failed[k0+k] = info[k] > 0
 			}
@@ -147,4 +158,34 @@ func (b *Backend) potrfBatched(a []float64, n, batch int, x []float64) error {
 		return e
 	}
 	return nil
+}
+
+// potrfLoop factors the nb matrices in bufA one at a time with Dpotrf
+// (infos into bufD as DpotrfBatched writes them) and, with solve, solves
+// each right-hand side in bufB with Dpotrs (its parameter info into the
+// slot after them), as Cholesky does for one matrix. Worker thread only.
+func (b *Backend) potrfLoop(n, nb int, solve bool) {
+	const upper = 1
+	w := b.w
+	w.out[0] = 0
+	st := call(b.a.cusolverDnDpotrfBufferSize, b.solver, upper, uintptr(n), b.bufA.ptr, uintptr(n), uintptr(unsafe.Pointer(&w.out[0])))
+	if st != 0 {
+		panic(&Error{Call: "cusolverDnDpotrf_bufferSize", Code: st})
+	}
+	lwork := int(int32(w.out[0]))
+	b.grow(&b.bufW, uintptr(max(lwork, 1))*8)
+	for k := range nb {
+		ak := b.bufA.ptr + uintptr(k*n*n)*8
+		st := call(b.a.cusolverDnDpotrf, b.solver, upper, uintptr(n), ak, uintptr(n), b.bufW.ptr, uintptr(lwork), b.bufD.ptr+uintptr(k)*4)
+		if st != 0 {
+			panic(&Error{Call: "cusolverDnDpotrf", Code: st})
+		}
+		if !solve {
+			continue
+		}
+		st = call(b.a.cusolverDnDpotrs, b.solver, upper, uintptr(n), 1, ak, uintptr(n), b.bufB.ptr+uintptr(k*n)*8, uintptr(n), b.bufD.ptr+uintptr(nb)*4)
+		if st != 0 {
+			panic(&Error{Call: "cusolverDnDpotrs", Code: st})
+		}
+	}
 }

@@ -101,3 +101,16 @@ func TestCholeskyBatchedChunks(t *testing.T) {
 	defer cuda.SetMaxBatchBytes(20000)()
 	kerneltest.RunBatched(t, b)
 }
+
+// TestCholeskyBatchedLoop runs the batched Cholesky cases with
+// CholeskyLoopAbove 4 (matrices of n ≥ 5 through the Dpotrf/Dpotrs loop on
+// the device, n = 1 through DpotrfBatched), with the default chunks and with
+// 20000-byte chunks.
+func TestCholeskyBatchedLoop(t *testing.T) {
+	b := gpu(t, cuda.Options{CholeskyLoopAbove: 4})
+	t.Run("default", func(t *testing.T) { kerneltest.RunBatched(t, b) })
+	t.Run("chunks", func(t *testing.T) {
+		defer cuda.SetMaxBatchBytes(20000)()
+		kerneltest.RunBatched(t, b)
+	})
+}

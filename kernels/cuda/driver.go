@@ -24,8 +24,8 @@ type api struct {
 	cusolverDnCreate, cusolverDnDpotrfBufferSize, cusolverDnDpotrf uintptr
 	// The batched Cholesky (optional too: without it CholeskyBatched and
 	// CholeskySolveBatched run on the CPU).
-	cusolverBatchedOK                                bool
-	cusolverDnDpotrfBatched, cusolverDnDpotrsBatched uintptr
+	cusolverBatchedOK                                                  bool
+	cusolverDnDpotrfBatched, cusolverDnDpotrsBatched, cusolverDnDpotrs uintptr
 
 	nvrtcCreateProgram, nvrtcCompileProgram, nvrtcGetProgramLogSize, nvrtcGetProgramLog uintptr
 	nvrtcGetCUBINSize, nvrtcGetCUBIN, nvrtcDestroyProgram                               uintptr
@@ -109,7 +109,7 @@ func openAPI() (*api, error) {
 			a.cusolverOK = true
 			a.libs = append(a.libs, p)
 			a.cusolverBatchedOK = resolve(h, p, sym{&a.cusolverDnDpotrfBatched, "cusolverDnDpotrfBatched"},
-				sym{&a.cusolverDnDpotrsBatched, "cusolverDnDpotrsBatched"}) == nil
+				sym{&a.cusolverDnDpotrsBatched, "cusolverDnDpotrsBatched"}, sym{&a.cusolverDnDpotrs, "cusolverDnDpotrs"}) == nil
 		}
 	}
 	return a, nil
