@@ -93,7 +93,7 @@ func runFallback(be kernels.Backend, cb *cuda.Backend, name string, hidden, inte
 		if err != nil {
 			return nil, solve.Stats{}, 0, err
 		}
-		defer p.Release(be)
+		defer p.Release(b)
 		wc := append([]float32(nil), w...)
 		t := time.Now()
 		st, err := p.SolveRows(b, wc, m.Pruned, rows)
