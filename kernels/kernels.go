@@ -7,7 +7,10 @@
 // references to caller slices after a call returns.
 package kernels
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // ErrNotImplemented is returned (wrapped) by a backend for an operation it does
 // not provide; callers may fall back to another backend.
@@ -60,4 +63,73 @@ type Backend interface {
 	// upper triangle zeroed). It returns an error wrapping ErrNotPositiveDefinite
 	// when a pivot is not positive.
 	Cholesky(a []float64, n int) error
+}
+
+// BatchedCholesky is an optional interface of a Backend that factors and
+// solves many independent symmetric positive definite systems of one size in
+// one call (kernels/cpu: a parallel loop over its Cholesky; kernels/cuda:
+// cuSOLVER's DpotrfBatched and DpotrsBatched). stages/solve uses it for the
+// rows whose PCG did not converge, grouped by the size of their kept set.
+//
+// A batch is batch n×n row-major float64 matrices packed back to back: matrix
+// k occupies a[k·n·n : (k+1)·n·n]. Only the lower triangle of each is read.
+// Implementations must be safe for concurrent use, like Backend.
+//
+// Errors: when some matrices are not numerically positive definite, both
+// methods still process all the others and return a *CholeskyBatchError
+// (which wraps ErrNotPositiveDefinite) listing the failed ones; the contents
+// of a failed matrix (and of its right-hand side) are then unspecified.
+// Shape mismatches (n < 0, batch < 0, short slices) panic.
+type BatchedCholesky interface {
+	// CholeskyBatched factors every matrix of the batch in place into its
+	// lower Cholesky factor L_k (A_k = L_k·L_kᵀ; lower triangle written,
+	// upper triangle zeroed), exactly as Backend.Cholesky would one by one.
+	// It panics when n < 0, batch < 0 or len(a) < batch·n·n.
+	CholeskyBatched(a []float64, n, batch int) error
+
+	// CholeskySolveBatched factors every matrix A_k of the batch and
+	// overwrites x_k = x[k·n : (k+1)·n] with A_k⁻¹·x_k (one right-hand side
+	// per matrix; LAPACK DPOTRF then DPOTRS). a is workspace: its contents
+	// on return are unspecified (the GPU backend does not copy the factors
+	// back). It panics when n < 0, batch < 0, len(a) < batch·n·n or
+	// len(x) < batch·n.
+	CholeskySolveBatched(a []float64, n, batch int, x []float64) error
+}
+
+// CholeskyBatchError is the error of BatchedCholesky when some matrices of a
+// batch are not positive definite. It wraps ErrNotPositiveDefinite.
+type CholeskyBatchError struct {
+	// Failed lists the indices (0-based, ascending) of the matrices whose
+	// factorization failed.
+	Failed []int
+	// N and Batch are the matrix size and batch size of the call.
+	N, Batch int
+}
+
+func (e *CholeskyBatchError) Error() string {
+	const show = 8
+	s := fmt.Sprint(e.Failed)
+	if len(e.Failed) > show {
+		s = fmt.Sprint(e.Failed[:show]) + "…"
+	}
+	return fmt.Sprintf("kernels: batched Cholesky: %d of %d matrices (%d×%d) not positive definite: %s",
+		len(e.Failed), e.Batch, e.N, e.N, s)
+}
+
+// Unwrap returns ErrNotPositiveDefinite.
+func (e *CholeskyBatchError) Unwrap() error { return ErrNotPositiveDefinite }
+
+// CheckBatch panics with a message naming op unless n, batch and the slice
+// lengths describe a valid BatchedCholesky call (lx < 0: no right-hand
+// sides). Backends call it first.
+func CheckBatch(op string, n, batch, la, lx int) {
+	if n < 0 || batch < 0 {
+		panic(fmt.Sprintf("%s: negative dimension n=%d batch=%d", op, n, batch))
+	}
+	if la < batch*n*n {
+		panic(fmt.Sprintf("%s: len(a) = %d < batch·n·n = %d·%d·%d", op, la, batch, n, n))
+	}
+	if lx >= 0 && lx < batch*n {
+		panic(fmt.Sprintf("%s: len(x) = %d < batch·n = %d·%d", op, lx, batch, n))
+	}
 }

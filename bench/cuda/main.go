@@ -118,7 +118,26 @@ func main() {
 	backend := flag.String("backend", "cuda", "cuda, or cpu (kernels/cpu, small shapes: tests the dump and the anchors)")
 	dump := flag.String("dump", "", "write block 0's H, W, mask and re-fitted W of --dump-types to this folder (.npy + manifest.json)")
 	dumpTypes := flag.String("dump-types", "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", "comma-separated linears to dump")
+	fbBench := flag.Bool("fallback-bench", false, "instead of the solve benchmark: --fallback-rows rows of the q_proj shape through the one-by-one and the batched Cholesky fallback, and AccumulateGram of --tokens × --hidden and × --intermediate against its SGEMM floor")
+	fbRows := flag.Int("fallback-rows", 512, "rows of --fallback-bench")
 	flag.Parse()
+	if *fbBench {
+		err := func() error {
+			be, cb, name, err := openBackend(*backend, false)
+			if err != nil {
+				return err
+			}
+			if cb != nil {
+				defer cb.Close()
+			}
+			return runFallback(be, cb, name, *hidden, *inter, *tokens, *fbRows, *seed, *out)
+		}()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cudabench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	d, err := newDumper(*dump, *dumpTypes)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cudabench:", err)
@@ -130,28 +149,35 @@ func main() {
 	}
 }
 
-func run(backend string, blocks, hidden, inter, kvDim, tokens int, tf32 bool, gapRows, gapBlocks, hBlocks int, out string, seed uint64, dump *dumper) error {
-	var be kernels.Backend
-	var cb *cuda.Backend // nil on the CPU
-	var name string
+// openBackend opens the --backend: the CUDA backend (cb, which the caller
+// closes) or kernels/cpu (cb nil), and a name for the reports.
+func openBackend(backend string, tf32 bool) (be kernels.Backend, cb *cuda.Backend, name string, err error) {
 	switch backend {
 	case "cuda":
-		var err error
 		if cb, err = cuda.New(cuda.Options{TF32: tf32}); err != nil {
-			return err
+			return nil, nil, "", err
 		}
-		defer cb.Close()
-		be = cb
 		var libs []string
 		name, libs = cb.DeviceName()
 		free, total, _ := cb.MemInfo()
 		fmt.Printf("device %s (%s), %.1f/%.1f GiB free, libraries %v\n", name, cb.Capabilities().SIMD, float64(free)/(1<<30), float64(total)/(1<<30), libs)
+		return cb, cb, name, nil
 	case "cpu":
 		be = cpu.New(0)
 		name = "cpu " + be.Capabilities().SIMD
 		fmt.Printf("device %s (timings are not the benchmark's)\n", name)
-	default:
-		return fmt.Errorf("--backend %q: want cuda or cpu", backend)
+		return be, nil, name, nil
+	}
+	return nil, nil, "", fmt.Errorf("--backend %q: want cuda or cpu", backend)
+}
+
+func run(backend string, blocks, hidden, inter, kvDim, tokens int, tf32 bool, gapRows, gapBlocks, hBlocks int, out string, seed uint64, dump *dumper) error {
+	be, cb, name, err := openBackend(backend, tf32)
+	if err != nil {
+		return err
+	}
+	if cb != nil {
+		defer cb.Close()
 	}
 
 	opts := solve.DefaultOptions()

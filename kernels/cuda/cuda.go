@@ -1,6 +1,7 @@
 // Package cuda is optima's NVIDIA GPU backend: a kernels.Backend whose GEMMs
 // run on cuBLAS (SGEMM in plain FP32, DGEMM), whose Cholesky runs on cuSOLVER
-// (Dpotrf; on the CPU backend when libcusolver is absent) and whose small
+// (Dpotrf, and DpotrfBatched/DpotrsBatched for kernels.BatchedCholesky; on
+// the CPU backend when libcusolver is absent) and whose small
 // kernels (masking, gathers, row reductions, the batched PCG step) are CUDA
 // C++ compiled at start-up with NVRTC for the device's compute capability.
 //
@@ -47,6 +48,12 @@ type Options struct {
 	// (CUBLAS_TF32_TENSOR_OP_MATH: inputs rounded to 10-bit mantissas, FP32
 	// accumulation). Sgemm always runs in plain FP32.
 	TF32 bool
+	// CholeskyLoopAbove makes CholeskyBatched and CholeskySolveBatched
+	// factor (and solve) matrices larger than this one at a time with
+	// Dpotrf/Dpotrs on the uploaded chunk instead of DpotrfBatched/
+	// DpotrsBatched, which cuSOLVER aims at small matrices. 0: always the
+	// batched routines.
+	CholeskyLoopAbove int
 }
 
 // Available reports why no GPU can be used (nil when device 0 can): it
@@ -70,6 +77,7 @@ type Backend struct {
 	fn         map[string]uintptr
 	bufA, bufB devBuf
 	bufC, bufD devBuf
+	bufW       devBuf // cuSOLVER workspace of the batched Cholesky's Dpotrf loop
 	cache      []*resident
 	pcg        pcgBufs
 	lastPCG    PCGStats
@@ -199,7 +207,7 @@ func (b *Backend) Close() error {
 		}
 		b.cache = nil
 		pb := &b.pcg
-		for _, d := range []*devBuf{&b.bufA, &b.bufB, &b.bufC, &b.bufD, &pb.w, &pb.mask, &pb.a, &pb.q, &pb.x, &pb.r, &pb.p,
+		for _, d := range []*devBuf{&b.bufA, &b.bufB, &b.bufC, &b.bufD, &b.bufW, &pb.w, &pb.mask, &pb.a, &pb.q, &pb.x, &pb.r, &pb.p,
 			&pb.rz, &pb.bnorm, &pb.iters, &pb.status, &pb.act, &pb.out} {
 			b.a.free(d)
 		}

@@ -92,3 +92,25 @@ func TestTimeSgemm(t *testing.T) {
 		t.Errorf("MemInfo = %d, %d, %v", free, total, err)
 	}
 }
+
+// TestCholeskyBatchedChunks runs the batched Cholesky cases with a chunk cap
+// of 20000 bytes, so every batch of more than a few small matrices is split
+// into several cuSOLVER calls (n = 33: two matrices per chunk; n ≥ 50: one).
+func TestCholeskyBatchedChunks(t *testing.T) {
+	b := gpu(t, cuda.Options{})
+	defer cuda.SetMaxBatchBytes(20000)()
+	kerneltest.RunBatched(t, b)
+}
+
+// TestCholeskyBatchedLoop runs the batched Cholesky cases with
+// CholeskyLoopAbove 4 (matrices of n ≥ 5 through the Dpotrf/Dpotrs loop on
+// the device, n = 1 through DpotrfBatched), with the default chunks and with
+// 20000-byte chunks.
+func TestCholeskyBatchedLoop(t *testing.T) {
+	b := gpu(t, cuda.Options{CholeskyLoopAbove: 4})
+	t.Run("default", func(t *testing.T) { kerneltest.RunBatched(t, b) })
+	t.Run("chunks", func(t *testing.T) {
+		defer cuda.SetMaxBatchBytes(20000)()
+		kerneltest.RunBatched(t, b)
+	})
+}

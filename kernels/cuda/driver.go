@@ -22,6 +22,10 @@ type api struct {
 	// cuSOLVER is optional: without it Cholesky runs on the CPU.
 	cusolverOK                                                     bool
 	cusolverDnCreate, cusolverDnDpotrfBufferSize, cusolverDnDpotrf uintptr
+	// The batched Cholesky (optional too: without it CholeskyBatched and
+	// CholeskySolveBatched run on the CPU).
+	cusolverBatchedOK                                                  bool
+	cusolverDnDpotrfBatched, cusolverDnDpotrsBatched, cusolverDnDpotrs uintptr
 
 	nvrtcCreateProgram, nvrtcCompileProgram, nvrtcGetProgramLogSize, nvrtcGetProgramLog uintptr
 	nvrtcGetCUBINSize, nvrtcGetCUBIN, nvrtcDestroyProgram                               uintptr
@@ -104,6 +108,8 @@ func openAPI() (*api, error) {
 			sym{&a.cusolverDnDpotrfBufferSize, "cusolverDnDpotrf_bufferSize"}, sym{&a.cusolverDnDpotrf, "cusolverDnDpotrf"}) == nil {
 			a.cusolverOK = true
 			a.libs = append(a.libs, p)
+			a.cusolverBatchedOK = resolve(h, p, sym{&a.cusolverDnDpotrfBatched, "cusolverDnDpotrfBatched"},
+				sym{&a.cusolverDnDpotrsBatched, "cusolverDnDpotrsBatched"}, sym{&a.cusolverDnDpotrs, "cusolverDnDpotrs"}) == nil
 		}
 	}
 	return a, nil

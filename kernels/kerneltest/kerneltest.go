@@ -11,7 +11,8 @@
 // read outside the matrix spoils the result; a marker in C, so a write is
 // seen). It checks AccumulateGram against a float64
 // XᵀX, including 10240 tokens whose float32 running sum would lose accuracy,
-// and Cholesky by reconstruction and its ErrNotPositiveDefinite error.
+// and Cholesky by reconstruction and its ErrNotPositiveDefinite error. A
+// backend that implements kernels.BatchedCholesky also runs RunBatched.
 //
 // CheckSgemm and CheckDgemm check one GEMM problem the same way, for a
 // backend's fuzz target.
@@ -49,6 +50,9 @@ func Run(t *testing.T, b kernels.Backend) {
 	t.Run("AccumulateGramLong", func(t *testing.T) { testGramLong(t, b) })
 	t.Run("Cholesky", func(t *testing.T) { testCholesky(t, b) })
 	t.Run("CholeskyNotPD", func(t *testing.T) { testCholeskyNotPD(t, b) })
+	if _, ok := b.(kernels.BatchedCholesky); ok {
+		RunBatched(t, b)
+	}
 }
 
 func testCapabilities(t *testing.T, b kernels.Backend) {

@@ -51,6 +51,24 @@ type directScratch struct {
 // plus extra·I on the kept block, factoring H_SS with chol. It returns chol's
 // error (dst untouched) when H_SS is not positive definite.
 func (s *directScratch) solve(chol func(a []float64, n int) error, hd []float64, in int, extra float64, w []float32, pruned []bool, dst []float32) error {
+	n := s.split(pruned)
+	if cap(s.a) < n*n {
+		s.a = make([]float64, n*n)
+		s.rhs = make([]float64, n)
+	}
+	a, rhs := s.a[:n*n], s.rhs[:n]
+	s.build(hd, in, extra, w, a, rhs)
+	if err := chol(a, n); err != nil {
+		return err
+	}
+	cholSolve(a, n, rhs)
+	s.write(w, rhs, dst)
+	return nil
+}
+
+// split lists the kept and pruned inputs of a row in s.kept and s.drop and
+// returns the number kept, n = |S|.
+func (s *directScratch) split(pruned []bool) int {
 	s.kept, s.drop = s.kept[:0], s.drop[:0]
 	for j, pr := range pruned {
 		if pr {
@@ -59,12 +77,15 @@ func (s *directScratch) solve(chol func(a []float64, n int) error, hd []float64,
 			s.kept = append(s.kept, j)
 		}
 	}
+	return len(s.kept)
+}
+
+// build writes the lower triangle of H_SS + extra·I (n×n row-major, from
+// the damped hd [in, in]) into a and the right-hand side (H_d w_P)_S into
+// rhs (length n), for the split of the last split call. The upper triangle
+// of a is not written.
+func (s *directScratch) build(hd []float64, in int, extra float64, w []float32, a, rhs []float64) {
 	n := len(s.kept)
-	if cap(s.a) < n*n {
-		s.a = make([]float64, n*n)
-		s.rhs = make([]float64, n)
-	}
-	a, rhs := s.a[:n*n], s.rhs[:n]
 	for r, i := range s.kept {
 		row := hd[i*in : i*in+in]
 		for c, j := range s.kept[:r+1] {
@@ -77,17 +98,17 @@ func (s *directScratch) solve(chol func(a []float64, n int) error, hd []float64,
 		}
 		rhs[r] = b
 	}
-	if err := chol(a, n); err != nil {
-		return err
-	}
-	cholSolve(a, n, rhs)
+}
+
+// write sets dst_P = 0 and dst_S = w_S + x (x = H_SS⁻¹ (H_d w_P)_S, length
+// n) in float32 for the split of the last split call. w and dst may alias.
+func (s *directScratch) write(w []float32, x []float64, dst []float32) {
 	for _, j := range s.drop {
 		dst[j] = 0
 	}
 	for r, i := range s.kept {
-		dst[i] = float32(float64(w[i]) + rhs[r])
+		dst[i] = float32(float64(w[i]) + x[r])
 	}
-	return nil
 }
 
 // cholSolve overwrites x with (L·Lᵀ)⁻¹ x, L the lower triangle of l (n×n

@@ -61,9 +61,12 @@ const (
 // arithmetic in a fixed order, so a row's result does not depend on the other
 // rows in the call (given a backend whose GEMM rows are independent). A row
 // stops when ‖r_S‖ ≤ Tol·‖b_S‖. Rows that fail (MaxIter reached, or pᵀHp ≤ 0)
-// are solved by float64 Cholesky of H_SS through be.Cholesky when
-// Options.Fallback is set, raising the damping ×10 (from at least
-// MinRetryDamping) up to MaxDamping when H_SS is not positive definite. The
+// are solved by float64 Cholesky of H_SS when Options.Fallback is set: in
+// batches of equal |S| through kernels.BatchedCholesky when be implements it
+// (kernels/cpu and kernels/cuda do; same result as one by one), else one row
+// at a time through be.Cholesky, raising the damping ×10 (from at least
+// MinRetryDamping) up to MaxDamping, one row at a time, for rows whose H_SS
+// is not positive definite. The
 // statistics cost three extra float64 GEMMs of [rows, in] × [in, in].
 //
 // Errors (w may then be partly updated): *NonFiniteError for NaN/Inf in w
@@ -289,28 +292,43 @@ func (p *Problem) pcgHost(be kernels.Backend, s *pcg, w0 []float64, pruned []boo
 	}
 }
 
-// solveDirect solves the listed rows of w exactly on GOMAXPROCS goroutines,
-// raising the damping on failure. It returns the relative damping used per
-// listed row (0 where not reached) and the first error by row order.
+// solveDirect solves the listed rows of w exactly, raising the damping on
+// failure. When be implements kernels.BatchedCholesky the rows are first
+// solved in batches of equal |S| at Options.Damping (solveBatched); the rows
+// whose H_SS is not positive definite there, or all rows for other backends,
+// go one by one through be.Cholesky on GOMAXPROCS goroutines. It returns the
+// relative damping used per listed row (0 where not reached) and the first
+// error by row order.
 func (p *Problem) solveDirect(be kernels.Backend, w []float32, pruned []bool, rows []int) ([]float64, error) {
 	in := p.in
 	used := make([]float64, len(rows))
 	errs := make([]error, len(rows))
+	todo := make([]int, len(rows)) // indices into rows for the one-by-one path
+	for k := range todo {
+		todo[k] = k
+	}
+	if bc, ok := be.(kernels.BatchedCholesky); ok {
+		var err error
+		if todo, err = p.solveBatched(bc, w, pruned, rows, used); err != nil {
+			return used, err
+		}
+	}
 	var next int
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	workers := min(runtime.GOMAXPROCS(0), len(rows))
+	workers := min(runtime.GOMAXPROCS(0), len(todo))
 	for range workers {
 		wg.Go(func() {
 			var sc directScratch
 			for {
 				mu.Lock()
-				k := next
-				next++
-				mu.Unlock()
-				if k >= len(rows) {
+				if next >= len(todo) {
+					mu.Unlock()
 					return
 				}
+				k := todo[next]
+				next++
+				mu.Unlock()
 				i := rows[k]
 				wi := w[i*in : i*in+in]
 				lam := p.opts.Damping
