@@ -1,7 +1,11 @@
 package cuda
 
 import (
+	"fmt"
 	"math"
+	"os"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"unsafe"
 
@@ -32,10 +36,15 @@ func init() { maxBatchBytes.Store(4 << 30) }
 // len(a) < batch·n·n, and with an *Error when a CUDA call fails.
 func (b *Backend) CholeskyBatched(a []float64, n, batch int) error {
 	kernels.CheckBatch("cuda: CholeskyBatched", n, batch, len(a), -1)
-	if b.solver == 0 || !b.a.cusolverBatchedOK {
+	if b.solver == 0 || !b.a.cusolverBatchedOK || b.batchedErr.Load() != nil {
 		return b.cpu.CholeskyBatched(a, n, batch)
 	}
-	return b.potrfBatched(a, n, batch, nil)
+	a0 := slices.Clone(a[:batch*n*n]) // potrfBatched writes a chunk by chunk
+	if err, ok := b.guardBatched(func() error { return b.potrfBatched(a, n, batch, nil) }); ok {
+		return err
+	}
+	copy(a, a0)
+	return b.cpu.CholeskyBatched(a, n, batch)
 }
 
 // CholeskySolveBatched implements kernels.BatchedCholesky: DpotrfBatched as
@@ -47,10 +56,49 @@ func (b *Backend) CholeskyBatched(a []float64, n, batch int) error {
 // as CholeskyBatched; it also panics when len(x) < batch·n.
 func (b *Backend) CholeskySolveBatched(a []float64, n, batch int, x []float64) error {
 	kernels.CheckBatch("cuda: CholeskySolveBatched", n, batch, len(a), len(x))
-	if b.solver == 0 || !b.a.cusolverBatchedOK {
+	if b.solver == 0 || !b.a.cusolverBatchedOK || b.batchedErr.Load() != nil {
 		return b.cpu.CholeskySolveBatched(a, n, batch, x)
 	}
-	return b.potrfBatched(a, n, batch, x)
+	x0 := slices.Clone(x[:batch*n]) // potrfBatched writes x chunk by chunk
+	if err, ok := b.guardBatched(func() error { return b.potrfBatched(a, n, batch, x) }); ok {
+		return err
+	}
+	copy(x, x0)
+	return b.cpu.CholeskySolveBatched(a, n, batch, x)
+}
+
+// guardBatched runs f and reports ok. When f panics with a cuSOLVER status
+// error (*Error of a cusolverDn call, e.g. a fill mode or size the batched
+// routines refuse), it records the error (BatchedErr), prints a warning
+// once, and returns ok = false so that the caller restores its inputs
+// (potrfBatched writes a or x chunk by chunk) and redoes the batch on the
+// CPU. Any other panic (a driver error, a bad shape) is re-raised.
+func (b *Backend) guardBatched(f func() error) (err error, ok bool) {
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		e, isErr := p.(*Error)
+		if !isErr || !strings.HasPrefix(e.Call, "cusolverDn") {
+			panic(p)
+		}
+		if b.batchedErr.CompareAndSwap(nil, e) {
+			fmt.Fprintf(os.Stderr, "optima: warning: %v; the batched Cholesky runs on the CPU from now on\n", e)
+		}
+		err, ok = nil, false
+	}()
+	return f(), true
+}
+
+// BatchedErr returns the cuSOLVER error that moved the batched Cholesky to
+// the CPU (see guardBatched), or nil while it runs on the device. The GPU
+// tests require nil.
+func (b *Backend) BatchedErr() error {
+	if e := b.batchedErr.Load(); e != nil {
+		return e
+	}
+	return nil
 }
 
 // potrfBatched factors (and with x solves) the batch chunk by chunk.

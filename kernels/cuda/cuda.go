@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/optima-llm/optima/kernels"
@@ -78,6 +79,9 @@ type Backend struct {
 	bufA, bufB devBuf
 	bufC, bufD devBuf
 	bufW       devBuf // cuSOLVER workspace of the batched Cholesky's Dpotrf loop
+	// batchedErr holds the first cuSOLVER status error of a batched
+	// Cholesky call (*Error); once set, batched calls run on the CPU.
+	batchedErr atomic.Pointer[Error]
 	cache      []*resident
 	pcg        pcgBufs
 	lastPCG    PCGStats

@@ -37,6 +37,7 @@ func TestConformance(t *testing.T) {
 	name, libs := b.DeviceName()
 	t.Logf("device %q (%s), libraries %v", name, b.Capabilities().SIMD, libs)
 	kerneltest.Run(t, b)
+	requireDeviceBatched(t, b)
 }
 
 // TestUnavailable checks the error path: without a usable GPU, Available and
@@ -100,6 +101,7 @@ func TestCholeskyBatchedChunks(t *testing.T) {
 	b := gpu(t, cuda.Options{})
 	defer cuda.SetMaxBatchBytes(20000)()
 	kerneltest.RunBatched(t, b)
+	requireDeviceBatched(t, b)
 }
 
 // TestCholeskyBatchedLoop runs the batched Cholesky cases with
@@ -113,4 +115,15 @@ func TestCholeskyBatchedLoop(t *testing.T) {
 		defer cuda.SetMaxBatchBytes(20000)()
 		kerneltest.RunBatched(t, b)
 	})
+	requireDeviceBatched(t, b)
+}
+
+// requireDeviceBatched fails the test when a cuSOLVER error moved b's
+// batched Cholesky to the CPU: the cases above would then have passed on
+// the CPU backend and tested nothing of cuSOLVER's batched routines.
+func requireDeviceBatched(t *testing.T, b *cuda.Backend) {
+	t.Helper()
+	if err := b.BatchedErr(); err != nil {
+		t.Fatalf("the batched Cholesky fell back to the CPU: %v", err)
+	}
 }
