@@ -10,6 +10,9 @@
 # lm_eval's other declared needs) into $SITE with pip, offline, and runs with
 # the device's own torch / transformers / numpy / pyarrow / pandas.
 #
+# The wheels: tools/oracle/get-harness-wheels.sh .carry/i5h (here, before the
+# device call; .carry/ is ignored by git).
+#
 # Command (repository root on the H200 device, the wheels carried in
 # .carry/i5h, the model and the data directory already under /root/keep):
 #
