@@ -43,7 +43,7 @@ var referenceParams = []refParam{
 	{"shift_zero_metrics", "--shift-zero-metrics", "Wanda only; reference default True, optima default false"},
 	{"quantize_weight", "--bits", "quantize when --bits is given (0: no quantization)"},
 	{"bitwidth", "--bits", "2 to 8"},
-	{"slim_quant", "--quant slim", "False: --quant absmax, or --quant gptq (OPTQ)"},
+	{"slim_quant", "--quant slim", "False: --quant absmax, or --quant gptq (OPTQ; with --method sparsegpt --update own it runs inside the SparseGPT sweep, one joint sweep)"},
 	{"weight_tiled_quantization", "--group-size", "tiled when --group-size > 0"},
 	{"weight_tile_size", "--group-size", "groups of N input columns per row; must divide every linear"},
 	{"scale_important_weights", "--scale-important", ""},
@@ -74,7 +74,7 @@ type compressFlags struct {
 
 func (c *compressFlags) add(f *pflag.FlagSet) {
 	f.IntVar(&c.bits, "bits", 0, "quantize the weights to this signed integer width, 2-8, after the mask and update (0: no quantization)")
-	f.StringVar(&c.quant, "quant", "absmax", "weight quantizer with --bits: absmax (per tensor, or per group), slim (SLiM-Quant error-minimising cap), gptq (OPTQ on the mask)")
+	f.StringVar(&c.quant, "quant", "absmax", "weight quantizer with --bits: absmax (per tensor, or per group), slim (SLiM-Quant error-minimising cap), gptq (OPTQ on the mask; with --method sparsegpt --update own, inside the SparseGPT sweep)")
 	f.IntVar(&c.groupSize, "group-size", 0, "with --bits: one scale per GROUP consecutive input columns of a row (must divide every linear; not with --quant slim)")
 	f.BoolVar(&c.scaleImportant, "scale-important", false, "with --bits: quantize the most important input columns with half the step (SLiM's scale_important_weights)")
 	f.Float64Var(&c.loraRank, "lora-rank", 0, "fit a low-rank adapter to the compression error, rank as a fraction of min(out, in) in (0, 1] (0: none)")

@@ -40,6 +40,8 @@ func TestCompressFlagErrors(t *testing.T) {
 		{"pad without tile", []string{"--lora-rank", "0.1", "--pad-lora"}, "need a positive tile size"},
 		{"tile alone", []string{"--lora-rank", "0.1", "--lora-tile-size", "8"}, "does nothing without --pad-lora"},
 		{"lora tile does not divide", []string{"--bits", "4", "--lora-rank", "0.1", "--quantize-lora", "--lora-tile-size", "7"}, "does not divide"},
+		{"sweep quantization without --quant gptq", []string{"--method", "sparsegpt", "--method-param", "bits=4"}, "quantize inside SparseGPT's sweep"},
+		{"joint group and blocksize", []string{"--method", "sparsegpt", "--update", "own", "--bits", "4", "--quant", "gptq", "--group-size", "32", "--method-param", "blocksize=48"}, "must divide one another"},
 		{"shift with magnitude", []string{"--shift-zero-metrics", "--method", "magnitude"}, "changes only Wanda's score"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -174,47 +176,68 @@ func TestSeparateAdapterEval(t *testing.T) {
 func TestSparseGPTWithGPTQ(t *testing.T) {
 	f := newFixture(t)
 	errs := map[string]map[string]float64{}
-	for _, q := range []string{"gptq", "absmax"} {
-		out := filepath.Join(t.TempDir(), q)
+	for _, tc := range []struct {
+		quant, update string
+		joint         bool
+	}{
+		{"gptq", "own", true},
+		{"absmax", "own", false},
+		{"gptq", "optima", false},
+	} {
+		key := tc.quant + "/" + tc.update
+		out := filepath.Join(t.TempDir(), tc.quant+"-"+tc.update)
 		args := f.patternArgs(out, "2:4")
 		args[indexOf(args, "--method")+1] = "sparsegpt"
-		args[indexOf(args, "--update")+1] = "own"
-		mustOptima(t, append(args, "--bits", "4", "--quant", q)...)
+		args[indexOf(args, "--update")+1] = tc.update
+		mustOptima(t, append(args, "--bits", "4", "--quant", tc.quant)...)
 		stdout, _ := mustOptima(t, "sparsity", "--model", out, "--json")
 		var sp report.SparsityReport
 		if err := json.Unmarshal([]byte(stdout), &sp); err != nil {
 			t.Fatal(err)
 		}
 		if !sp.NM24 {
-			t.Errorf("--quant %s: model is not 2:4 after quantization", q)
+			t.Errorf("%s: model is not 2:4 after quantization", key)
 		}
 		raw, err := os.ReadFile(filepath.Join(out, prune.ReportFile))
 		if err != nil {
 			t.Fatal(err)
 		}
 		var rep struct {
+			Config  prune.Config          `json:"config"`
 			Linears []report.LinearReport `json:"linears"`
 		}
 		if err := json.Unmarshal(raw, &rep); err != nil {
 			t.Fatal(err)
 		}
-		errs[q] = map[string]float64{}
+		// The joint mode: SparseGPT's sweep quantizes (its selector gets
+		// bits=4) and compress runs no second GPTQ sweep.
+		if got := rep.Config.Compress != nil && rep.Config.Compress.JointSweep; got != tc.joint {
+			t.Errorf("%s: joint sweep %v, want %v", key, got, tc.joint)
+		}
+		if got := rep.Config.MethodParams["bits"]; (got == "4") != tc.joint {
+			t.Errorf("%s: selector parameter bits = %q (joint %v)", key, got, tc.joint)
+		}
+		errs[key] = map[string]float64{}
 		for _, l := range rep.Linears {
 			c := l.Compress
-			if c == nil || c.Bits != 4 || !(c.Quantized > c.Pruned) {
-				t.Fatalf("--quant %s, %s: compression report %+v", q, l.Name, c)
+			if c == nil || c.Bits != 4 || c.Quantized <= 0 {
+				t.Fatalf("%s, %s: compression report %+v", key, l.Name, c)
+			}
+			// One sweep: no pruning-only error to report.
+			if tc.joint && c.Pruned != c.Quantized || !tc.joint && !(c.Quantized > c.Pruned) {
+				t.Errorf("%s, %s: err_pruned %g, err_quantized %g", key, l.Name, c.Pruned, c.Quantized)
 			}
 			if strings.Contains(l.Name, ".layers.0.") {
-				errs[q][l.Name] = c.Quantized
+				errs[key][l.Name] = c.Quantized
 			}
 		}
 	}
-	if len(errs["gptq"]) != 7 {
-		t.Fatalf("block 0 has %d linears in the report, want 7", len(errs["gptq"]))
+	if len(errs["gptq/own"]) != 7 {
+		t.Fatalf("block 0 has %d linears in the report, want 7", len(errs["gptq/own"]))
 	}
-	for n, g := range errs["gptq"] {
-		if a := errs["absmax"][n]; !(g < a) {
-			t.Errorf("%s: GPTQ error %g not below round-to-nearest %g", n, g, a)
+	for n, g := range errs["gptq/own"] {
+		if a := errs["absmax/own"][n]; !(g < a) {
+			t.Errorf("%s: joint SparseGPT+GPTQ error %g not below SparseGPT then round-to-nearest %g", n, g, a)
 		}
 	}
 }

@@ -180,6 +180,7 @@ func (o *pruneOptions) Complete() error {
 		return err
 	}
 	o.cfg.Compress = comp
+	o.cfg.EnableJointSweep() // --method sparsegpt --update own --quant gptq: one sweep
 	if !o.shardsSet && o.cfg.NSamples > 0 && o.cfg.Shards > o.cfg.NSamples {
 		o.cfg.Shards = o.cfg.NSamples // the default 2 shards need 2 windows
 	}

@@ -13,6 +13,18 @@
 //  3. keep the adapter separate (y = W_q x + B(A x)), or merge it into the
 //     weight (W_q + B·A, dense and unquantized, as SLiM's separate_lora=False).
 //
+// Joint mode (Options.JointSweep): with --method sparsegpt --update own
+// --quant gptq, SparseGPT's own sweep quantizes while it prunes (SparseGPT
+// §3.5; stages/update.SparseGPT with Options.Quant), so W_u arrives already
+// on the grid and step 1 runs no second GPTQ sweep: it only re-encodes W_u
+// (quant.Encode) for the storage count. One sweep does both steps, so the
+// error of the pruned, not yet quantized weight does not exist: Errors.Pruned
+// is reported equal to Errors.Quantized, the error of the joint sweep.
+// With --update optima (or none) the order stays mask, re-fit, then GPTQ on
+// the fixed mask: OPTIMA's exact row re-fit solves for unquantized weights on
+// a known mask, so it cannot run inside a quantizing sweep, and the joint
+// sweep is SparseGPT's own update.
+//
 // SLiM's reference quantizes before its LoRA fit too, but then subtracts the
 // adapter from the dense weight and masks and quantizes the result again;
 // here the adapter corrects the final quantized weight, so the reported
@@ -37,6 +49,10 @@ type Options struct {
 	// SeparateLoRA keeps the adapter as lora_A/lora_B tensors; false merges
 	// it into the weight.
 	SeparateLoRA bool `json:"separate_lora,omitempty"`
+	// JointSweep says the weights arrive quantized by SparseGPT's joint
+	// sweep on Quant's grid (Quant.Method must be gptq): Linear re-encodes
+	// them instead of quantizing again (see the package comment).
+	JointSweep bool `json:"joint_sweep,omitempty"`
 }
 
 // Enabled reports whether any step runs.
@@ -53,6 +69,9 @@ func (o Options) Validate() error {
 		if err := o.LoRA.Validate(); err != nil {
 			return err
 		}
+	}
+	if o.JointSweep && (o.Quant == nil || o.Quant.Method != quant.GPTQ) {
+		return errors.New("compress: the joint SparseGPT sweep quantizes with --quant gptq and needs --bits")
 	}
 	if o.SeparateLoRA && o.LoRA == nil {
 		return errors.New("compress: --separate-lora needs --lora-rank")
@@ -141,9 +160,12 @@ func Linear(in *Input, o Options) (*Result, error) {
 			imp = quant.ImportantColumns(in.Dense, in.Out, in.In, in.ColNorms)
 		}
 		var err error
-		if q.Method == quant.GPTQ {
+		switch {
+		case o.JointSweep:
+			res.Quantized, err = quant.Encode(res.Weight, in.Out, in.In, *q, imp)
+		case q.Method == quant.GPTQ:
 			res.Quantized, err = quant.GPTQQuantize(res.Weight, in.Out, in.In, in.H, in.Pruned, *q, imp)
-		} else {
+		default:
 			res.Quantized, err = quant.Quantize(res.Weight, in.Out, in.In, *q, imp)
 			if err == nil {
 				res.Quantized.Dequantize(res.Weight)
@@ -153,6 +175,9 @@ func Linear(in *Input, o Options) (*Result, error) {
 			return nil, fmt.Errorf("compress %s: %w", in.Name, err)
 		}
 		res.Errors.Quantized = rel(res.Weight)
+		if o.JointSweep {
+			res.Errors.Pruned = res.Errors.Quantized
+		}
 	}
 	res.Errors.Adapter = res.Errors.Quantized
 	if lo := o.LoRA; lo != nil {

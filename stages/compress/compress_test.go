@@ -2,12 +2,20 @@ package compress
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/optima-llm/optima/kernels/cpu"
 	"github.com/optima-llm/optima/stages/lora"
+	"github.com/optima-llm/optima/stages/mask"
 	"github.com/optima-llm/optima/stages/quant"
+	"github.com/optima-llm/optima/stages/update"
 )
 
 // layer makes a random linear with a Hessian from heavy-tailed activations
@@ -115,5 +123,63 @@ func TestBadShapeNamesLayer(t *testing.T) {
 	}
 	if err := (Options{SeparateLoRA: true}).Validate(); err == nil {
 		t.Error("--separate-lora without an adapter was accepted")
+	}
+}
+
+// TestJointSweep feeds Linear weights quantized by SparseGPT's joint sweep
+// (stages/update): it must keep them bit for bit, find codes and steps that
+// dequantize to them, report err_pruned = err_quantized, and reject weights
+// that are on no grid.
+func TestJointSweep(t *testing.T) {
+	base := layer(32, 128)
+	for _, q := range []quant.Options{
+		{Bits: 4, Method: quant.GPTQ},
+		{Bits: 3, Method: quant.GPTQ, GroupSize: 32},
+		{Bits: 4, Method: quant.GPTQ, GroupSize: 64, ScaleImportant: true},
+	} {
+		t.Run(fmt.Sprintf("%dbit/g%d/important=%v", q.Bits, q.GroupSize, q.ScaleImportant), func(t *testing.T) {
+			in := *base
+			w := make([]float64, len(in.Dense))
+			for k, v := range in.Dense {
+				w[k] = float64(v)
+			}
+			pr := make([]bool, len(w))
+			uo := update.Options{BlockSize: 32, Damping: 0.01, Quant: &q}
+			if _, err := update.SparseGPT(cpu.New(1), w, in.Out, in.In, in.H, mask.Pattern{N: 2, M: 4}, uo, pr); err != nil {
+				t.Fatal(err)
+			}
+			in.Updated = make([]float32, len(w))
+			for k, v := range w {
+				in.Updated[k] = float32(v)
+			}
+			in.Pruned = pr
+			res, err := Linear(&in, Options{Quant: &q, JointSweep: true, LoRA: &lora.Options{Rank: 0.1, Mode: lora.SVD}, SeparateLoRA: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(in.Updated, res.Weight); d != "" {
+				t.Fatalf("joint weights changed (-sweep +compress):\n%s", d)
+			}
+			deq := make([]float32, len(w))
+			res.Quantized.Dequantize(deq)
+			for k := range deq {
+				if math.Abs(float64(deq[k]-in.Updated[k])) > 1e-6*math.Abs(float64(in.Updated[k])) {
+					t.Fatalf("weight %d: codes dequantize to %g, sweep gave %g", k, deq[k], in.Updated[k])
+				}
+			}
+			e := res.Errors
+			if !(e.Pruned == e.Quantized && e.Quantized > 0 && e.Adapter < e.Quantized) {
+				t.Errorf("errors %+v: want pruned = quantized > adapter", e)
+			}
+			noise := slices.Clone(in.Updated)
+			noise[5] += 1e-3
+			in.Updated = noise
+			if _, err := Linear(&in, Options{Quant: &q, JointSweep: true}); !errors.Is(err, quant.ErrNotOnGrid) {
+				t.Errorf("weights off the grid: err %v, want ErrNotOnGrid", err)
+			}
+		})
+	}
+	if err := (Options{Quant: &quant.Options{Bits: 4, Method: quant.AbsMax}, JointSweep: true}).Validate(); err == nil {
+		t.Error("joint sweep with --quant absmax was accepted")
 	}
 }

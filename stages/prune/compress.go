@@ -1,14 +1,19 @@
 package prune
 
 import (
+	"errors"
 	"fmt"
+	"maps"
+	"strconv"
 	"strings"
 
 	"github.com/optima-llm/optima/model"
 	"github.com/optima-llm/optima/stages/compress"
 	"github.com/optima-llm/optima/stages/hessian"
 	"github.com/optima-llm/optima/stages/lora"
+	"github.com/optima-llm/optima/stages/quant"
 	"github.com/optima-llm/optima/stages/report"
+	"github.com/optima-llm/optima/stages/update"
 )
 
 // Adapter tensor suffixes in a block's work file and in the PEFT adapter
@@ -20,6 +25,66 @@ const (
 
 // CompressEnabled reports whether the run quantizes or fits adapters.
 func (c *Config) CompressEnabled() bool { return c.Compress != nil && c.Compress.Enabled() }
+
+// WantsJointSweep reports whether c asks for SparseGPT's joint sweep:
+// --method sparsegpt --update own with --bits and --quant gptq. SparseGPT's
+// own update then quantizes while it prunes (one sweep, SparseGPT §3.5)
+// instead of a GPTQ sweep after it. With --update optima or none the mask
+// is re-fitted (or only applied) first and GPTQ runs on the fixed mask, as
+// OPTIMA's re-fit needs unquantized weights.
+func (c *Config) WantsJointSweep() bool {
+	return c.Method == "sparsegpt" && c.Update == UpdateOwn && c.Compress != nil && c.Compress.Quant != nil && c.Compress.Quant.Method == quant.GPTQ
+}
+
+// EnableJointSweep turns on the joint sweep when WantsJointSweep: it sets
+// Compress.JointSweep and the sparsegpt selector's parameters bits,
+// group_size and scale_important (MethodParams, so that every stage that
+// builds the selector with mask.New gets the quantizing one). Call it once
+// Compress is set, before Validate and Hash; otherwise it does nothing.
+func (c *Config) EnableJointSweep() {
+	if !c.WantsJointSweep() {
+		return
+	}
+	q := c.Compress.Quant
+	params := maps.Clone(c.MethodParams)
+	if params == nil {
+		params = map[string]string{}
+	}
+	params["bits"] = strconv.Itoa(q.Bits)
+	delete(params, "group_size")
+	delete(params, "scale_important")
+	if q.GroupSize > 0 {
+		params["group_size"] = strconv.Itoa(q.GroupSize)
+	}
+	if q.ScaleImportant {
+		params["scale_important"] = "true"
+	}
+	c.MethodParams = params
+	c.Compress.JointSweep = true
+}
+
+// checkJointSweep checks that the selector quantizes in its sweep exactly
+// when Compress.JointSweep says so, on the same grid.
+func (c *Config) checkJointSweep() error {
+	var sq *quant.Options
+	if c.Method == "sparsegpt" {
+		o, err := update.ParseOptions(c.Method, c.MethodParams)
+		if err != nil {
+			return fmt.Errorf("--method-param: %w", err)
+		}
+		sq = o.Quant
+	}
+	joint := c.Compress != nil && c.Compress.JointSweep
+	switch {
+	case joint && !c.WantsJointSweep():
+		return fmt.Errorf("the joint SparseGPT sweep needs --method sparsegpt --update own --quant gptq (got --method %s --update %s)", c.Method, c.Update)
+	case !joint && sq != nil:
+		return errors.New("--method-param bits/group_size/scale_important quantize inside SparseGPT's sweep; ask for it with --bits B --quant gptq --update own instead")
+	case joint && (sq == nil || sq.Bits != c.Compress.Quant.Bits || sq.GroupSize != c.Compress.Quant.GroupSize || sq.ScaleImportant != c.Compress.Quant.ScaleImportant):
+		return fmt.Errorf("the joint SparseGPT sweep's parameters %v do not match --bits %d --group-size %d --scale-important=%v", c.MethodParams, c.Compress.Quant.Bits, c.Compress.Quant.GroupSize, c.Compress.Quant.ScaleImportant)
+	}
+	return nil
+}
 
 // CheckCompressShapes checks the compression options against every linear
 // the run prunes (group and tile sizes that divide it, adapter ranks that

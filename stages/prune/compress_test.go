@@ -4,14 +4,18 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/optima-llm/optima/model"
+	"github.com/optima-llm/optima/stages/compress"
 	"github.com/optima-llm/optima/stages/hessian"
 	"github.com/optima-llm/optima/stages/lora"
+	"github.com/optima-llm/optima/stages/quant"
+	"github.com/optima-llm/optima/stages/solve"
 )
 
 func diagHessian(diag ...float64) *hessian.Hessian {
@@ -130,4 +134,65 @@ func FuzzParseAdapterConfig(f *testing.F) {
 			t.Fatalf("round trip (-first +second):\n%s", d)
 		}
 	})
+}
+
+// TestJointSweepConfig: EnableJointSweep turns on SparseGPT's joint sweep
+// exactly for --method sparsegpt --update own --quant gptq, passing the grid
+// to the selector, and Validate rejects configurations where the selector
+// and the compression step disagree about who quantizes.
+func TestJointSweepConfig(t *testing.T) {
+	base := func(method, upd string, q quant.Method) Config {
+		return Config{Model: "m", Calib: "c", Method: method, Pattern: "2:4", Update: upd, NSamples: 4, SeqLen: 8, Shards: 2,
+			Solve: solve.DefaultOptions(), MethodParams: map[string]string{"blocksize": "64"},
+			Compress: &compress.Options{Quant: &quant.Options{Bits: 3, Method: q, GroupSize: 32, ScaleImportant: true}}}
+	}
+	for _, tc := range []struct {
+		method, update string
+		q              quant.Method
+		joint          bool
+	}{
+		{"sparsegpt", UpdateOwn, quant.GPTQ, true},
+		{"sparsegpt", UpdateOptima, quant.GPTQ, false},
+		{"sparsegpt", UpdateNone, quant.GPTQ, false},
+		{"sparsegpt", UpdateOwn, quant.AbsMax, false},
+		{"thanos", UpdateOwn, quant.GPTQ, false},
+	} {
+		c := base(tc.method, tc.update, tc.q)
+		if tc.method == "thanos" {
+			c.MethodParams = nil
+		}
+		c.EnableJointSweep()
+		if err := c.Validate(); err != nil {
+			t.Fatalf("%s/%s/%s: %v", tc.method, tc.update, tc.q, err)
+		}
+		if c.Compress.JointSweep != tc.joint {
+			t.Errorf("%s/%s/%s: joint %v, want %v", tc.method, tc.update, tc.q, c.Compress.JointSweep, tc.joint)
+		}
+		want := map[string]string{"blocksize": "64"}
+		if tc.joint {
+			want = map[string]string{"blocksize": "64", "bits": "3", "group_size": "32", "scale_important": "true"}
+		}
+		if tc.method == "thanos" {
+			want = nil
+		}
+		if d := cmp.Diff(want, c.MethodParams); d != "" {
+			t.Errorf("%s/%s/%s: selector parameters (-want +got):\n%s", tc.method, tc.update, tc.q, d)
+		}
+	}
+	for name, tc := range map[string]struct {
+		edit func(*Config)
+		want string
+	}{
+		"bits without joint":   {func(c *Config) { c.Compress.JointSweep = false }, "quantize inside SparseGPT's sweep"},
+		"joint with optima":    {func(c *Config) { c.Update = UpdateOptima }, "needs --method sparsegpt --update own"},
+		"grids disagree":       {func(c *Config) { c.MethodParams["group_size"] = "64" }, "do not match"},
+		"joint without params": {func(c *Config) { c.MethodParams = nil }, "do not match"},
+	} {
+		c := base("sparsegpt", UpdateOwn, quant.GPTQ)
+		c.EnableJointSweep()
+		tc.edit(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Validate = %v, want %q", name, err, tc.want)
+		}
+	}
 }

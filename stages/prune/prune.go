@@ -149,6 +149,9 @@ func (c *Config) Validate() error {
 	if c.ShiftZeroMetrics && c.Method != "wanda" {
 		return fmt.Errorf("--shift-zero-metrics changes only Wanda's score |W|·‖X‖; --method %s does not use it", c.Method)
 	}
+	if err := c.checkJointSweep(); err != nil {
+		return err
+	}
 	if c.Compress != nil {
 		if err := c.Compress.Validate(); err != nil {
 			return err

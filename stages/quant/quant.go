@@ -142,6 +142,12 @@ func (q *Quantized) Bytes() int64 {
 	return (int64(q.Rows)*int64(q.Cols)*int64(q.Bits)+7)/8 + 2*int64(len(q.Steps))
 }
 
+// Code is the code of x on a grid of the given step for bits-bit signed
+// codes: x/step rounded to the nearest integer (ties to even, as
+// torch.round) and clamped to [−2^(bits−1), 2^(bits−1)−1]; 0 for a zero
+// step. The dequantized value is float64(Code(...))·step.
+func Code(x, step float64, bits int) int8 { return code(x, step, MaxCode(bits)) }
+
 // code rounds x/step to the nearest integer (ties to even, as torch.round)
 // and clamps it to [−maxq−1, maxq]. A zero step gives 0.
 func code(x, step float64, maxq int) int8 {
@@ -421,6 +427,80 @@ func GPTQQuantize(w []float32, rows, cols int, h []float64, pruned []bool, o Opt
 		}
 		for j, v := range row {
 			w[i*cols+j] = float32(v)
+		}
+	}
+	return q, nil
+}
+
+// ErrNotOnGrid is wrapped by Encode when a weight is not on any grid of the
+// requested layout.
+var ErrNotOnGrid = errors.New("quant: weights are not on a quantization grid")
+
+// Encode finds codes and steps for w ([rows, cols] float32), weights that
+// already lie on a grid of o's layout (one step per tensor, or per row and
+// group of o.GroupSize columns; the important columns, when
+// o.ScaleImportant, at half step) but whose steps were not kept: SparseGPT's
+// joint sweep (stages/update) quantizes inside the sweep and hands on only
+// the dequantized weights. For each group it takes m, the largest |w_ij| (×2
+// in an important column), and the largest step m/c, c = 1 … 2^(bits−1),
+// on which every weight of the group is a code within range to 1e−5 of a
+// step. Any such step represents the weights (the steps found may be an
+// integer fraction of the sweep's own when all its codes share a factor), so
+// Dequantize reproduces w to float32 rounding and Bytes is exact. w is not
+// modified. A weight on no grid is an error wrapping ErrNotOnGrid and naming
+// the group; bad options wrap ErrOptions. Panics on a wrong length.
+func Encode(w []float32, rows, cols int, o Options, important []int) (*Quantized, error) {
+	if len(w) != rows*cols {
+		panic(fmt.Sprintf("quant.Encode: len(w) = %d, want %d×%d", len(w), rows, cols))
+	}
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if err := o.CheckShape("the weight", rows, cols); err != nil {
+		return nil, err
+	}
+	q := newQuantized(rows, cols, o, important)
+	maxq := MaxCode(o.Bits)
+	imp := make([]bool, cols)
+	for _, j := range q.Important {
+		imp[j] = true
+	}
+	size := q.GroupSize
+	for g := range q.Steps {
+		lo, hi := g*size, min((g+1)*size, rows*cols)
+		factor := func(k int) float64 {
+			if imp[k%cols] {
+				return 2
+			}
+			return 1
+		}
+		m := 0.0
+		for k := lo; k < hi; k++ {
+			m = max(m, math.Abs(float64(w[k]))*factor(k))
+		}
+		if m == 0 {
+			continue
+		}
+		found := false
+		for c := 1; c <= maxq+1 && !found; c++ {
+			s := float64(float32(m / float64(c)))
+			ok := true
+			for k := lo; k < hi && ok; k++ {
+				st := s / factor(k)
+				x := float64(w[k]) / st
+				r := math.RoundToEven(x)
+				ok = r >= float64(-maxq-1) && r <= float64(maxq) && math.Abs(x-r) <= 1e-5
+			}
+			if ok {
+				found = true
+				q.Steps[g] = float32(s)
+				for k := lo; k < hi; k++ {
+					q.Codes[k] = code(float64(w[k]), s/factor(k), maxq)
+				}
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("%w: group %d (rows×cols %d×%d, group size %d) has no %d-bit step", ErrNotOnGrid, g, rows, cols, size, o.Bits)
 		}
 	}
 	return q, nil

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -297,5 +298,56 @@ func TestBadOptions(t *testing.T) {
 	h := []float64{1, 2, 2, 1}
 	if _, err := GPTQQuantize(make([]float32, 4), 2, 2, h, nil, Options{Bits: 4, Method: GPTQ}, nil); !errors.Is(err, ErrNotPositiveDefinite) {
 		t.Errorf("indefinite Hessian: err %v, want ErrNotPositiveDefinite", err)
+	}
+}
+
+// TestEncode: weights already on a grid (Quantize then Dequantize, with
+// zeros, groups and important columns) are re-encoded to codes and steps
+// that dequantize to the same float32 weights with the same storage; an
+// all-zero group gets step 0; a weight on no grid is ErrNotOnGrid.
+func TestEncode(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	rows, cols := 8, 200
+	w := make([]float32, rows*cols)
+	for k := range w {
+		if k%3 != 0 {
+			w[k] = float32(r.NormFloat64() * 0.05)
+		}
+	}
+	for k := 0; k < 8; k++ { // an all-zero group of 8 in row 0
+		w[k] = 0
+	}
+	imp := []int{3, 17}
+	for _, o := range []Options{{Bits: 2, Method: AbsMax}, {Bits: 4, Method: AbsMax, GroupSize: 8}, {Bits: 3, Method: SLiM}, {Bits: 8, Method: AbsMax, GroupSize: 40, ScaleImportant: true}} {
+		t.Run(fmt.Sprintf("%dbit/%s/g%d/important=%v", o.Bits, o.Method, o.GroupSize, o.ScaleImportant), func(t *testing.T) {
+			q, err := Quantize(w, rows, cols, o, imp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			deq := make([]float32, len(w))
+			q.Dequantize(deq)
+			e, err := Encode(deq, rows, cols, Options{Bits: o.Bits, Method: GPTQ, GroupSize: o.GroupSize, ScaleImportant: o.ScaleImportant}, imp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again := make([]float32, len(w))
+			e.Dequantize(again)
+			for k := range deq {
+				if math.Abs(float64(again[k]-deq[k])) > 1e-6*math.Abs(float64(deq[k])) || (deq[k] == 0) != (e.Codes[k] == 0) {
+					t.Fatalf("weight %d: %v re-encoded as code %d → %v", k, deq[k], e.Codes[k], again[k])
+				}
+			}
+			if e.Bytes() != q.Bytes() {
+				t.Errorf("bytes %d, want %d", e.Bytes(), q.Bytes())
+			}
+			if o.GroupSize == 8 && e.Steps[0] != 0 {
+				t.Errorf("all-zero group has step %v", e.Steps[0])
+			}
+			deq[1] = deq[2] + 1e-3*float32(q.Step(0, 2)+1e-3)
+			deq[4] = 0.3 * float32(q.Step(0, 4)+1e-3)
+			if _, err := Encode(deq, rows, cols, Options{Bits: o.Bits, Method: GPTQ, GroupSize: o.GroupSize, ScaleImportant: o.ScaleImportant}, imp); !errors.Is(err, ErrNotOnGrid) {
+				t.Errorf("off-grid weights: err %v, want ErrNotOnGrid", err)
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/optima-llm/optima/kernels"
 	"github.com/optima-llm/optima/stages/mask"
+	"github.com/optima-llm/optima/stages/quant"
 )
 
 // Algorithm is the signature shared by SparseGPT, Thanos and ADMM.
@@ -116,6 +117,27 @@ func ParseOptions(name string, params map[string]string) (Options, error) {
 			if err == nil && o.PruneIters <= 0 {
 				err = errors.New("must be positive")
 			}
+		case k == "bits" && name == "sparsegpt":
+			if o.Quant == nil {
+				o.Quant = &quant.Options{Method: quant.GPTQ}
+			}
+			o.Quant.Bits, err = strconv.Atoi(v)
+			if err == nil && (o.Quant.Bits < 2 || o.Quant.Bits > 8) {
+				err = errors.New("must be 2 to 8")
+			}
+		case k == "group_size" && name == "sparsegpt":
+			if o.Quant == nil {
+				o.Quant = &quant.Options{Method: quant.GPTQ}
+			}
+			o.Quant.GroupSize, err = strconv.Atoi(v)
+			if err == nil && o.Quant.GroupSize < 0 {
+				err = errors.New("must not be negative")
+			}
+		case k == "scale_important" && name == "sparsegpt":
+			if o.Quant == nil {
+				o.Quant = &quant.Options{Method: quant.GPTQ}
+			}
+			o.Quant.ScaleImportant, err = strconv.ParseBool(v)
 		case k == "rho" && name == "admm":
 			o.Rho, err = strconv.ParseFloat(v, 64)
 			if err == nil && !(o.Rho > 0) || math.IsInf(o.Rho, 0) {
@@ -126,6 +148,14 @@ func ParseOptions(name string, params map[string]string) (Options, error) {
 		}
 		if err != nil {
 			return o, fmt.Errorf("parameter %s=%q: %v", k, v, err)
+		}
+	}
+	if q := o.Quant; q != nil {
+		if q.Bits == 0 {
+			return o, errors.New("parameters group_size and scale_important quantize inside the sweep and need bits")
+		}
+		if g := q.GroupSize; g > 0 && o.BlockSize%g != 0 && g%o.BlockSize != 0 {
+			return o, fmt.Errorf("parameter group_size=%d: blocksize=%d and the group size must divide one another (a group's step is taken when all its columns are compensated)", g, o.BlockSize)
 		}
 	}
 	if name == "admm" && o.PruneIters > o.Iters {
