@@ -119,6 +119,50 @@ func (e *CholeskyBatchError) Error() string {
 // Unwrap returns ErrNotPositiveDefinite.
 func (e *CholeskyBatchError) Unwrap() error { return ErrNotPositiveDefinite }
 
+// BatchError returns a *CholeskyBatchError listing the k with failed[k] set
+// (failed has one entry per matrix of a batch of n×n matrices), or nil when
+// none failed. Backends end their batched calls with it.
+func BatchError(failed []bool, n int) error {
+	var e *CholeskyBatchError
+	for k, f := range failed {
+		if f {
+			if e == nil {
+				e = &CholeskyBatchError{N: n, Batch: len(failed)}
+			}
+			e.Failed = append(e.Failed, k)
+		}
+	}
+	if e != nil {
+		return e
+	}
+	return nil
+}
+
+// CholeskySubstitute overwrites x [n] with (L·Lᵀ)⁻¹·x for the Cholesky
+// factor L in the lower triangle of the row-major n×n l (as Cholesky writes
+// it): L·y = x by forward substitution, then Lᵀ·x = y backward, each sum in
+// index order, in float64. It panics when l or x is too short.
+func CholeskySubstitute(l []float64, n int, x []float64) {
+	if n == 0 {
+		return
+	}
+	_, _ = l[n*n-1:], x[n-1:]
+	for i := range n {
+		v := x[i]
+		for k, lv := range l[i*n : i*n+i] {
+			v -= lv * x[k]
+		}
+		x[i] = v / l[i*n+i]
+	}
+	for i := n - 1; i >= 0; i-- {
+		v := x[i]
+		for k := i + 1; k < n; k++ {
+			v -= l[k*n+i] * x[k]
+		}
+		x[i] = v / l[i*n+i]
+	}
+}
+
 // CheckBatch panics with a message naming op unless n, batch and the slice
 // lengths describe a valid BatchedCholesky call (lx < 0: no right-hand
 // sides). Backends call it first.

@@ -51,7 +51,7 @@ func (b *Backend) batch(a []float64, n, batch int, x []float64) error {
 				}
 				if x != nil {
 					xk := x[k*n : (k+1)*n]
-					cholSolve(ak, n, xk)
+					kernels.CholeskySubstitute(ak, n, xk)
 					for _, v := range xk {
 						if math.IsNaN(v) || math.IsInf(v, 0) {
 							failed[k] = true
@@ -63,37 +63,5 @@ func (b *Backend) batch(a []float64, n, batch int, x []float64) error {
 		})
 	}
 	wg.Wait()
-	var e *kernels.CholeskyBatchError
-	for k, f := range failed {
-		if f {
-			if e == nil {
-				e = &kernels.CholeskyBatchError{N: n, Batch: batch}
-			}
-			e.Failed = append(e.Failed, k)
-		}
-	}
-	if e != nil {
-		return e
-	}
-	return nil
-}
-
-// cholSolve overwrites x with (L·Lᵀ)⁻¹·x, L the lower triangle of the n×n
-// row-major l: L·y = x by forward substitution, then Lᵀ·x = y backward, each
-// sum in index order.
-func cholSolve(l []float64, n int, x []float64) {
-	for i := range n {
-		v := x[i]
-		for k, lv := range l[i*n : i*n+i] {
-			v -= lv * x[k]
-		}
-		x[i] = v / l[i*n+i]
-	}
-	for i := n - 1; i >= 0; i-- {
-		v := x[i]
-		for k := i + 1; k < n; k++ {
-			v -= l[k*n+i] * x[k]
-		}
-		x[i] = v / l[i*n+i]
-	}
+	return kernels.BatchError(failed, n)
 }

@@ -193,19 +193,7 @@ func (b *Backend) potrfBatched(a []float64, n, batch int, x []float64) error {
 			}
 		}
 	}
-	var e *kernels.CholeskyBatchError
-	for k, f := range failed {
-		if f {
-			if e == nil {
-				e = &kernels.CholeskyBatchError{N: n, Batch: batch}
-			}
-			e.Failed = append(e.Failed, k)
-		}
-	}
-	if e != nil {
-		return e
-	}
-	return nil
+	return kernels.BatchError(failed, n)
 }
 
 // potrfLoop factors the nb matrices in bufA one at a time with Dpotrf

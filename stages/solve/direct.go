@@ -61,7 +61,7 @@ func (s *directScratch) solve(chol func(a []float64, n int) error, hd []float64,
 	if err := chol(a, n); err != nil {
 		return err
 	}
-	cholSolve(a, n, rhs)
+	kernels.CholeskySubstitute(a, n, rhs)
 	s.write(w, rhs, dst)
 	return nil
 }
@@ -108,26 +108,6 @@ func (s *directScratch) write(w []float32, x []float64, dst []float32) {
 	}
 	for r, i := range s.kept {
 		dst[i] = float32(float64(w[i]) + x[r])
-	}
-}
-
-// cholSolve overwrites x with (L·Lᵀ)⁻¹ x, L the lower triangle of l (n×n
-// row-major).
-func cholSolve(l []float64, n int, x []float64) {
-	for i := range n {
-		v := x[i]
-		row := l[i*n : i*n+i]
-		for k, lv := range row {
-			v -= lv * x[k]
-		}
-		x[i] = v / l[i*n+i]
-	}
-	for i := n - 1; i >= 0; i-- {
-		v := x[i]
-		for k := i + 1; k < n; k++ {
-			v -= l[k*n+i] * x[k]
-		}
-		x[i] = v / l[i*n+i]
 	}
 }
 
