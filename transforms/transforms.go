@@ -204,7 +204,7 @@ type calibrateFn struct {
 	Opts  Options
 	Block int
 	h     handles
-	gram  kernels.Backend // h.be, with the Gram products on the GPU for --device cuda
+	gram  kernels.Backend // h.be, with the Gram products on the GPU for --device cuda, the large GEMMs for --forward-device cuda
 	dense model.Weights
 }
 
@@ -212,7 +212,7 @@ func (f *calibrateFn) Setup() error {
 	if err := f.h.open(f.Opts.Config.Model, f.Opts.Threads); err != nil {
 		return err
 	}
-	be, err := prune.GramBackend(f.h.be, f.Opts.Config.Solve.Device)
+	be, err := prune.ForwardBackend(f.h.be, f.Opts.Config.Solve.Device, f.Opts.Config.ForwardDevice)
 	if err != nil {
 		return fmt.Errorf("calibrate block %d: %w", f.Block, err)
 	}
@@ -537,11 +537,22 @@ type propagateFn struct {
 	Opts  Options
 	Block int
 	h     handles
+	fwd   kernels.Backend // h.be, with the large GEMMs on the GPU for --forward-device cuda
 	w     model.Weights
 }
 
-func (f *propagateFn) Setup() error { return f.h.open(f.Opts.Config.Model, f.Opts.Threads) }
-func (f *propagateFn) Teardown()    { f.h.close() }
+func (f *propagateFn) Setup() error {
+	if err := f.h.open(f.Opts.Config.Model, f.Opts.Threads); err != nil {
+		return err
+	}
+	be, err := prune.ForwardBackend(f.h.be, "", f.Opts.Config.ForwardDevice)
+	if err != nil {
+		return fmt.Errorf("propagate block %d: %w", f.Block, err)
+	}
+	f.fwd = be
+	return nil
+}
+func (f *propagateFn) Teardown() { f.h.close() }
 func (f *propagateFn) ProcessElement(ctx context.Context, sh Shard, done func(*prune.BlockDone) bool, emit func(Shard)) error {
 	if f.w == nil {
 		var d prune.BlockDone
@@ -554,7 +565,7 @@ func (f *propagateFn) ProcessElement(ctx context.Context, sh Shard, done func(*p
 		}
 		f.w = w
 	}
-	next, err := prune.PropagateShard(f.h.be, f.h.fam, f.Block, f.w, sh, f.Opts.work())
+	next, err := prune.PropagateShard(f.fwd, f.h.fam, f.Block, f.w, sh, f.Opts.work())
 	if err != nil {
 		return err
 	}

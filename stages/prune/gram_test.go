@@ -127,12 +127,15 @@ func TestGramBackend(t *testing.T) {
 			t.Errorf("GramBackend(cuda) error %v, want one wrapping cuda.ErrUnavailable", err)
 		}
 	default:
-		r, ok := got.(gramRouted)
+		r, ok := got.(routed)
 		if !ok || r.Backend != kernels.Backend(c) {
 			t.Fatalf("GramBackend(cuda) = %T, want WithGram over the CPU backend", got)
 		}
 		if _, ok := r.gram.(*cuda.Backend); !ok {
 			t.Errorf("GramBackend(cuda) routes the Gram to %T, want *cuda.Backend", r.gram)
+		}
+		if r.gemm != nil {
+			t.Errorf("GramBackend(cuda) routes Sgemm to %T, want the forward on the CPU", r.gemm)
 		}
 	}
 }

@@ -86,6 +86,12 @@ type Config struct {
 	SkipAttention bool `json:"skip_attention"`
 	// Solve configures the OPTIMA row solve.
 	Solve solve.Options `json:"solve"`
+	// ForwardDevice is where the large GEMMs of each block's forward pass
+	// (calibration and propagation) run: "" (the CPU, the default;
+	// --forward-device cpu is stored as "" so the hash of CPU runs is
+	// unchanged) or "cuda" (ForwardBackend). GPU products differ from the
+	// CPU's by float32 rounding, so it is part of the hash.
+	ForwardDevice string `json:"forward_device,omitempty"`
 	// ShiftZeroMetrics adds the smallest positive squared input norm (or 1
 	// when all exceed 1) to every ‖X_j‖²/NSamples before Wanda's score, so
 	// that channels no calibration token activated are still ranked by
@@ -142,6 +148,11 @@ func (c *Config) Validate() error {
 	}
 	if c.RowBatch < 0 {
 		return fmt.Errorf("--row-batch %d: must not be negative", c.RowBatch)
+	}
+	switch c.ForwardDevice {
+	case "", "cpu", "cuda":
+	default:
+		return fmt.Errorf("--forward-device %q: unknown device (known: %v)", c.ForwardDevice, solve.Devices())
 	}
 	if c.Solve.Damping < 0 {
 		return fmt.Errorf("--damping %g: must not be negative", c.Solve.Damping)

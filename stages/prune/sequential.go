@@ -181,7 +181,7 @@ func Sequential(be kernels.Backend, cfg *Config, src model.Source, fam model.Fam
 		log = slog.New(slog.DiscardHandler)
 	}
 	var done []BlockDone
-	gbe, err := GramBackend(be, cfg.Solve.Device)
+	gbe, err := ForwardBackend(be, cfg.Solve.Device, cfg.ForwardDevice)
 	if err != nil {
 		return done, err
 	}
@@ -223,7 +223,7 @@ func Sequential(be kernels.Backend, cfg *Config, src model.Source, fam model.Fam
 		var next []ShardRef
 		if b+1 < fam.NumBlocks() {
 			for _, sh := range shards {
-				n, err := PropagateShard(be, fam, b, pw, sh, work)
+				n, err := PropagateShard(gbe, fam, b, pw, sh, work)
 				if err != nil {
 					return done, err
 				}
