@@ -11,7 +11,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
-	"github.com/optima-llm/optima/kernels/cpu"
 	"github.com/optima-llm/optima/model"
 	"github.com/optima-llm/optima/model/loader"
 	"github.com/optima-llm/optima/stages/eval"
@@ -31,6 +30,9 @@ type evalOptions struct {
 	// plain scores zero-shot tasks without reusing shared contexts
 	// (eval.Scorer.Plain), to time the prefix path against.
 	plain bool
+	// device is --device: where the forward's large GEMMs run ("cpu" is
+	// the default, "cuda"; evalBackend).
+	device string
 	// wiki and zeroShot are the parsed --task list.
 	wiki     bool
 	zeroShot []string
@@ -69,6 +71,7 @@ MODEL/adapter (optima prune --separate-lora) is evaluated with the adapter merge
 	f.IntVar(&o.maxWindows, "max-windows", 0, "evaluate only the first N windows (0: all)")
 	f.StringVar(&o.dataDir, "data-dir", "", "data directory (default: $OPTIMA_DATA, ../shared/data, ../../shared/data, shared/data)")
 	f.IntVar(&o.threads, "threads", 0, "compute threads (0: all cores)")
+	f.StringVar(&o.device, "device", "cpu", "where the forward pass's large GEMMs run: cpu, or cuda (the first NVIDIA GPU; an error without one). Opt-in, not yet measured on a GPU")
 	f.BoolVar(&o.jsonOut, "json", false, "print the result as JSON")
 	f.BoolVar(&o.noProg, "no-progress", false, "no progress bar")
 	f.BoolVar(&o.plain, "plain-scoring", false, "zero-shot: run every choice's whole sequence instead of running a shared context once (for timing comparisons)")
@@ -108,7 +111,7 @@ func (o *evalOptions) Validate() error {
 	if o.maxWindows < 0 {
 		return &flagError{"--max-windows", fmt.Sprint(o.maxWindows), "must not be negative"}
 	}
-	return nil
+	return validateDeviceFlag("--device", o.device)
 }
 
 type evalResult struct {
@@ -144,7 +147,7 @@ func (o *evalOptions) Run(ctx context.Context) error {
 		}
 	}
 	zs, err := zeroShotRun{src: src, dataDir: o.dataDir, tasks: o.zeroShot, limit: o.limit, threads: o.threads,
-		stderr: o.stderr, noProg: o.noProg, plain: o.plain}.run(ctx)
+		device: o.device, stderr: o.stderr, noProg: o.noProg, plain: o.plain}.run(ctx)
 	if err != nil {
 		return err
 	}
@@ -206,8 +209,12 @@ func (o *evalOptions) perplexity(ctx context.Context, src model.Source) (*evalRe
 	if withAdapter {
 		fmt.Fprintf(o.stderr, "merging the adapter in %s/%s\n", o.modelPath, prune.AdapterDir)
 	}
+	be, err := evalBackend(o.threads, o.device)
+	if err != nil {
+		return nil, &flagError{"--device", o.device, err.Error()}
+	}
 	start := time.Now()
-	res, err := eval.Perplexity(ctx, cpu.New(o.threads), fam, load, ids, o.seqlen, o.maxWindows, progress)
+	res, err := eval.Perplexity(ctx, be, fam, load, ids, o.seqlen, o.maxWindows, progress)
 	if err != nil {
 		return nil, err
 	}

@@ -124,6 +124,7 @@ prune_and_quantize to these flags.`,
 	f.Float64Var(&o.cfg.Solve.Damping, "damping", o.cfg.Solve.Damping, "relative Hessian damping λ: H + λ·mean(diag H)·I")
 	f.BoolVar(&o.cfg.Solve.Float64, "float64", o.cfg.Solve.Float64, "run the row solve's products in float64")
 	f.StringVar(&o.cfg.Solve.Device, "device", "cpu", "where the row solve runs: cpu, or cuda (the first NVIDIA GPU; an error without one)")
+	f.StringVar(&o.cfg.ForwardDevice, "forward-device", "cpu", "where the large GEMMs of each block's forward pass (calibration, propagation, --eval-tasks) run: cpu, or cuda (the first NVIDIA GPU, with or without --device cuda; an error without one). Opt-in, not yet measured on a GPU")
 	f.IntVar(&o.cfg.Solve.MaxIter, "cg-max-iter", o.cfg.Solve.MaxIter, "conjugate-gradient iterations per row before the direct fallback")
 	f.Float64Var(&o.cfg.Solve.Tol, "cg-tol", o.cfg.Solve.Tol, "per-row relative residual that ends conjugate gradients")
 	f.StringVar(&o.cfg.Out, "out", "", "output model directory (replaced atomically)")
@@ -159,6 +160,9 @@ func (o *pruneOptions) Complete() error {
 	}
 	if o.cfg.Solve.Device == "cpu" {
 		o.cfg.Solve.Device = "" // the default: keeps the configuration hash of CPU runs
+	}
+	if o.cfg.ForwardDevice == "cpu" {
+		o.cfg.ForwardDevice = "" // likewise
 	}
 	// Absolute paths: workers may run elsewhere, and the configuration hash
 	// (which keys resumable work) must not depend on the working directory.
@@ -212,6 +216,9 @@ func (o *pruneOptions) Validate() error {
 	if err := validateDevice(o.cfg.Solve.Device); err != nil {
 		return err
 	}
+	if err := validateDeviceFlag("--forward-device", o.cfg.ForwardDevice); err != nil {
+		return err
+	}
 	if err := o.run.CheckSharedPaths(map[string]string{"--model": o.cfg.Model, "--calib": o.cfg.Calib,
 		"--out": o.cfg.Out, "--work-dir": o.cfg.WorkRoot}); err != nil {
 		return err
@@ -224,17 +231,21 @@ func (o *pruneOptions) Validate() error {
 
 // validateDevice accepts --device cpu (stored as "") and --device cuda when
 // a GPU is usable; cuda without one is an error naming what is missing.
-func validateDevice(d string) error {
+func validateDevice(d string) error { return validateDeviceFlag("--device", d) }
+
+// validateDeviceFlag is validateDevice for the device flag named flag
+// (--device, --forward-device; eval's --device).
+func validateDeviceFlag(flag, d string) error {
 	switch d {
 	case "", "cpu":
 		return nil
 	case "cuda":
 		if err := cuda.Available(); err != nil {
-			return &flagError{"--device", d, err.Error()}
+			return &flagError{flag, d, err.Error()}
 		}
 		return nil
 	}
-	return &flagError{"--device", d, fmt.Sprintf("unknown device (known: %v)", solve.Devices())}
+	return &flagError{flag, d, fmt.Sprintf("unknown device (known: %v)", solve.Devices())}
 }
 
 // Run prepares the plan, runs the pipeline with a progress bar over blocks,
@@ -302,7 +313,7 @@ func (o *pruneOptions) evalZeroShot(ctx context.Context) error {
 	}
 	defer src.Close()
 	zs, err := zeroShotRun{src: src, dataDir: o.dataDir, tasks: o.zeroShot, limit: o.evalLimit, threads: o.cfg.Threads,
-		stderr: o.stderr, noProg: o.noProg}.run(ctx)
+		device: o.cfg.ForwardDevice, stderr: o.stderr, noProg: o.noProg}.run(ctx)
 	if err != nil {
 		return fmt.Errorf("--eval-tasks: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/optima-llm/optima/kernels"
 	"github.com/optima-llm/optima/kernels/cpu"
 	"github.com/optima-llm/optima/model"
 	"github.com/optima-llm/optima/stages/eval"
@@ -60,6 +61,9 @@ type zeroShotRun struct {
 	tasks   []string
 	limit   int
 	threads int
+	// device is where the forward's large GEMMs run: "", "cpu" or "cuda"
+	// (evalBackend).
+	device string
 	// stderr receives the progress bar unless noProg.
 	stderr io.Writer
 	noProg bool
@@ -115,7 +119,11 @@ func (r zeroShotRun) run(ctx context.Context) (zeroShotOutput, error) {
 	if withAdapter {
 		fmt.Fprintf(r.stderr, "merging the adapter in %s/%s\n", r.src.Path(), prune.AdapterDir)
 	}
-	s := &eval.Scorer{Backend: cpu.New(r.threads), Family: fam, Load: load, Tokenizer: tok, Plain: r.plain}
+	be, err := evalBackend(r.threads, r.device)
+	if err != nil {
+		return zeroShotOutput{}, err
+	}
+	s := &eval.Scorer{Backend: be, Family: fam, Load: load, Tokenizer: tok, Plain: r.plain}
 	start := time.Now()
 	res, err := s.Evaluate(ctx, tasks, progress)
 	if err != nil {
@@ -136,4 +144,13 @@ func (z zeroShotOutput) reportSection() *report.ZeroShot {
 // writeText prints one line per task and the average.
 func (z zeroShotOutput) writeText(w io.Writer) error {
 	return z.reportSection().WriteText(w)
+}
+
+// evalBackend is the backend of the eval forward passes: the CPU backend
+// with threads goroutines, with its large GEMMs on the GPU for device
+// "cuda" (prune.ForwardBackend: the process's shared CUDA backend,
+// prune.DefaultGemmRoute). "" and "cpu" give the CPU backend itself. A
+// missing GPU is an error wrapping cuda.ErrUnavailable.
+func evalBackend(threads int, device string) (kernels.Backend, error) {
+	return prune.ForwardBackend(cpu.New(threads), "", device)
 }
