@@ -120,7 +120,33 @@ func main() {
 	dumpTypes := flag.String("dump-types", "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", "comma-separated linears to dump")
 	fbBench := flag.Bool("fallback-bench", false, "instead of the solve benchmark: --fallback-rows rows of the q_proj shape through the one-by-one and the batched Cholesky fallback, and AccumulateGram of --tokens × --hidden and × --intermediate against its SGEMM floor")
 	fbRows := flag.Int("fallback-rows", 512, "rows of --fallback-bench")
+	fwdBench := flag.Bool("forward-bench", false, "instead of the solve benchmark: one SmolLM2-135M-shaped block forward (random weights, --forward-nseq × --forward-seqlen tokens) on kernels/cpu vs with its large GEMMs on the GPU (prune.WithGPUGemm, DefaultGemmRoute), and its GEMM shapes alone on both")
+	fwdNSeq := flag.Int("forward-nseq", 8, "sequences of --forward-bench")
+	fwdSeqLen := flag.Int("forward-seqlen", 2048, "tokens per sequence of --forward-bench")
+	fwdReps := flag.Int("forward-reps", 5, "timed repetitions of --forward-bench (median reported, after one warm-up)")
+	threads := flag.Int("threads", 0, "CPU backend goroutines of --forward-bench (0: GOMAXPROCS)")
 	flag.Parse()
+	if *fwdBench {
+		err := func() error {
+			be, cb, name, err := openBackend(*backend, false)
+			if err != nil {
+				return err
+			}
+			if cb != nil {
+				defer cb.Close()
+			}
+			t := *threads
+			if t <= 0 {
+				t = runtime.GOMAXPROCS(0)
+			}
+			return runForward(be, name, t, *fwdNSeq, *fwdSeqLen, max(1, *fwdReps), *seed, true, *out)
+		}()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cudabench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *fbBench {
 		err := func() error {
 			be, cb, name, err := openBackend(*backend, false)
