@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -357,4 +358,56 @@ func checkForwardMatchesCPU(t *testing.T, dev kernels.Backend, tol float64) {
 	if math.IsNaN(pc.Perplexity) || pc.Perplexity <= 1 {
 		t.Errorf("CPU perplexity %v of a random tiny model, want a finite value above 1", pc.Perplexity)
 	}
+}
+
+// BenchmarkForwardGPUGemm times one SmolLM2-135M-shaped Llama block forward
+// (random weights, 2×2048 tokens) on the CPU backend and through
+// ForwardBackend(cpu, "", "cuda") (DefaultGemmRoute) in the same run, and
+// reports cpu_over_gpu_gemm, the ratio of their times per forward. Skipped
+// without a GPU (OPTIMA_REQUIRE_GPU=1: a failure); cudabench
+// --forward-bench is the fuller measurement.
+func BenchmarkForwardGPUGemm(b *testing.B) {
+	if err := cuda.Available(); err != nil {
+		if os.Getenv("OPTIMA_REQUIRE_GPU") == "1" {
+			b.Fatalf("OPTIMA_REQUIRE_GPU=1 but %v", err)
+		}
+		b.Skipf("no GPU: %v", err)
+	}
+	o := tinymodel.Options{Vocab: 256, Hidden: 576, Intermediate: 1536, Layers: 1, Heads: 9, KVHeads: 3,
+		RopeTheta: 100000, RMSNormEps: 1e-5, Tied: true, Seed: 1}
+	fam, err := llama.New(tinymodel.Config(o))
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := tinymodel.Weights(o)
+	const nseq, seqlen = 2, 2048
+	rng := rand.New(rand.NewPCG(1, 1))
+	x0 := make([]float32, nseq*seqlen*o.Hidden)
+	for i := range x0 {
+		x0[i] = float32(rng.NormFloat64())
+	}
+	c := cpu.New(0)
+	gpu, err := ForwardBackend(c, "", "cuda")
+	if err != nil {
+		b.Fatal(err)
+	}
+	x := make([]float32, len(x0))
+	forward := func(be kernels.Backend) {
+		copy(x, x0)
+		if err := fam.ForwardBlock(be, 0, w, x, nseq, seqlen, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	forward(c)
+	forward(gpu)
+	var tc, tg time.Duration
+	for b.Loop() {
+		t := time.Now()
+		forward(c)
+		tc += time.Since(t)
+		t = time.Now()
+		forward(gpu)
+		tg += time.Since(t)
+	}
+	b.ReportMetric(float64(tc)/float64(tg), "cpu_over_gpu_gemm")
 }
