@@ -62,6 +62,7 @@ func TestValidate(t *testing.T) {
 		{func(c *Config) { c.Update = "own" }, "--update"},
 		{func(c *Config) { c.NSamples = 0 }, "--nsamples"},
 		{func(c *Config) { c.SeqLen = 1 }, "--seqlen"},
+		{func(c *Config) { c.ForwardDevice = "tpu" }, "--forward-device"},
 		{func(c *Config) { c.Shards = 0 }, "--shards"},
 		{func(c *Config) { c.Shards = 5 }, "--shards"},
 		{func(c *Config) { c.RowBatch = -1 }, "--row-batch"},
