@@ -143,8 +143,16 @@ func (c *Config) Validate() error {
 	if c.RowBatch < 0 {
 		return fmt.Errorf("--row-batch %d: must not be negative", c.RowBatch)
 	}
-	if c.Solve.Damping < 0 {
-		return fmt.Errorf("--damping %g: must not be negative", c.Solve.Damping)
+	// The solve checks these too (solve.Prepare), but only once a layer's
+	// Hessian is built: check them before any work, naming the flag.
+	if !(c.Solve.Damping >= 0) || math.IsInf(c.Solve.Damping, 0) {
+		return fmt.Errorf("--damping %g: must be a finite number, not negative", c.Solve.Damping)
+	}
+	if !(c.Solve.Tol >= 0) || math.IsInf(c.Solve.Tol, 0) {
+		return fmt.Errorf("--cg-tol %g: must be a finite number, not negative", c.Solve.Tol)
+	}
+	if c.Solve.MaxIter < 0 {
+		return fmt.Errorf("--cg-max-iter %d: must not be negative (0: direct solve of every row)", c.Solve.MaxIter)
 	}
 	if c.ShiftZeroMetrics && c.Method != "wanda" {
 		return fmt.Errorf("--shift-zero-metrics changes only Wanda's score |W|·‖X‖; --method %s does not use it", c.Method)
