@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 
 	"github.com/optima-llm/optima/internal/fileio"
 	"github.com/optima-llm/optima/model"
 	"github.com/optima-llm/optima/model/loader"
+	"github.com/optima-llm/optima/model/safetensors"
 	"github.com/optima-llm/optima/stages/calib"
 	"github.com/optima-llm/optima/stages/prune"
 	"github.com/optima-llm/optima/transforms"
@@ -51,6 +53,11 @@ func (c *Config) Validate() error {
 	if c.StopAfter < 0 {
 		return fmt.Errorf("--stop-after-blocks %d: must not be negative", c.StopAfter)
 	}
+	if !fileio.IsRemote(c.Out) {
+		if err := c.checkLocalOut(); err != nil {
+			return err
+		}
+	}
 	if fileio.IsRemote(c.Out) || fileio.IsRemote(c.Calib) {
 		return c.validateRemote()
 	}
@@ -68,6 +75,65 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--calib %s: not a readable file", c.Calib)
 	}
 	return nil
+}
+
+// checkLocalOut refuses a local Out that writing the model (which replaces
+// the whole directory) would lose data in: a path that is not a directory,
+// a directory holding anything but the files of a model optima writes
+// (outputFile), or one that holds the run's own model, corpus or work
+// directory.
+func (c *Config) checkLocalOut() error {
+	out, err := filepath.Abs(c.Out)
+	if err != nil {
+		return fmt.Errorf("--out %s: %w", c.Out, err)
+	}
+	for _, in := range []struct{ flag, path string }{{"--model", c.Model}, {"--calib", c.Calib}, {"--work-dir", c.WorkRoot}} {
+		if in.path == "" || fileio.IsRemote(in.path) {
+			continue
+		}
+		p, err := filepath.Abs(in.path)
+		if err != nil {
+			continue
+		}
+		if rel, err := filepath.Rel(out, p); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return fmt.Errorf("%s %s is inside --out %s, which is replaced when the model is written: choose another --out", in.flag, in.path, c.Out)
+		}
+	}
+	st, err := os.Stat(out)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("--out %s: %w", c.Out, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("--out %s: exists and is not a directory", c.Out)
+	}
+	entries, err := os.ReadDir(out)
+	if err != nil {
+		return fmt.Errorf("--out %s: %w", c.Out, err)
+	}
+	for _, e := range entries {
+		if !outputFile(e.Name(), e.IsDir()) {
+			return fmt.Errorf("--out %s: holds %s, which is not part of a model optima writes; the directory is replaced when the model is written, so remove it or choose another --out", c.Out, e.Name())
+		}
+	}
+	return nil
+}
+
+// outputFile reports whether name (a directory when dir) is one of the
+// entries of a model directory that prune.WriteModel writes, so that a
+// rerun may replace it: config.json, model.safetensors or its shards and
+// index, the tokenizer files, report.json and the adapter directory.
+func outputFile(name string, dir bool) bool {
+	if dir {
+		return name == prune.AdapterDir
+	}
+	switch name {
+	case "config.json", "tokenizer.json", "tokenizer_config.json", prune.ReportFile, safetensors.SingleName, safetensors.IndexName:
+		return true
+	}
+	return strings.HasPrefix(name, "model-") && strings.HasSuffix(name, ".safetensors")
 }
 
 // validateRemote checks gs:// paths: a well-formed --out URL and a

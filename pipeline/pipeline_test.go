@@ -371,3 +371,96 @@ func TestSkipAttention(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateOut: an --out that holds anything but a model optima wrote,
+// that is a file, or that holds the run's own inputs is refused before any
+// work, and what is there is left untouched (the model is written by
+// replacing the whole directory).
+func TestValidateOut(t *testing.T) {
+	modelDir, corpus := fixture(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	foreign := filepath.Join(dir, "foreign")
+	previous := filepath.Join(dir, "previous")
+	empty := filepath.Join(dir, "empty")
+	for p, content := range map[string]string{
+		file:                                                      "not a directory",
+		filepath.Join(foreign, "config.json"):                     "{}",
+		filepath.Join(foreign, "notes.txt"):                       "precious",
+		filepath.Join(previous, "config.json"):                    "{}",
+		filepath.Join(previous, "model.safetensors"):              "x",
+		filepath.Join(previous, "report.json"):                    "{}",
+		filepath.Join(previous, "tokenizer.json"):                 "{}",
+		filepath.Join(previous, "tokenizer_config.json"):          "{}",
+		filepath.Join(previous, "adapter", "adapter_config.json"): "{}",
+	} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*pipeline.Config)
+		want []string // substrings of the error; none: valid
+	}{
+		{"absent", func(c *pipeline.Config) { c.Out = filepath.Join(dir, "new") }, nil},
+		{"empty dir", func(c *pipeline.Config) { c.Out = empty }, nil},
+		{"previous output", func(c *pipeline.Config) { c.Out = previous }, nil},
+		{"file", func(c *pipeline.Config) { c.Out = file }, []string{"--out", file, "not a directory"}},
+		{"foreign file", func(c *pipeline.Config) { c.Out = foreign }, []string{"--out", foreign, "notes.txt"}},
+		{"model dir", func(c *pipeline.Config) { c.Out = modelDir }, []string{"--model", "--out"}},
+		{"parent of the model", func(c *pipeline.Config) { c.Out = filepath.Dir(modelDir) }, []string{"--model", "--out"}},
+		{"parent of the corpus", func(c *pipeline.Config) {
+			c.Model = filepath.Join(dir, "m")
+			c.Out = filepath.Dir(corpus)
+		}, []string{"--calib", "--out"}},
+		{"work dir inside", func(c *pipeline.Config) {
+			c.Out = filepath.Join(dir, "new")
+			c.WorkRoot = filepath.Join(c.Out, "work")
+		}, []string{"--work-dir", "--out"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := baseConfig(modelDir, corpus, "")
+			tc.edit(&cfg)
+			before := listTree(t, dir)
+			err := cfg.Validate()
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate: no error for --out %s", cfg.Out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if d := cmp.Diff(before, listTree(t, dir)); d != "" {
+				t.Errorf("a rejected --out changed the files (-before +after):\n%s", d)
+			}
+		})
+	}
+}
+
+// listTree lists the paths under dir.
+func listTree(t *testing.T, dir string) []string {
+	t.Helper()
+	var paths []string
+	err := filepath.WalkDir(dir, func(p string, _ os.DirEntry, err error) error {
+		paths = append(paths, p)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return paths
+}
