@@ -100,11 +100,10 @@ func (c *Config) checkLocalOut() error {
 		}
 	}
 	st, err := os.Stat(out)
-	if os.IsNotExist(err) {
-		return nil
-	}
 	if err != nil {
-		return fmt.Errorf("--out %s: %w", c.Out, err)
+		// Absent, or a parent that is not a directory or not readable:
+		// nothing to lose; Validate's parent checks report the others.
+		return nil
 	}
 	if !st.IsDir() {
 		return fmt.Errorf("--out %s: exists and is not a directory", c.Out)
