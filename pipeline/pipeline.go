@@ -216,6 +216,9 @@ func Prepare(cfg *Config) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--model %s: %w", cfg.Model, err)
 	}
+	if err := checkTensors(src, fam); err != nil {
+		return nil, fmt.Errorf("--model %s: %w", cfg.Model, err)
+	}
 	if mp := src.Config().MaxPositionEmbeddings; mp > 0 && cfg.SeqLen > mp {
 		return nil, fmt.Errorf("--seqlen %d: longer than the model's context of %d tokens", cfg.SeqLen, mp)
 	}
@@ -276,6 +279,28 @@ func Prepare(cfg *Config) (*Plan, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// checkTensors checks that src holds every tensor fam reads (embedding,
+// every block, head), so that a model whose config.json promises more than
+// its files hold (num_hidden_layers above the stored layers, a tensor left
+// out of a shard) fails before any block runs rather than at the first
+// block that needs it.
+func checkTensors(src model.Source, fam model.Family) error {
+	have := map[string]bool{}
+	for _, n := range src.Names() {
+		have[n] = true
+	}
+	need := append(fam.EmbedTensors(), fam.HeadTensors()...)
+	for b := range fam.NumBlocks() {
+		need = append(need, fam.BlockTensors(b)...)
+	}
+	for _, n := range need {
+		if !have[n] {
+			return fmt.Errorf("no tensor %q, which the model's configuration (config.json or GGUF metadata: %d layers, %s) needs", n, fam.NumBlocks(), src.Config().Architecture)
+		}
+	}
+	return nil
 }
 
 // Build lays the pruning graph into s (see the package doc) and returns the

@@ -464,3 +464,61 @@ func listTree(t *testing.T, dir string) []string {
 	}
 	return paths
 }
+
+// TestPrepareMissingTensors: a model whose config.json promises tensors
+// its files do not hold (more layers than stored, a dropped tensor) is
+// refused by Prepare, naming the model and the tensor, before any block
+// runs and before the work directory exists.
+func TestPrepareMissingTensors(t *testing.T) {
+	modelDir, corpus := fixture(t)
+	for _, tc := range []struct {
+		name string
+		edit func(cfg map[string]any)
+		want []string
+	}{
+		{"more layers", func(c map[string]any) { c["num_hidden_layers"] = 4 }, []string{"model.layers.3.", "config.json"}},
+		{"unchanged", func(map[string]any) {}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "model")
+			if err := os.CopyFS(dir, os.DirFS(modelDir)); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "config.json")
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var c map[string]any
+			if err := json.Unmarshal(raw, &c); err != nil {
+				t.Fatal(err)
+			}
+			tc.edit(c)
+			if raw, err = json.Marshal(c); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, raw, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cfg := baseConfig(dir, corpus, filepath.Join(t.TempDir(), "out"))
+			_, err = pipeline.Prepare(&cfg)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("Prepare: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Prepare: no error")
+			}
+			for _, w := range append([]string{"--model", dir}, tc.want...) {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if _, serr := os.Stat(cfg.Out + ".work"); serr == nil {
+				t.Errorf("work directory %s.work exists after a rejected model", cfg.Out)
+			}
+		})
+	}
+}
