@@ -180,6 +180,14 @@ func (o *pruneOptions) Complete() error {
 		return err
 	}
 	o.cfg.Compress = comp
+	// The sweep's quantization parameters come only from --bits,
+	// --group-size and --scale-important: EnableJointSweep would silently
+	// overwrite a --method-param that gives them too.
+	for _, k := range []string{"bits", "group_size", "scale_important"} {
+		if v, ok := o.cfg.MethodParams[k]; ok {
+			return &flagError{"--method-param", k + "=" + v, "bits, group_size and scale_important quantize inside SparseGPT's sweep; ask for it with --bits B --quant gptq --update own (and --group-size, --scale-important) instead"}
+		}
+	}
 	o.cfg.EnableJointSweep() // --method sparsegpt --update own --quant gptq: one sweep
 	if !o.shardsSet && o.cfg.NSamples > 0 && o.cfg.Shards > o.cfg.NSamples {
 		o.cfg.Shards = o.cfg.NSamples // the default 2 shards need 2 windows
