@@ -53,6 +53,13 @@ func (c *Config) Validate() error {
 	if c.StopAfter < 0 {
 		return fmt.Errorf("--stop-after-blocks %d: must not be negative", c.StopAfter)
 	}
+	// A remote work root is checked whatever --out is: "gs://" alone
+	// would make the configuration hash the bucket name.
+	if fileio.IsRemote(c.WorkRoot) {
+		if _, _, err := fileio.ParseGCS(c.WorkRoot); err != nil {
+			return fmt.Errorf("--work-dir %s: want gs://bucket[/path]: %w", c.WorkRoot, err)
+		}
+	}
 	if !fileio.IsRemote(c.Out) {
 		if err := c.checkLocalOut(); err != nil {
 			return err
@@ -146,11 +153,6 @@ func (c *Config) validateRemote() error {
 		}
 	} else if err := os.MkdirAll(filepath.Dir(filepath.Clean(c.Out)), 0o755); err != nil {
 		return fmt.Errorf("--out %s: %w", c.Out, err)
-	}
-	if c.WorkRoot != "" && fileio.IsRemote(c.WorkRoot) {
-		if _, _, err := fileio.ParseGCS(c.WorkRoot); err != nil {
-			return fmt.Errorf("--work-dir %s: %w", c.WorkRoot, err)
-		}
 	}
 	if ok, err := fileio.Exists(ctx, c.Calib); err != nil || !ok {
 		return fmt.Errorf("--calib %s: not a readable file (%v)", c.Calib, err)

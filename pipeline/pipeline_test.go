@@ -328,6 +328,8 @@ func TestValidateErrors(t *testing.T) {
 		{"out", func(c *pipeline.Config) { c.Out = "/proc/forbidden/x" }, "--out"},
 		{"method", func(c *pipeline.Config) { c.Method = "random" }, "--method"},
 		{"update", func(c *pipeline.Config) { c.Update = "own" }, "--update"},
+		{"work-dir without bucket", func(c *pipeline.Config) { c.WorkRoot = "gs://" }, "--work-dir gs://"},
+		{"work-dir empty bucket", func(c *pipeline.Config) { c.WorkRoot = "gs:///work" }, "--work-dir gs:///work"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := baseConfig(modelDir, corpus, filepath.Join(dir, tc.name))
