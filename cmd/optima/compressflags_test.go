@@ -42,6 +42,7 @@ func TestCompressFlagErrors(t *testing.T) {
 		{"lora tile does not divide", []string{"--bits", "4", "--lora-rank", "0.1", "--quantize-lora", "--lora-tile-size", "7"}, "does not divide"},
 		{"sweep quantization without --quant gptq", []string{"--method", "sparsegpt", "--method-param", "bits=4"}, "quantize inside SparseGPT's sweep"},
 		{"joint group and blocksize", []string{"--method", "sparsegpt", "--update", "own", "--bits", "4", "--quant", "gptq", "--group-size", "32", "--method-param", "blocksize=48"}, "must divide one another"},
+		{"joint group and default blocksize", []string{"--method", "sparsegpt", "--update", "own", "--bits", "4", "--quant", "gptq", "--group-size", "48"}, "--group-size 48"},
 		{"joint sweep bits given twice", []string{"--method", "sparsegpt", "--update", "own", "--bits", "4", "--quant", "gptq", "--method-param", "bits=3"}, "--method-param bits=3"},
 		{"joint sweep group given twice", []string{"--method", "sparsegpt", "--update", "own", "--bits", "4", "--quant", "gptq", "--method-param", "group_size=16"}, "--method-param group_size=16"},
 		{"joint sweep scale given twice", []string{"--method", "sparsegpt", "--update", "own", "--bits", "4", "--quant", "gptq", "--method-param", "scale_important=true"}, "--method-param scale_important=true"},

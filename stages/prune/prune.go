@@ -113,6 +113,12 @@ func (c *Config) Validate() error {
 	}
 	sel, err := mask.New(c.Method, c.MethodParams)
 	if err != nil {
+		if c.Compress != nil && c.Compress.JointSweep && c.Compress.Quant != nil {
+			// EnableJointSweep put the quantization flags into the
+			// selector's parameters: name the flags the user gave.
+			q := c.Compress.Quant
+			return fmt.Errorf("--method %s --update own with --bits %d --quant gptq --group-size %d (one joint sweep): %w", c.Method, q.Bits, q.GroupSize, err)
+		}
 		return fmt.Errorf("--method: %w", err)
 	}
 	if _, err := c.MaskPattern(); err != nil {
