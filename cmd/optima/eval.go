@@ -108,7 +108,7 @@ func (o *evalOptions) Validate() error {
 	if o.maxWindows < 0 {
 		return &flagError{"--max-windows", fmt.Sprint(o.maxWindows), "must not be negative"}
 	}
-	return nil
+	return checkTaskFiles("--task", o.dataDir, o.zeroShot, o.limit)
 }
 
 type evalResult struct {

@@ -217,6 +217,9 @@ func (o *pruneOptions) Validate() error {
 	if o.evalLimit < 0 {
 		return &flagError{"--eval-limit", fmt.Sprint(o.evalLimit), "must not be negative"}
 	}
+	if err := checkTaskFiles("--eval-tasks", o.dataDir, o.zeroShot, o.evalLimit); err != nil {
+		return err
+	}
 	if err := validateDevice(o.cfg.Solve.Device); err != nil {
 		return err
 	}

@@ -67,6 +67,19 @@ type zeroShotRun struct {
 	plain bool
 }
 
+// checkTaskFiles loads the zero-shot tasks names from dataDir (the first
+// limit items of each; 0: all) and drops them, so that a missing or
+// malformed file is an error naming flag and the file before any long work
+// (pruning, the WikiText-2 perplexity) rather than after it.
+func checkTaskFiles(flag, dataDir string, names []string, limit int) error {
+	for _, name := range names {
+		if _, err := eval.LoadTask(dataDir, name, limit); err != nil {
+			return fmt.Errorf("%s %s: %w", flag, name, err)
+		}
+	}
+	return nil
+}
+
 // zeroShotOutput is the zero-shot part of `optima eval --json`.
 type zeroShotOutput struct {
 	eval.Summary
