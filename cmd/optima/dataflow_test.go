@@ -102,3 +102,34 @@ func TestPruneGCS(t *testing.T) {
 		t.Errorf("gs:// run vs local run: %v", err)
 	}
 }
+
+// TestPruneEvalTasksGCS: prune --eval-tasks with a gs:// --out scores the
+// uploaded model and adds the zero-shot section to the report.json object,
+// as it does for a local --out.
+func TestPruneEvalTasksGCS(t *testing.T) {
+	f := newFixture(t)
+	writeZeroShotData(t, f.data, 4)
+	gcstest.Start(t, "bkt")
+	ctx := context.Background()
+	out := "gs://bkt/out/pruned"
+	mustOptima(t, f.pruneArgs(out, "--threads", "2", "--data-dir", f.data, "--eval-tasks", "arc_easy", "--eval-limit", "3")...)
+	raw, err := fileio.ReadFile(ctx, out+"/report.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		ZeroShot *struct {
+			Tasks []struct {
+				Task  string `json:"task"`
+				Items int    `json:"items"`
+			} `json:"tasks"`
+		} `json:"zero_shot"`
+		Linears []json.RawMessage `json:"linears"`
+	}
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.ZeroShot == nil || len(rep.ZeroShot.Tasks) != 1 || rep.ZeroShot.Tasks[0].Task != "arc_easy" || rep.ZeroShot.Tasks[0].Items != 3 || len(rep.Linears) == 0 {
+		t.Errorf("gs:// report.json lacks the zero-shot section or the linears:\n%s", raw)
+	}
+}

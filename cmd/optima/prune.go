@@ -317,11 +317,40 @@ func (o *pruneOptions) evalZeroShot(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("--eval-tasks: %w", err)
 	}
-	if err := report.AddZeroShot(filepath.Join(o.cfg.Out, "report.json"), zs.reportSection()); err != nil {
+	if err := addZeroShot(ctx, fileio.Join(o.cfg.Out, "report.json"), zs.reportSection()); err != nil {
 		return err
 	}
 	fmt.Fprintf(o.stdout, "zero-shot accuracy of %s (%.0fs), added to report.json:\n", o.cfg.Out, zs.Seconds)
 	return zs.writeText(o.stdout)
+}
+
+// addZeroShot is report.AddZeroShot for a local or gs:// report.json: a
+// remote one is edited in a local copy and uploaded whole (one object
+// upload, visible only when complete).
+func addZeroShot(ctx context.Context, path string, z *report.ZeroShot) error {
+	if !fileio.IsRemote(path) {
+		return report.AddZeroShot(path, z)
+	}
+	raw, err := fileio.ReadFile(ctx, path)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "optima-report-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	local := filepath.Join(dir, "report.json")
+	if err := os.WriteFile(local, raw, 0o644); err != nil {
+		return err
+	}
+	if err := report.AddZeroShot(local, z); err != nil {
+		return err
+	}
+	if raw, err = os.ReadFile(local); err != nil {
+		return err
+	}
+	return fileio.WriteFile(ctx, path, raw)
 }
 
 // progress shows a bar over blocks, advanced by the done markers that appear
