@@ -133,3 +133,37 @@ func TestPruneEvalTasksGCS(t *testing.T) {
 		t.Errorf("gs:// report.json lacks the zero-shot section or the linears:\n%s", raw)
 	}
 }
+
+// TestEvalAdapterGCS: eval of a gs:// model directory that holds a PEFT
+// adapter (prune --separate-lora) merges the adapter, as it does for a
+// local directory: the perplexity equals that of a local copy.
+func TestEvalAdapterGCS(t *testing.T) {
+	f := newFixture(t)
+	gcstest.Start(t, "bkt")
+	ctx := context.Background()
+	local := filepath.Join(t.TempDir(), "sep")
+	mustOptima(t, f.pruneArgs(local, "--bits", "4", "--lora-rank", "0.5", "--separate-lora")...)
+	remote := "gs://bkt/models/sep"
+	for _, name := range []string{"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+		"adapter/adapter_config.json", "adapter/adapter_model.safetensors"} {
+		if err := fileio.CopyFile(ctx, filepath.Join(local, name), remote+"/"+name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ppl := func(model string) (float64, string) {
+		stdout, stderr := mustOptima(t, "eval", "--model", model, "--seqlen", "32", "--data-dir", f.data, "--json", "--no-progress")
+		var r evalResult
+		if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r.Perplexity, stderr
+	}
+	want, _ := ppl(local)
+	got, stderr := ppl(remote)
+	if got != want {
+		t.Errorf("perplexity of %s = %v, of its local copy %v (stderr %q)", remote, got, want, stderr)
+	}
+	if !strings.Contains(stderr, "merging the adapter") {
+		t.Errorf("eval of %s did not merge its adapter; stderr %q", remote, stderr)
+	}
+}
