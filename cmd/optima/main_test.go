@@ -457,3 +457,35 @@ func indexOf(args []string, s string) int {
 	}
 	return -1
 }
+
+// TestInterrupted: a prune whose context is cancelled (Ctrl-C) fails with
+// an error that says it was interrupted and how to resume, not with the
+// runner's RPC errors, and writes no model.
+func TestInterrupted(t *testing.T) {
+	f := newFixture(t)
+	out := filepath.Join(t.TempDir(), "out")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	cmd := newRootCmd()
+	cmd.SetArgs(f.pruneArgs(out))
+	var stdout, stderr bytes.Buffer
+	cmd.SetOut(&stdout)
+	cmd.SetErr(&stderr)
+	err := cmd.ExecuteContext(ctx)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, w := range []string{"interrupted", "run the same command again to resume"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
+		}
+	}
+	for _, w := range []string{"rpc error", "caused by"} {
+		if strings.Contains(err.Error(), w) {
+			t.Errorf("error %q shows the runner's %q", err, w)
+		}
+	}
+	if _, serr := os.Stat(out); serr == nil {
+		t.Errorf("%s written by an interrupted run", out)
+	}
+}

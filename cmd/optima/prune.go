@@ -273,6 +273,10 @@ func (o *pruneOptions) Run(ctx context.Context) error {
 	_, err = runners.Execute(ctx, o.run, p)
 	stopBar()
 	if err != nil {
+		if ctx.Err() != nil {
+			// Ctrl-C: the runner's errors are only its RPCs being cancelled.
+			return fmt.Errorf("interrupted: %w (finished blocks are kept in %s; run the same command again to resume)", context.Cause(ctx), plan.Work.Dir)
+		}
 		return fmt.Errorf("pipeline: %w (finished blocks are kept in %s; run the same command again to resume)", err, plan.Work.Dir)
 	}
 	if o.cfg.StopAfter > 0 && o.cfg.StopAfter < n {
