@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -284,10 +285,11 @@ func Prepare(cfg *Config) (*Plan, error) {
 }
 
 // checkTensors checks that src holds every tensor fam reads (embedding,
-// every block, head), so that a model whose config.json promises more than
-// its files hold (num_hidden_layers above the stored layers, a tensor left
-// out of a shard) fails before any block runs rather than at the first
-// block that needs it.
+// every block, head), and that the linears have the shape [Out, In] fam
+// gives them, so that a model whose configuration disagrees with its files
+// (num_hidden_layers above the stored layers, a tensor left out of a shard,
+// a wrong intermediate size in GGUF metadata) fails before any block runs
+// rather than at the first block that needs it.
 func checkTensors(src model.Source, fam model.Family) error {
 	have := map[string]bool{}
 	for _, n := range src.Names() {
@@ -300,6 +302,21 @@ func checkTensors(src model.Source, fam model.Family) error {
 	for _, n := range need {
 		if !have[n] {
 			return fmt.Errorf("no tensor %q, which the model's configuration (config.json or GGUF metadata: %d layers, %s) needs", n, fam.NumBlocks(), src.Config().Architecture)
+		}
+	}
+	// Linear shapes, where the source knows them without reading the data
+	// (hf.Dir and gguf.Model do): a GGUF's metadata, or the config.json of
+	// a family hf.CheckShape does not know, may disagree with the tensors.
+	sh, ok := src.(interface{ Shape(string) ([]int, bool) })
+	if !ok {
+		return nil
+	}
+	for b := range fam.NumBlocks() {
+		for _, l := range fam.Linears(b) {
+			got, ok := sh.Shape(l.Weight())
+			if ok && !slices.Equal(got, []int{l.Out, l.In}) {
+				return fmt.Errorf("tensor %q has shape %v, the model's configuration (config.json or GGUF metadata) gives %v", l.Weight(), got, []int{l.Out, l.In})
+			}
 		}
 	}
 	return nil

@@ -1,7 +1,9 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -514,6 +516,77 @@ func TestPrepareMissingTensors(t *testing.T) {
 				t.Fatal("Prepare: no error")
 			}
 			for _, w := range append([]string{"--model", dir}, tc.want...) {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if _, serr := os.Stat(cfg.Out + ".work"); serr == nil {
+				t.Errorf("work directory %s.work exists after a rejected model", cfg.Out)
+			}
+		})
+	}
+}
+
+// TestPrepareWrongShapes: a model whose linear weights do not have the
+// shape its configuration gives (GGUF metadata, or a config.json of a
+// family whose shapes the HF reader does not check) is refused by Prepare,
+// naming the tensor, before any block runs.
+func TestPrepareWrongShapes(t *testing.T) {
+	_, corpus := fixture(t)
+	dir := t.TempDir()
+	o := tinymodel.Default()
+	o.Layers = 2
+	// A GGUF whose llama.feed_forward_length says 256 for 128-wide MLPs.
+	gguf := filepath.Join(dir, "ffn.gguf")
+	if _, _, err := tinymodel.WriteGGUF(gguf, o); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(gguf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := []byte("llama.feed_forward_length")
+	i := bytes.Index(raw, key) + len(key)
+	if i < len(key) || binary.LittleEndian.Uint32(raw[i:]) != 4 || binary.LittleEndian.Uint32(raw[i+4:]) != 128 {
+		t.Fatalf("%s: no uint32 llama.feed_forward_length 128", gguf)
+	}
+	binary.LittleEndian.PutUint32(raw[i+4:], 256)
+	if err := os.WriteFile(gguf, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// An OPT directory whose config.json says ffn_dim 256.
+	opt := filepath.Join(dir, "opt")
+	oo := o
+	oo.Arch = "OPTForCausalLM"
+	if _, _, err := tinymodel.Write(opt, oo); err != nil {
+		t.Fatal(err)
+	}
+	cj := filepath.Join(opt, "config.json")
+	if raw, err = os.ReadFile(cj); err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	c["ffn_dim"] = 256
+	if raw, err = json.Marshal(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cj, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, model, want string }{
+		{"gguf", gguf, "model.layers.0.mlp.gate_proj.weight"},
+		{"opt", opt, "model.decoder.layers.0.fc1.weight"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := baseConfig(tc.model, corpus, filepath.Join(t.TempDir(), "out"))
+			_, err := pipeline.Prepare(&cfg)
+			if err == nil {
+				t.Fatal("Prepare: no error")
+			}
+			for _, w := range []string{"--model", tc.model, tc.want, "[128 64]", "[256 64]"} {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not mention %q", err, w)
 				}
