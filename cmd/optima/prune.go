@@ -217,6 +217,9 @@ func (o *pruneOptions) Validate() error {
 	if o.evalLimit < 0 {
 		return &flagError{"--eval-limit", fmt.Sprint(o.evalLimit), "must not be negative"}
 	}
+	if o.evalTasks == "" && o.evalLimit != 0 {
+		return &flagError{"--eval-limit", fmt.Sprint(o.evalLimit), "does nothing without --eval-tasks"}
+	}
 	if err := checkTaskFiles("--eval-tasks", o.dataDir, o.zeroShot, o.evalLimit); err != nil {
 		return err
 	}
