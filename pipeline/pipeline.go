@@ -128,6 +128,32 @@ func (c *Config) checkLocalOut() error {
 	return nil
 }
 
+// checkRemoteOut is checkLocalOut for a gs:// Out, whose every object
+// writeRemoteModel removes before the upload: the run's inputs must not be
+// under it, and the objects under it must be those of a model optima
+// writes.
+func (c *Config) checkRemoteOut(ctx context.Context) error {
+	out := strings.TrimSuffix(c.Out, "/")
+	for _, in := range []struct{ flag, path string }{{"--model", c.Model}, {"--calib", c.Calib}, {"--work-dir", c.WorkRoot}} {
+		if p := strings.TrimSuffix(in.path, "/"); fileio.IsRemote(p) && (p == out || strings.HasPrefix(p, out+"/")) {
+			return fmt.Errorf("%s %s is under --out %s, which is replaced when the model is written: choose another --out", in.flag, in.path, c.Out)
+		}
+	}
+	objs, err := fileio.Glob(ctx, out+"/**")
+	if err != nil {
+		return fmt.Errorf("--out %s: %w", c.Out, err)
+	}
+	for _, o := range objs {
+		rel := strings.TrimPrefix(o, out+"/")
+		name, inAdapter := strings.CutPrefix(rel, prune.AdapterDir+"/")
+		if inAdapter && (name == prune.AdapterConfigFile || name == prune.AdapterWeightsFile) || !inAdapter && outputFile(rel, false) {
+			continue
+		}
+		return fmt.Errorf("--out %s: holds %s, which is not part of a model optima writes; every object under --out is removed when the model is written, so remove it or choose another --out", c.Out, rel)
+	}
+	return nil
+}
+
 // outputFile reports whether name (a directory when dir) is one of the
 // entries of a model directory that prune.WriteModel writes, so that a
 // rerun may replace it: config.json, model.safetensors or its shards and
@@ -151,6 +177,9 @@ func (c *Config) validateRemote() error {
 	if fileio.IsRemote(c.Out) {
 		if _, obj, err := fileio.ParseGCS(c.Out); err != nil || obj == "" {
 			return fmt.Errorf("--out %s: want gs://bucket/path", c.Out)
+		}
+		if err := c.checkRemoteOut(ctx); err != nil {
+			return err
 		}
 	} else if err := os.MkdirAll(filepath.Dir(filepath.Clean(c.Out)), 0o755); err != nil {
 		return fmt.Errorf("--out %s: %w", c.Out, err)

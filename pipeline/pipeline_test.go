@@ -16,6 +16,8 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/optima-llm/optima/internal/fileio"
+	"github.com/optima-llm/optima/internal/fileio/gcstest"
 	"github.com/optima-llm/optima/internal/tinymodel"
 	"github.com/optima-llm/optima/kernels/cpu"
 	"github.com/optima-llm/optima/model"
@@ -593,6 +595,67 @@ func TestPrepareWrongShapes(t *testing.T) {
 			}
 			if _, serr := os.Stat(cfg.Out + ".work"); serr == nil {
 				t.Errorf("work directory %s.work exists after a rejected model", cfg.Out)
+			}
+		})
+	}
+}
+
+// TestValidateRemoteOut: a gs:// --out is replaced whole (every object
+// under it is removed before the upload), so as for a local one, Validate
+// refuses a prefix holding other objects or the run's own inputs and
+// leaves the objects alone; a previous model is replaced.
+func TestValidateRemoteOut(t *testing.T) {
+	modelDir, corpus := fixture(t)
+	gcstest.Start(t, "bkt")
+	ctx := context.Background()
+	for _, p := range []string{"gs://bkt/data/notes.txt", "gs://bkt/data/config.json",
+		"gs://bkt/prev/config.json", "gs://bkt/prev/model.safetensors", "gs://bkt/prev/report.json",
+		"gs://bkt/prev/adapter/adapter_config.json", "gs://bkt/in/calib.jsonl", "gs://bkt/in/model/config.json"} {
+		if err := fileio.WriteFile(ctx, p, []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*pipeline.Config)
+		want []string // substrings of the error; none: valid
+	}{
+		{"absent", func(c *pipeline.Config) { c.Out = "gs://bkt/new" }, nil},
+		{"previous output", func(c *pipeline.Config) { c.Out = "gs://bkt/prev" }, nil},
+		{"sibling prefix", func(c *pipeline.Config) { c.Out = "gs://bkt/da" }, nil},
+		{"foreign object", func(c *pipeline.Config) { c.Out = "gs://bkt/data" }, []string{"--out gs://bkt/data", "notes.txt"}},
+		{"holds the corpus", func(c *pipeline.Config) { c.Out, c.Calib = "gs://bkt/in", "gs://bkt/in/calib.jsonl" }, []string{"--calib", "--out"}},
+		{"holds the model", func(c *pipeline.Config) { c.Out, c.Model = "gs://bkt/in/model", "gs://bkt/in/model" }, []string{"--model", "--out"}},
+		{"holds the work dir", func(c *pipeline.Config) { c.Out, c.WorkRoot = "gs://bkt/new", "gs://bkt/new/work" }, []string{"--work-dir", "--out"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := baseConfig(modelDir, corpus, "")
+			tc.edit(&cfg)
+			before, err := fileio.Glob(ctx, "gs://bkt/**")
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = cfg.Validate()
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate: no error for --out %s", cfg.Out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			after, err := fileio.Glob(ctx, "gs://bkt/**")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(before, after); d != "" {
+				t.Errorf("a rejected --out changed the objects (-before +after):\n%s", d)
 			}
 		})
 	}
