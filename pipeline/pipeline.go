@@ -61,6 +61,11 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("--work-dir %s: want gs://bucket[/path]: %w", c.WorkRoot, err)
 		}
 	}
+	if c.WorkRoot != "" && !fileio.IsRemote(c.WorkRoot) {
+		if st, err := os.Stat(c.WorkRoot); err == nil && !st.IsDir() {
+			return fmt.Errorf("--work-dir %s: exists and is not a directory", c.WorkRoot)
+		}
+	}
 	if !fileio.IsRemote(c.Out) {
 		if err := c.checkLocalOut(); err != nil {
 			return err
