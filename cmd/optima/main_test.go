@@ -397,6 +397,7 @@ func TestBadInput(t *testing.T) {
 		{"method", f.pruneArgs("OUT", "--method", "random"), []string{"--method", "random"}},
 		{"update", f.pruneArgs("OUT", "--update", "own"), []string{"--update", "own"}},
 		{"runner flink", f.pruneArgs("OUT", "--runner", "flink"), []string{"--job-endpoint", "required with --runner flink"}},
+		{"runner flink server down", f.pruneArgs("OUT", "--runner", "flink", "--job-endpoint", "127.0.0.1:1"), []string{"--job-endpoint", "127.0.0.1:1", "unreachable"}},
 		{"runner unknown", f.pruneArgs("OUT", "--runner", "spark"), []string{"--runner", "spark", "unknown"}},
 		{"device unknown", f.pruneArgs("OUT", "--device", "tpu"), []string{"--device", "tpu", "unknown"}},
 		{"flink docker local paths", f.pruneArgs("OUT", "--runner", "flink", "--job-endpoint", "localhost:8099", "--environment-type", "DOCKER"), []string{"--calib", "use a gs:// path"}},

@@ -233,7 +233,11 @@ func (o *pruneOptions) Validate() error {
 	if o.run.Remote() && o.cfg.WorkRoot == "" && !fileio.IsRemote(o.cfg.Out) {
 		return &flagError{"--work-dir", "", "workers on other machines need a gs:// work directory"}
 	}
-	return o.cfg.Validate()
+	if err := o.cfg.Validate(); err != nil {
+		return err
+	}
+	// Last: a network call (Flink's job server), after the cheap checks.
+	return o.run.CheckReachable(context.Background())
 }
 
 // validateDevice accepts --device cpu (stored as "") and --device cuda when
