@@ -96,7 +96,7 @@ func (c *Config) Validate() error {
 // (outputFile), or one that holds the run's own model, corpus or work
 // directory.
 func (c *Config) checkLocalOut() error {
-	out, err := filepath.Abs(c.Out)
+	out, err := realPath(c.Out)
 	if err != nil {
 		return fmt.Errorf("--out %s: %w", c.Out, err)
 	}
@@ -104,7 +104,7 @@ func (c *Config) checkLocalOut() error {
 		if in.path == "" || fileio.IsRemote(in.path) {
 			continue
 		}
-		p, err := filepath.Abs(in.path)
+		p, err := realPath(in.path)
 		if err != nil {
 			continue
 		}
@@ -131,6 +131,26 @@ func (c *Config) checkLocalOut() error {
 		}
 	}
 	return nil
+}
+
+// realPath is p made absolute with the symbolic links of its longest
+// existing prefix resolved, so that two names of one directory compare
+// equal.
+func realPath(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	var rest []string
+	for cur := abs; ; cur = filepath.Dir(cur) {
+		if r, err := filepath.EvalSymlinks(cur); err == nil {
+			return filepath.Join(append([]string{r}, rest...)...), nil
+		}
+		if filepath.Dir(cur) == cur {
+			return abs, nil
+		}
+		rest = append([]string{filepath.Base(cur)}, rest...)
+	}
 }
 
 // checkRemoteOut is checkLocalOut for a gs:// Out, whose every object

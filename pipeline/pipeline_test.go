@@ -411,6 +411,11 @@ func TestValidateOut(t *testing.T) {
 	if err := os.Mkdir(empty, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// linked is another name for the model's parent directory.
+	linked := filepath.Join(t.TempDir(), "linked")
+	if err := os.Symlink(filepath.Dir(modelDir), linked); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		edit func(*pipeline.Config)
@@ -422,6 +427,7 @@ func TestValidateOut(t *testing.T) {
 		{"file", func(c *pipeline.Config) { c.Out = file }, []string{"--out", file, "not a directory"}},
 		{"foreign file", func(c *pipeline.Config) { c.Out = foreign }, []string{"--out", foreign, "notes.txt"}},
 		{"model dir", func(c *pipeline.Config) { c.Out = modelDir }, []string{"--model", "--out"}},
+		{"model dir through a link", func(c *pipeline.Config) { c.Out = filepath.Join(linked, filepath.Base(modelDir)) }, []string{"--model", "--out"}},
 		{"parent of the model", func(c *pipeline.Config) { c.Out = filepath.Dir(modelDir) }, []string{"--model", "--out"}},
 		{"parent of the corpus", func(c *pipeline.Config) {
 			c.Model = filepath.Join(dir, "m")
