@@ -150,7 +150,12 @@ func (c *compressFlags) options(changed func(string) bool) (*compress.Options, e
 // A gs:// dir's adapter is copied to a temporary local directory to be read.
 func adapterLoader(dir string, load eval.Loader) (eval.Loader, bool, error) {
 	ad := fileio.Join(dir, prune.AdapterDir)
-	if ok, err := fileio.Exists(context.Background(), fileio.Join(ad, prune.AdapterConfigFile)); err != nil {
+	if !fileio.IsRemote(dir) {
+		// A GGUF file has no adapter beneath it (stat: not a directory).
+		if _, err := os.Stat(filepath.Join(ad, prune.AdapterConfigFile)); err != nil {
+			return load, false, nil
+		}
+	} else if ok, err := fileio.Exists(context.Background(), fileio.Join(ad, prune.AdapterConfigFile)); err != nil {
 		return nil, false, err
 	} else if !ok {
 		return load, false, nil

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/optima-llm/optima/internal/tinymodel"
 	"github.com/optima-llm/optima/stages/prune"
 	"github.com/optima-llm/optima/stages/report"
 )
@@ -242,6 +243,30 @@ func TestSparseGPTWithGPTQ(t *testing.T) {
 	for n, g := range errs["gptq/own"] {
 		if a := errs["absmax/own"][n]; !(g < a) {
 			t.Errorf("%s: joint SparseGPT+GPTQ error %g not below SparseGPT then round-to-nearest %g", n, g, a)
+		}
+	}
+}
+
+// TestEvalWithoutAdapter: eval of models without an adapter directory (a
+// GGUF file, a Hugging Face directory) scores them as they are; looking for
+// MODEL/adapter under a file is not an error.
+func TestEvalWithoutAdapter(t *testing.T) {
+	f := newFixture(t)
+	writeZeroShotData(t, f.data, 4)
+	gguf := filepath.Join(t.TempDir(), "tiny.gguf")
+	o := tinymodel.Default()
+	o.Layers = 2
+	if _, _, err := tinymodel.WriteGGUF(gguf, o); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, model string }{{"gguf", gguf}, {"hf", f.model}} {
+		for _, task := range []string{"wikitext2", "arc_easy"} {
+			t.Run(tc.name+"/"+task, func(t *testing.T) {
+				_, stderr := mustOptima(t, "eval", "--model", tc.model, "--task", task, "--limit", "2", "--seqlen", "32", "--data-dir", f.data, "--no-progress")
+				if strings.Contains(stderr, "merging the adapter") {
+					t.Errorf("eval of %s merged an adapter: %s", tc.model, stderr)
+				}
+			})
 		}
 	}
 }
