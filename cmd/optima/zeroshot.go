@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -80,6 +81,10 @@ func checkTaskFiles(flag, dataDir string, names []string, limit int) error {
 	return nil
 }
 
+// mmluSubjects is the number of MMLU subjects (hendrycks_test, the
+// harness's mmlu group).
+const mmluSubjects = 57
+
 // zeroShotOutput is the zero-shot part of `optima eval --json`.
 type zeroShotOutput struct {
 	eval.Summary
@@ -103,6 +108,12 @@ func (r zeroShotRun) run(ctx context.Context) (zeroShotOutput, error) {
 		t, err := eval.LoadTask(r.dataDir, name, r.limit)
 		if err != nil {
 			return zeroShotOutput{}, err
+		}
+		if name == "mmlu" {
+			if subs, err := eval.MMLUSubjects(r.dataDir); err == nil && len(subs) < mmluSubjects {
+				fmt.Fprintf(r.stderr, "warning: mmlu: %s holds %d of its %d subjects; the accuracy is over those only, not MMLU's\n",
+					filepath.Join(r.dataDir, eval.MMLUTestDir), len(subs), mmluSubjects)
+			}
 		}
 		tasks = append(tasks, t)
 	}

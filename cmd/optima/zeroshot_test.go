@@ -207,3 +207,17 @@ func TestZeroShotFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestMMLUPartialWarning: scoring mmlu from a data directory that holds
+// only some of its 57 subjects says so on stderr (the number is then not
+// MMLU's); the full set does not warn.
+func TestMMLUPartialWarning(t *testing.T) {
+	f := newFixture(t)
+	writeZeroShotData(t, f.data, 2)
+	_, stderr := mustOptima(t, "eval", "--model", f.model, "--task", "mmlu", "--limit", "1", "--data-dir", f.data, "--no-progress")
+	for _, w := range []string{"mmlu", "2 of its 57 subjects", filepath.Join(f.data, eval.MMLUTestDir)} {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("stderr %q does not mention %q", stderr, w)
+		}
+	}
+}
