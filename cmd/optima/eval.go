@@ -37,6 +37,8 @@ type evalOptions struct {
 	// stdout and stderr receive the command's output (cobra's OutOrStdout
 	// and ErrOrStderr, so tests can capture them).
 	stdout, stderr io.Writer
+	// changed reports whether a flag was given (nil: none).
+	changed func(string) bool
 }
 
 func newEvalCmd() *cobra.Command {
@@ -52,6 +54,7 @@ MODEL/adapter (optima prune --separate-lora) is evaluated with the adapter merge
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.stdout, o.stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			o.changed = cmd.Flags().Changed
 			if err := o.Complete(); err != nil {
 				return err
 			}
@@ -107,6 +110,12 @@ func (o *evalOptions) Validate() error {
 	}
 	if o.maxWindows < 0 {
 		return &flagError{"--max-windows", fmt.Sprint(o.maxWindows), "must not be negative"}
+	}
+	if o.changed != nil && o.changed("limit") && len(o.zeroShot) == 0 {
+		return &flagError{"--limit", fmt.Sprint(o.limit), "applies to zero-shot tasks; --task has none"}
+	}
+	if o.changed != nil && o.changed("max-windows") && !o.wiki {
+		return &flagError{"--max-windows", fmt.Sprint(o.maxWindows), "applies to --task wikitext2, which is not asked for"}
 	}
 	return checkTaskFiles("--task", o.dataDir, o.zeroShot, o.limit)
 }
