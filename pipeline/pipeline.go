@@ -54,6 +54,9 @@ func (c *Config) Validate() error {
 	if c.StopAfter < 0 {
 		return fmt.Errorf("--stop-after-blocks %d: must not be negative", c.StopAfter)
 	}
+	if c.Threads < 0 {
+		return fmt.Errorf("--threads %d: must not be negative (0: all cores)", c.Threads)
+	}
 	// A remote work root is checked whatever --out is: "gs://" alone
 	// would make the configuration hash the bucket name.
 	if fileio.IsRemote(c.WorkRoot) {

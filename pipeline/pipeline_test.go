@@ -332,6 +332,7 @@ func TestValidateErrors(t *testing.T) {
 		{"out", func(c *pipeline.Config) { c.Out = "/proc/forbidden/x" }, "--out"},
 		{"method", func(c *pipeline.Config) { c.Method = "random" }, "--method"},
 		{"update", func(c *pipeline.Config) { c.Update = "own" }, "--update"},
+		{"threads", func(c *pipeline.Config) { c.Threads = -3 }, "--threads -3"},
 		{"work-dir is a file", func(c *pipeline.Config) { c.WorkRoot = c.Calib }, "--work-dir " + corpus},
 		{"work-dir without bucket", func(c *pipeline.Config) { c.WorkRoot = "gs://" }, "--work-dir gs://"},
 		{"work-dir empty bucket", func(c *pipeline.Config) { c.WorkRoot = "gs:///work" }, "--work-dir gs:///work"},

@@ -86,7 +86,10 @@ func (o *evalOptions) Complete() error {
 		return err
 	}
 	o.dataDir = d
-	if o.threads <= 0 {
+	if o.threads < 0 {
+		return &flagError{"--threads", fmt.Sprint(o.threads), "must not be negative (0: all cores)"}
+	}
+	if o.threads == 0 {
 		o.threads = runtime.GOMAXPROCS(0)
 	}
 	return nil
