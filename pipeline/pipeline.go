@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 
 	"github.com/optima-llm/optima/internal/fileio"
 	"github.com/optima-llm/optima/model"
 	"github.com/optima-llm/optima/model/loader"
+	"github.com/optima-llm/optima/model/safetensors"
 	"github.com/optima-llm/optima/stages/calib"
 	"github.com/optima-llm/optima/stages/prune"
 	"github.com/optima-llm/optima/transforms"
@@ -51,6 +54,26 @@ func (c *Config) Validate() error {
 	if c.StopAfter < 0 {
 		return fmt.Errorf("--stop-after-blocks %d: must not be negative", c.StopAfter)
 	}
+	if c.Threads < 0 {
+		return fmt.Errorf("--threads %d: must not be negative (0: all cores)", c.Threads)
+	}
+	// A remote work root is checked whatever --out is: "gs://" alone
+	// would make the configuration hash the bucket name.
+	if fileio.IsRemote(c.WorkRoot) {
+		if _, _, err := fileio.ParseGCS(c.WorkRoot); err != nil {
+			return fmt.Errorf("--work-dir %s: want gs://bucket[/path]: %w", c.WorkRoot, err)
+		}
+	}
+	if c.WorkRoot != "" && !fileio.IsRemote(c.WorkRoot) {
+		if st, err := os.Stat(c.WorkRoot); err == nil && !st.IsDir() {
+			return fmt.Errorf("--work-dir %s: exists and is not a directory", c.WorkRoot)
+		}
+	}
+	if !fileio.IsRemote(c.Out) {
+		if err := c.checkLocalOut(); err != nil {
+			return err
+		}
+	}
 	if fileio.IsRemote(c.Out) || fileio.IsRemote(c.Calib) {
 		return c.validateRemote()
 	}
@@ -70,6 +93,110 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// checkLocalOut refuses a local Out that writing the model (which replaces
+// the whole directory) would lose data in: a path that is not a directory,
+// a directory holding anything but the files of a model optima writes
+// (outputFile), or one that holds the run's own model, corpus or work
+// directory.
+func (c *Config) checkLocalOut() error {
+	out, err := realPath(c.Out)
+	if err != nil {
+		return fmt.Errorf("--out %s: %w", c.Out, err)
+	}
+	for _, in := range []struct{ flag, path string }{{"--model", c.Model}, {"--calib", c.Calib}, {"--work-dir", c.WorkRoot}} {
+		if in.path == "" || fileio.IsRemote(in.path) {
+			continue
+		}
+		p, err := realPath(in.path)
+		if err != nil {
+			continue
+		}
+		if rel, err := filepath.Rel(out, p); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return fmt.Errorf("%s %s is inside --out %s, which is replaced when the model is written: choose another --out", in.flag, in.path, c.Out)
+		}
+	}
+	st, err := os.Stat(out)
+	if err != nil {
+		// Absent, or a parent that is not a directory or not readable:
+		// nothing to lose; Validate's parent checks report the others.
+		return nil
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("--out %s: exists and is not a directory", c.Out)
+	}
+	entries, err := os.ReadDir(out)
+	if err != nil {
+		return fmt.Errorf("--out %s: %w", c.Out, err)
+	}
+	for _, e := range entries {
+		if !outputFile(e.Name(), e.IsDir()) {
+			return fmt.Errorf("--out %s: holds %s, which is not part of a model optima writes; the directory is replaced when the model is written, so remove it or choose another --out", c.Out, e.Name())
+		}
+	}
+	return nil
+}
+
+// realPath is p made absolute with the symbolic links of its longest
+// existing prefix resolved, so that two names of one directory compare
+// equal.
+func realPath(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	var rest []string
+	for cur := abs; ; cur = filepath.Dir(cur) {
+		if r, err := filepath.EvalSymlinks(cur); err == nil {
+			return filepath.Join(append([]string{r}, rest...)...), nil
+		}
+		if filepath.Dir(cur) == cur {
+			return abs, nil
+		}
+		rest = append([]string{filepath.Base(cur)}, rest...)
+	}
+}
+
+// checkRemoteOut is checkLocalOut for a gs:// Out, whose every object
+// writeRemoteModel removes before the upload: the run's inputs must not be
+// under it, and the objects under it must be those of a model optima
+// writes.
+func (c *Config) checkRemoteOut(ctx context.Context) error {
+	out := strings.TrimSuffix(c.Out, "/")
+	for _, in := range []struct{ flag, path string }{{"--model", c.Model}, {"--calib", c.Calib}, {"--work-dir", c.WorkRoot}} {
+		if p := strings.TrimSuffix(in.path, "/"); fileio.IsRemote(p) && (p == out || strings.HasPrefix(p, out+"/")) {
+			return fmt.Errorf("%s %s is under --out %s, which is replaced when the model is written: choose another --out", in.flag, in.path, c.Out)
+		}
+	}
+	objs, err := fileio.Glob(ctx, out+"/**")
+	if err != nil {
+		return fmt.Errorf("--out %s: %w", c.Out, err)
+	}
+	for _, o := range objs {
+		rel := strings.TrimPrefix(o, out+"/")
+		name, inAdapter := strings.CutPrefix(rel, prune.AdapterDir+"/")
+		if inAdapter && (name == prune.AdapterConfigFile || name == prune.AdapterWeightsFile) || !inAdapter && outputFile(rel, false) {
+			continue
+		}
+		return fmt.Errorf("--out %s: holds %s, which is not part of a model optima writes; every object under --out is removed when the model is written, so remove it or choose another --out", c.Out, rel)
+	}
+	return nil
+}
+
+// outputFile reports whether name (a directory when dir) is one of the
+// entries of a model directory that prune.WriteModel writes, so that a
+// rerun may replace it: config.json, model.safetensors or its shards and
+// index, the tokenizer files, report.json and the adapter directory.
+func outputFile(name string, dir bool) bool {
+	if dir {
+		return name == prune.AdapterDir
+	}
+	switch name {
+	case "config.json", "tokenizer.json", "tokenizer_config.json", prune.ReportFile, safetensors.SingleName, safetensors.IndexName:
+		return true
+	}
+	return strings.HasPrefix(name, "model-") && strings.HasSuffix(name, ".safetensors")
+}
+
 // validateRemote checks gs:// paths: a well-formed --out URL and a
 // readable --calib object (or local file). Writability of a bucket is only
 // known when the first object is written.
@@ -79,13 +206,11 @@ func (c *Config) validateRemote() error {
 		if _, obj, err := fileio.ParseGCS(c.Out); err != nil || obj == "" {
 			return fmt.Errorf("--out %s: want gs://bucket/path", c.Out)
 		}
+		if err := c.checkRemoteOut(ctx); err != nil {
+			return err
+		}
 	} else if err := os.MkdirAll(filepath.Dir(filepath.Clean(c.Out)), 0o755); err != nil {
 		return fmt.Errorf("--out %s: %w", c.Out, err)
-	}
-	if c.WorkRoot != "" && fileio.IsRemote(c.WorkRoot) {
-		if _, _, err := fileio.ParseGCS(c.WorkRoot); err != nil {
-			return fmt.Errorf("--work-dir %s: %w", c.WorkRoot, err)
-		}
 	}
 	if ok, err := fileio.Exists(ctx, c.Calib); err != nil || !ok {
 		return fmt.Errorf("--calib %s: not a readable file (%v)", c.Calib, err)
@@ -151,6 +276,9 @@ func Prepare(cfg *Config) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--model %s: %w", cfg.Model, err)
 	}
+	if err := checkTensors(src, fam); err != nil {
+		return nil, fmt.Errorf("--model %s: %w", cfg.Model, err)
+	}
 	if mp := src.Config().MaxPositionEmbeddings; mp > 0 && cfg.SeqLen > mp {
 		return nil, fmt.Errorf("--seqlen %d: longer than the model's context of %d tokens", cfg.SeqLen, mp)
 	}
@@ -211,6 +339,44 @@ func Prepare(cfg *Config) (*Plan, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// checkTensors checks that src holds every tensor fam reads (embedding,
+// every block, head), and that the linears have the shape [Out, In] fam
+// gives them, so that a model whose configuration disagrees with its files
+// (num_hidden_layers above the stored layers, a tensor left out of a shard,
+// a wrong intermediate size in GGUF metadata) fails before any block runs
+// rather than at the first block that needs it.
+func checkTensors(src model.Source, fam model.Family) error {
+	have := map[string]bool{}
+	for _, n := range src.Names() {
+		have[n] = true
+	}
+	need := append(fam.EmbedTensors(), fam.HeadTensors()...)
+	for b := range fam.NumBlocks() {
+		need = append(need, fam.BlockTensors(b)...)
+	}
+	for _, n := range need {
+		if !have[n] {
+			return fmt.Errorf("no tensor %q, which the model's configuration (config.json or GGUF metadata: %d layers, %s) needs", n, fam.NumBlocks(), src.Config().Architecture)
+		}
+	}
+	// Linear shapes, where the source knows them without reading the data
+	// (hf.Dir and gguf.Model do): a GGUF's metadata, or the config.json of
+	// a family hf.CheckShape does not know, may disagree with the tensors.
+	sh, ok := src.(interface{ Shape(string) ([]int, bool) })
+	if !ok {
+		return nil
+	}
+	for b := range fam.NumBlocks() {
+		for _, l := range fam.Linears(b) {
+			got, ok := sh.Shape(l.Weight())
+			if ok && !slices.Equal(got, []int{l.Out, l.In}) {
+				return fmt.Errorf("tensor %q has shape %v, the model's configuration (config.json or GGUF metadata) gives %v", l.Weight(), got, []int{l.Out, l.In})
+			}
+		}
+	}
+	return nil
 }
 
 // Build lays the pruning graph into s (see the package doc) and returns the

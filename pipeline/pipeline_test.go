@@ -1,7 +1,9 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -14,6 +16,8 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/optima-llm/optima/internal/fileio"
+	"github.com/optima-llm/optima/internal/fileio/gcstest"
 	"github.com/optima-llm/optima/internal/tinymodel"
 	"github.com/optima-llm/optima/kernels/cpu"
 	"github.com/optima-llm/optima/model"
@@ -328,6 +332,10 @@ func TestValidateErrors(t *testing.T) {
 		{"out", func(c *pipeline.Config) { c.Out = "/proc/forbidden/x" }, "--out"},
 		{"method", func(c *pipeline.Config) { c.Method = "random" }, "--method"},
 		{"update", func(c *pipeline.Config) { c.Update = "own" }, "--update"},
+		{"threads", func(c *pipeline.Config) { c.Threads = -3 }, "--threads -3"},
+		{"work-dir is a file", func(c *pipeline.Config) { c.WorkRoot = c.Calib }, "--work-dir " + corpus},
+		{"work-dir without bucket", func(c *pipeline.Config) { c.WorkRoot = "gs://" }, "--work-dir gs://"},
+		{"work-dir empty bucket", func(c *pipeline.Config) { c.WorkRoot = "gs:///work" }, "--work-dir gs:///work"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := baseConfig(modelDir, corpus, filepath.Join(dir, tc.name))
@@ -369,5 +377,294 @@ func TestSkipAttention(t *testing.T) {
 		if strings.Contains(l.Name, "self_attn") {
 			t.Errorf("report lists %s", l.Name)
 		}
+	}
+}
+
+// TestValidateOut: an --out that holds anything but a model optima wrote,
+// that is a file, or that holds the run's own inputs is refused before any
+// work, and what is there is left untouched (the model is written by
+// replacing the whole directory).
+func TestValidateOut(t *testing.T) {
+	modelDir, corpus := fixture(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	foreign := filepath.Join(dir, "foreign")
+	previous := filepath.Join(dir, "previous")
+	empty := filepath.Join(dir, "empty")
+	for p, content := range map[string]string{
+		file:                                                      "not a directory",
+		filepath.Join(foreign, "config.json"):                     "{}",
+		filepath.Join(foreign, "notes.txt"):                       "precious",
+		filepath.Join(previous, "config.json"):                    "{}",
+		filepath.Join(previous, "model.safetensors"):              "x",
+		filepath.Join(previous, "report.json"):                    "{}",
+		filepath.Join(previous, "tokenizer.json"):                 "{}",
+		filepath.Join(previous, "tokenizer_config.json"):          "{}",
+		filepath.Join(previous, "adapter", "adapter_config.json"): "{}",
+	} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// linked is another name for the model's parent directory.
+	linked := filepath.Join(t.TempDir(), "linked")
+	if err := os.Symlink(filepath.Dir(modelDir), linked); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*pipeline.Config)
+		want []string // substrings of the error; none: valid
+	}{
+		{"absent", func(c *pipeline.Config) { c.Out = filepath.Join(dir, "new") }, nil},
+		{"empty dir", func(c *pipeline.Config) { c.Out = empty }, nil},
+		{"previous output", func(c *pipeline.Config) { c.Out = previous }, nil},
+		{"file", func(c *pipeline.Config) { c.Out = file }, []string{"--out", file, "not a directory"}},
+		{"foreign file", func(c *pipeline.Config) { c.Out = foreign }, []string{"--out", foreign, "notes.txt"}},
+		{"model dir", func(c *pipeline.Config) { c.Out = modelDir }, []string{"--model", "--out"}},
+		{"model dir through a link", func(c *pipeline.Config) { c.Out = filepath.Join(linked, filepath.Base(modelDir)) }, []string{"--model", "--out"}},
+		{"parent of the model", func(c *pipeline.Config) { c.Out = filepath.Dir(modelDir) }, []string{"--model", "--out"}},
+		{"parent of the corpus", func(c *pipeline.Config) {
+			c.Model = filepath.Join(dir, "m")
+			c.Out = filepath.Dir(corpus)
+		}, []string{"--calib", "--out"}},
+		{"work dir inside", func(c *pipeline.Config) {
+			c.Out = filepath.Join(dir, "new")
+			c.WorkRoot = filepath.Join(c.Out, "work")
+		}, []string{"--work-dir", "--out"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := baseConfig(modelDir, corpus, "")
+			tc.edit(&cfg)
+			before := listTree(t, dir)
+			err := cfg.Validate()
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate: no error for --out %s", cfg.Out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if d := cmp.Diff(before, listTree(t, dir)); d != "" {
+				t.Errorf("a rejected --out changed the files (-before +after):\n%s", d)
+			}
+		})
+	}
+}
+
+// listTree lists the paths under dir.
+func listTree(t *testing.T, dir string) []string {
+	t.Helper()
+	var paths []string
+	err := filepath.WalkDir(dir, func(p string, _ os.DirEntry, err error) error {
+		paths = append(paths, p)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return paths
+}
+
+// TestPrepareMissingTensors: a model whose config.json promises tensors
+// its files do not hold (more layers than stored, a dropped tensor) is
+// refused by Prepare, naming the model and the tensor, before any block
+// runs and before the work directory exists.
+func TestPrepareMissingTensors(t *testing.T) {
+	modelDir, corpus := fixture(t)
+	for _, tc := range []struct {
+		name string
+		edit func(cfg map[string]any)
+		want []string
+	}{
+		{"more layers", func(c map[string]any) { c["num_hidden_layers"] = 4 }, []string{"model.layers.3.", "config.json"}},
+		{"unchanged", func(map[string]any) {}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "model")
+			if err := os.CopyFS(dir, os.DirFS(modelDir)); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "config.json")
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var c map[string]any
+			if err := json.Unmarshal(raw, &c); err != nil {
+				t.Fatal(err)
+			}
+			tc.edit(c)
+			if raw, err = json.Marshal(c); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, raw, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cfg := baseConfig(dir, corpus, filepath.Join(t.TempDir(), "out"))
+			_, err = pipeline.Prepare(&cfg)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("Prepare: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Prepare: no error")
+			}
+			for _, w := range append([]string{"--model", dir}, tc.want...) {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if _, serr := os.Stat(cfg.Out + ".work"); serr == nil {
+				t.Errorf("work directory %s.work exists after a rejected model", cfg.Out)
+			}
+		})
+	}
+}
+
+// TestPrepareWrongShapes: a model whose linear weights do not have the
+// shape its configuration gives (GGUF metadata, or a config.json of a
+// family whose shapes the HF reader does not check) is refused by Prepare,
+// naming the tensor, before any block runs.
+func TestPrepareWrongShapes(t *testing.T) {
+	_, corpus := fixture(t)
+	dir := t.TempDir()
+	o := tinymodel.Default()
+	o.Layers = 2
+	// A GGUF whose llama.feed_forward_length says 256 for 128-wide MLPs.
+	gguf := filepath.Join(dir, "ffn.gguf")
+	if _, _, err := tinymodel.WriteGGUF(gguf, o); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(gguf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := []byte("llama.feed_forward_length")
+	i := bytes.Index(raw, key) + len(key)
+	if i < len(key) || binary.LittleEndian.Uint32(raw[i:]) != 4 || binary.LittleEndian.Uint32(raw[i+4:]) != 128 {
+		t.Fatalf("%s: no uint32 llama.feed_forward_length 128", gguf)
+	}
+	binary.LittleEndian.PutUint32(raw[i+4:], 256)
+	if err := os.WriteFile(gguf, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// An OPT directory whose config.json says ffn_dim 256.
+	opt := filepath.Join(dir, "opt")
+	oo := o
+	oo.Arch = "OPTForCausalLM"
+	if _, _, err := tinymodel.Write(opt, oo); err != nil {
+		t.Fatal(err)
+	}
+	cj := filepath.Join(opt, "config.json")
+	if raw, err = os.ReadFile(cj); err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	c["ffn_dim"] = 256
+	if raw, err = json.Marshal(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cj, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, model, want string }{
+		{"gguf", gguf, "model.layers.0.mlp.gate_proj.weight"},
+		{"opt", opt, "model.decoder.layers.0.fc1.weight"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := baseConfig(tc.model, corpus, filepath.Join(t.TempDir(), "out"))
+			_, err := pipeline.Prepare(&cfg)
+			if err == nil {
+				t.Fatal("Prepare: no error")
+			}
+			for _, w := range []string{"--model", tc.model, tc.want, "[128 64]", "[256 64]"} {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if _, serr := os.Stat(cfg.Out + ".work"); serr == nil {
+				t.Errorf("work directory %s.work exists after a rejected model", cfg.Out)
+			}
+		})
+	}
+}
+
+// TestValidateRemoteOut: a gs:// --out is replaced whole (every object
+// under it is removed before the upload), so as for a local one, Validate
+// refuses a prefix holding other objects or the run's own inputs and
+// leaves the objects alone; a previous model is replaced.
+func TestValidateRemoteOut(t *testing.T) {
+	modelDir, corpus := fixture(t)
+	gcstest.Start(t, "bkt")
+	ctx := context.Background()
+	for _, p := range []string{"gs://bkt/data/notes.txt", "gs://bkt/data/config.json",
+		"gs://bkt/prev/config.json", "gs://bkt/prev/model.safetensors", "gs://bkt/prev/report.json",
+		"gs://bkt/prev/adapter/adapter_config.json", "gs://bkt/in/calib.jsonl", "gs://bkt/in/model/config.json"} {
+		if err := fileio.WriteFile(ctx, p, []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*pipeline.Config)
+		want []string // substrings of the error; none: valid
+	}{
+		{"absent", func(c *pipeline.Config) { c.Out = "gs://bkt/new" }, nil},
+		{"previous output", func(c *pipeline.Config) { c.Out = "gs://bkt/prev" }, nil},
+		{"sibling prefix", func(c *pipeline.Config) { c.Out = "gs://bkt/da" }, nil},
+		{"foreign object", func(c *pipeline.Config) { c.Out = "gs://bkt/data" }, []string{"--out gs://bkt/data", "notes.txt"}},
+		{"holds the corpus", func(c *pipeline.Config) { c.Out, c.Calib = "gs://bkt/in", "gs://bkt/in/calib.jsonl" }, []string{"--calib", "--out"}},
+		{"holds the model", func(c *pipeline.Config) { c.Out, c.Model = "gs://bkt/in/model", "gs://bkt/in/model" }, []string{"--model", "--out"}},
+		{"holds the work dir", func(c *pipeline.Config) { c.Out, c.WorkRoot = "gs://bkt/new", "gs://bkt/new/work" }, []string{"--work-dir", "--out"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := baseConfig(modelDir, corpus, "")
+			tc.edit(&cfg)
+			before, err := fileio.Glob(ctx, "gs://bkt/**")
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = cfg.Validate()
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate: no error for --out %s", cfg.Out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			after, err := fileio.Glob(ctx, "gs://bkt/**")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(before, after); d != "" {
+				t.Errorf("a rejected --out changed the objects (-before +after):\n%s", d)
+			}
+		})
 	}
 }

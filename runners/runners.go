@@ -35,6 +35,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/runtime/graphx"
@@ -341,6 +342,26 @@ func Run(ctx context.Context, runner string, p *beam.Pipeline) (beam.PipelineRes
 	return Execute(ctx, Config{Runner: runner}, p)
 }
 
+// reachTimeout bounds CheckReachable's dial.
+const reachTimeout = 10 * time.Second
+
+// CheckReachable dials the Flink job server at c.JobEndpoint (TCP, at most
+// reachTimeout) and returns an error naming --job-endpoint when nothing
+// answers; Beam's own dial waits two minutes in silence. Other runners
+// pass. It is a network call: callers make it after Validate and before
+// starting work.
+func (c Config) CheckReachable(ctx context.Context) error {
+	if c.name() != Flink || c.JobEndpoint == "" {
+		return nil
+	}
+	d := net.Dialer{Timeout: reachTimeout}
+	conn, err := d.DialContext(ctx, "tcp", c.JobEndpoint)
+	if err != nil {
+		return &flagError{"--job-endpoint", c.JobEndpoint, fmt.Sprintf("flink job server unreachable (is it running?): %v", err)}
+	}
+	return conn.Close()
+}
+
 // Execute validates c and runs p on its runner, waiting for the job to end.
 // A failed or cancelled job, or a job server that goes away, is an error
 // naming the runner (and the endpoint for flink). With DryRun, the Dataflow
@@ -356,6 +377,9 @@ func Execute(ctx context.Context, c Config, p *beam.Pipeline) (beam.PipelineResu
 		case Local:
 			res, err = prism.Execute(ctx, p)
 		case Flink:
+			if err := c.CheckReachable(ctx); err != nil {
+				return err
+			}
 			res, err = universal.Execute(ctx, p)
 			if err != nil && strings.Contains(err.Error(), "code = Unavailable") {
 				err = fmt.Errorf("flink job server at %s went away or is unreachable (stopped or crashed?): %w", c.JobEndpoint, err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"net"
 	"strings"
 	"testing"
 
@@ -187,5 +188,50 @@ func TestDataflowDryRun(t *testing.T) {
 	}
 	if wp.NumWorkers != 2 || wp.AutoscalingSettings.MaxNumWorkers != 8 {
 		t.Errorf("workers = %d (max %d), want 2 (max 8)", wp.NumWorkers, wp.AutoscalingSettings.MaxNumWorkers)
+	}
+}
+
+// TestCheckReachable: a Flink job endpoint where nothing listens is an
+// error naming the flag and the endpoint, at once (Beam itself waits two
+// minutes to dial it); a listening one, and the other runners, pass.
+func TestCheckReachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := l.Addr().String()
+	defer l.Close()
+	c, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := c.Addr().String()
+	c.Close()
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want []string // substrings of the error; none: reachable
+	}{
+		{"local", Config{}, nil},
+		{"flink live", Config{Runner: Flink, JobEndpoint: live}, nil},
+		{"flink closed", Config{Runner: Flink, JobEndpoint: closed}, []string{"--job-endpoint", closed, "unreachable"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.CheckReachable(context.Background())
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("CheckReachable: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("CheckReachable: no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
 	}
 }

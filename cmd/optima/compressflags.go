@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/spf13/pflag"
 
+	"github.com/optima-llm/optima/internal/fileio"
 	"github.com/optima-llm/optima/model"
 	"github.com/optima-llm/optima/stages/compress"
 	"github.com/optima-llm/optima/stages/eval"
@@ -144,12 +146,21 @@ func (c *compressFlags) options(changed func(string) bool) (*compress.Options, e
 // adapterLoader wraps a model loader so that the weights it returns carry
 // the PEFT adapter at dir/adapter (prune.AdapterDir) merged in (W + B·A);
 // without that directory it returns load unchanged and false.
+//
+// A gs:// dir's adapter is copied to a temporary local directory to be read.
 func adapterLoader(dir string, load eval.Loader) (eval.Loader, bool, error) {
-	ad := filepath.Join(dir, prune.AdapterDir)
-	if _, err := os.Stat(filepath.Join(ad, prune.AdapterConfigFile)); err != nil {
+	ad := fileio.Join(dir, prune.AdapterDir)
+	if !fileio.IsRemote(dir) {
+		// A GGUF file has no adapter beneath it (stat: not a directory).
+		if _, err := os.Stat(filepath.Join(ad, prune.AdapterConfigFile)); err != nil {
+			return load, false, nil
+		}
+	} else if ok, err := fileio.Exists(context.Background(), fileio.Join(ad, prune.AdapterConfigFile)); err != nil {
+		return nil, false, err
+	} else if !ok {
 		return load, false, nil
 	}
-	a, err := prune.ReadAdapter(ad)
+	a, err := readAdapter(ad)
 	if err != nil {
 		return nil, false, err
 	}
@@ -177,4 +188,31 @@ func adapterLoader(dir string, load eval.Loader) (eval.Loader, bool, error) {
 		}
 		return w, nil
 	}, true, nil
+}
+
+// readAdapter is prune.ReadAdapter for a local or gs:// adapter directory.
+func readAdapter(ad string) (model.Weights, error) {
+	if !fileio.IsRemote(ad) {
+		return prune.ReadAdapter(ad)
+	}
+	tmp, err := os.MkdirTemp("", "optima-adapter-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	ctx := context.Background()
+	for _, name := range []string{prune.AdapterConfigFile, prune.AdapterWeightsFile} {
+		raw, err := fileio.ReadFile(ctx, fileio.Join(ad, name))
+		if err != nil {
+			return nil, fmt.Errorf("read adapter %s: %w", ad, err)
+		}
+		if err := os.WriteFile(filepath.Join(tmp, name), raw, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	a, err := prune.ReadAdapter(tmp)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ad, err)
+	}
+	return a, nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/optima-llm/optima/internal/tinymodel"
 	"github.com/optima-llm/optima/stages/prune"
 	"github.com/optima-llm/optima/stages/report"
 )
@@ -42,6 +43,10 @@ func TestCompressFlagErrors(t *testing.T) {
 		{"lora tile does not divide", []string{"--bits", "4", "--lora-rank", "0.1", "--quantize-lora", "--lora-tile-size", "7"}, "does not divide"},
 		{"sweep quantization without --quant gptq", []string{"--method", "sparsegpt", "--method-param", "bits=4"}, "quantize inside SparseGPT's sweep"},
 		{"joint group and blocksize", []string{"--method", "sparsegpt", "--update", "own", "--bits", "4", "--quant", "gptq", "--group-size", "32", "--method-param", "blocksize=48"}, "must divide one another"},
+		{"joint group and default blocksize", []string{"--method", "sparsegpt", "--update", "own", "--bits", "4", "--quant", "gptq", "--group-size", "48"}, "--group-size 48"},
+		{"joint sweep bits given twice", []string{"--method", "sparsegpt", "--update", "own", "--bits", "4", "--quant", "gptq", "--method-param", "bits=3"}, "--method-param bits=3"},
+		{"joint sweep group given twice", []string{"--method", "sparsegpt", "--update", "own", "--bits", "4", "--quant", "gptq", "--method-param", "group_size=16"}, "--method-param group_size=16"},
+		{"joint sweep scale given twice", []string{"--method", "sparsegpt", "--update", "own", "--bits", "4", "--quant", "gptq", "--method-param", "scale_important=true"}, "--method-param scale_important=true"},
 		{"shift with magnitude", []string{"--shift-zero-metrics", "--method", "magnitude"}, "changes only Wanda's score"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -238,6 +243,34 @@ func TestSparseGPTWithGPTQ(t *testing.T) {
 	for n, g := range errs["gptq/own"] {
 		if a := errs["absmax/own"][n]; !(g < a) {
 			t.Errorf("%s: joint SparseGPT+GPTQ error %g not below SparseGPT then round-to-nearest %g", n, g, a)
+		}
+	}
+}
+
+// TestEvalWithoutAdapter: eval of models without an adapter directory (a
+// GGUF file, a Hugging Face directory) scores them as they are; looking for
+// MODEL/adapter under a file is not an error.
+func TestEvalWithoutAdapter(t *testing.T) {
+	f := newFixture(t)
+	writeZeroShotData(t, f.data, 4)
+	gguf := filepath.Join(t.TempDir(), "tiny.gguf")
+	o := tinymodel.Default()
+	o.Layers = 2
+	if _, _, err := tinymodel.WriteGGUF(gguf, o); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, model string }{{"gguf", gguf}, {"hf", f.model}} {
+		for _, task := range []string{"wikitext2", "arc_easy"} {
+			t.Run(tc.name+"/"+task, func(t *testing.T) {
+				args := []string{"eval", "--model", tc.model, "--task", task, "--seqlen", "32", "--data-dir", f.data, "--no-progress"}
+				if task != "wikitext2" {
+					args = append(args, "--limit", "2")
+				}
+				_, stderr := mustOptima(t, args...)
+				if strings.Contains(stderr, "merging the adapter") {
+					t.Errorf("eval of %s merged an adapter: %s", tc.model, stderr)
+				}
+			})
 		}
 	}
 }

@@ -102,3 +102,68 @@ func TestPruneGCS(t *testing.T) {
 		t.Errorf("gs:// run vs local run: %v", err)
 	}
 }
+
+// TestPruneEvalTasksGCS: prune --eval-tasks with a gs:// --out scores the
+// uploaded model and adds the zero-shot section to the report.json object,
+// as it does for a local --out.
+func TestPruneEvalTasksGCS(t *testing.T) {
+	f := newFixture(t)
+	writeZeroShotData(t, f.data, 4)
+	gcstest.Start(t, "bkt")
+	ctx := context.Background()
+	out := "gs://bkt/out/pruned"
+	mustOptima(t, f.pruneArgs(out, "--threads", "2", "--data-dir", f.data, "--eval-tasks", "arc_easy", "--eval-limit", "3")...)
+	raw, err := fileio.ReadFile(ctx, out+"/report.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		ZeroShot *struct {
+			Tasks []struct {
+				Task  string `json:"task"`
+				Items int    `json:"items"`
+			} `json:"tasks"`
+		} `json:"zero_shot"`
+		Linears []json.RawMessage `json:"linears"`
+	}
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.ZeroShot == nil || len(rep.ZeroShot.Tasks) != 1 || rep.ZeroShot.Tasks[0].Task != "arc_easy" || rep.ZeroShot.Tasks[0].Items != 3 || len(rep.Linears) == 0 {
+		t.Errorf("gs:// report.json lacks the zero-shot section or the linears:\n%s", raw)
+	}
+}
+
+// TestEvalAdapterGCS: eval of a gs:// model directory that holds a PEFT
+// adapter (prune --separate-lora) merges the adapter, as it does for a
+// local directory: the perplexity equals that of a local copy.
+func TestEvalAdapterGCS(t *testing.T) {
+	f := newFixture(t)
+	gcstest.Start(t, "bkt")
+	ctx := context.Background()
+	local := filepath.Join(t.TempDir(), "sep")
+	mustOptima(t, f.pruneArgs(local, "--bits", "4", "--lora-rank", "0.5", "--separate-lora")...)
+	remote := "gs://bkt/models/sep"
+	for _, name := range []string{"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+		"adapter/adapter_config.json", "adapter/adapter_model.safetensors"} {
+		if err := fileio.CopyFile(ctx, filepath.Join(local, name), remote+"/"+name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ppl := func(model string) (float64, string) {
+		stdout, stderr := mustOptima(t, "eval", "--model", model, "--seqlen", "32", "--data-dir", f.data, "--json", "--no-progress")
+		var r evalResult
+		if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r.Perplexity, stderr
+	}
+	want, _ := ppl(local)
+	got, stderr := ppl(remote)
+	if got != want {
+		t.Errorf("perplexity of %s = %v, of its local copy %v (stderr %q)", remote, got, want, stderr)
+	}
+	if !strings.Contains(stderr, "merging the adapter") {
+		t.Errorf("eval of %s did not merge its adapter; stderr %q", remote, stderr)
+	}
+}

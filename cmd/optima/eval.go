@@ -39,6 +39,8 @@ type evalOptions struct {
 	// stdout and stderr receive the command's output (cobra's OutOrStdout
 	// and ErrOrStderr, so tests can capture them).
 	stdout, stderr io.Writer
+	// changed reports whether a flag was given (nil: none).
+	changed func(string) bool
 }
 
 func newEvalCmd() *cobra.Command {
@@ -54,6 +56,7 @@ MODEL/adapter (optima prune --separate-lora) is evaluated with the adapter merge
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.stdout, o.stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			o.changed = cmd.Flags().Changed
 			if err := o.Complete(); err != nil {
 				return err
 			}
@@ -86,7 +89,10 @@ func (o *evalOptions) Complete() error {
 		return err
 	}
 	o.dataDir = d
-	if o.threads <= 0 {
+	if o.threads < 0 {
+		return &flagError{"--threads", fmt.Sprint(o.threads), "must not be negative (0: all cores)"}
+	}
+	if o.threads == 0 {
 		o.threads = runtime.GOMAXPROCS(0)
 	}
 	return nil
@@ -111,7 +117,16 @@ func (o *evalOptions) Validate() error {
 	if o.maxWindows < 0 {
 		return &flagError{"--max-windows", fmt.Sprint(o.maxWindows), "must not be negative"}
 	}
-	return validateDeviceFlag("--device", o.device)
+	if o.changed != nil && o.changed("limit") && len(o.zeroShot) == 0 {
+		return &flagError{"--limit", fmt.Sprint(o.limit), "applies to zero-shot tasks; --task has none"}
+	}
+	if o.changed != nil && o.changed("max-windows") && !o.wiki {
+		return &flagError{"--max-windows", fmt.Sprint(o.maxWindows), "applies to --task wikitext2, which is not asked for"}
+	}
+	if err := validateDeviceFlag("--device", o.device); err != nil {
+		return err
+	}
+	return checkTaskFiles("--task", o.dataDir, o.zeroShot, o.limit)
 }
 
 type evalResult struct {

@@ -397,6 +397,7 @@ func TestBadInput(t *testing.T) {
 		{"method", f.pruneArgs("OUT", "--method", "random"), []string{"--method", "random"}},
 		{"update", f.pruneArgs("OUT", "--update", "own"), []string{"--update", "own"}},
 		{"runner flink", f.pruneArgs("OUT", "--runner", "flink"), []string{"--job-endpoint", "required with --runner flink"}},
+		{"runner flink server down", f.pruneArgs("OUT", "--runner", "flink", "--job-endpoint", "127.0.0.1:1"), []string{"--job-endpoint", "127.0.0.1:1", "unreachable"}},
 		{"runner unknown", f.pruneArgs("OUT", "--runner", "spark"), []string{"--runner", "spark", "unknown"}},
 		{"device unknown", f.pruneArgs("OUT", "--device", "tpu"), []string{"--device", "tpu", "unknown"}},
 		{"flink docker local paths", f.pruneArgs("OUT", "--runner", "flink", "--job-endpoint", "localhost:8099", "--environment-type", "DOCKER"), []string{"--calib", "use a gs:// path"}},
@@ -408,6 +409,9 @@ func TestBadInput(t *testing.T) {
 		{"eval truncated gguf", []string{"eval", "--model", gguf, "--seqlen", "32", "--data-dir", f.data, "--no-progress"}, []string{"--model", gguf}},
 		{"eval data dir", []string{"eval", "--model", f.model, "--data-dir", filepath.Join(dir, "nodata")}, []string{"--data-dir", "nodata"}},
 		{"eval no wikitext", []string{"eval", "--model", f.model, "--data-dir", dir, "--no-progress"}, []string{"wiki.test.raw"}},
+		{"eval-limit without eval-tasks", f.pruneArgs("OUT", "--eval-limit", "5"), []string{"--eval-limit", "--eval-tasks"}},
+		{"eval-tasks files missing", f.pruneArgs("OUT", "--eval-tasks", "piqa", "--data-dir", f.data), []string{"--eval-tasks", "piqa_valid.jsonl"}},
+		{"eval zero-shot files missing", []string{"eval", "--model", f.model, "--task", "wikitext2,arc_easy", "--seqlen", "32", "--data-dir", f.data, "--no-progress"}, []string{"--task", "arc_easy.jsonl"}},
 		{"sparsity garbage", []string{"sparsity", "--model", garbage}, []string{"--model", "model.safetensors"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -454,4 +458,36 @@ func indexOf(args []string, s string) int {
 		}
 	}
 	return -1
+}
+
+// TestInterrupted: a prune whose context is cancelled (Ctrl-C) fails with
+// an error that says it was interrupted and how to resume, not with the
+// runner's RPC errors, and writes no model.
+func TestInterrupted(t *testing.T) {
+	f := newFixture(t)
+	out := filepath.Join(t.TempDir(), "out")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	cmd := newRootCmd()
+	cmd.SetArgs(f.pruneArgs(out))
+	var stdout, stderr bytes.Buffer
+	cmd.SetOut(&stdout)
+	cmd.SetErr(&stderr)
+	err := cmd.ExecuteContext(ctx)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, w := range []string{"interrupted", "run the same command again to resume"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
+		}
+	}
+	for _, w := range []string{"rpc error", "caused by"} {
+		if strings.Contains(err.Error(), w) {
+			t.Errorf("error %q shows the runner's %q", err, w)
+		}
+	}
+	if _, serr := os.Stat(out); serr == nil {
+		t.Errorf("%s written by an interrupted run", out)
+	}
 }

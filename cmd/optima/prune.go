@@ -184,6 +184,14 @@ func (o *pruneOptions) Complete() error {
 		return err
 	}
 	o.cfg.Compress = comp
+	// The sweep's quantization parameters come only from --bits,
+	// --group-size and --scale-important: EnableJointSweep would silently
+	// overwrite a --method-param that gives them too.
+	for _, k := range []string{"bits", "group_size", "scale_important"} {
+		if v, ok := o.cfg.MethodParams[k]; ok {
+			return &flagError{"--method-param", k + "=" + v, "bits, group_size and scale_important quantize inside SparseGPT's sweep; ask for it with --bits B --quant gptq --update own (and --group-size, --scale-important) instead"}
+		}
+	}
 	o.cfg.EnableJointSweep() // --method sparsegpt --update own --quant gptq: one sweep
 	if !o.shardsSet && o.cfg.NSamples > 0 && o.cfg.Shards > o.cfg.NSamples {
 		o.cfg.Shards = o.cfg.NSamples // the default 2 shards need 2 windows
@@ -213,6 +221,12 @@ func (o *pruneOptions) Validate() error {
 	if o.evalLimit < 0 {
 		return &flagError{"--eval-limit", fmt.Sprint(o.evalLimit), "must not be negative"}
 	}
+	if o.evalTasks == "" && o.evalLimit != 0 {
+		return &flagError{"--eval-limit", fmt.Sprint(o.evalLimit), "does nothing without --eval-tasks"}
+	}
+	if err := checkTaskFiles("--eval-tasks", o.dataDir, o.zeroShot, o.evalLimit); err != nil {
+		return err
+	}
 	if err := validateDevice(o.cfg.Solve.Device); err != nil {
 		return err
 	}
@@ -226,7 +240,11 @@ func (o *pruneOptions) Validate() error {
 	if o.run.Remote() && o.cfg.WorkRoot == "" && !fileio.IsRemote(o.cfg.Out) {
 		return &flagError{"--work-dir", "", "workers on other machines need a gs:// work directory"}
 	}
-	return o.cfg.Validate()
+	if err := o.cfg.Validate(); err != nil {
+		return err
+	}
+	// Last: a network call (Flink's job server), after the cheap checks.
+	return o.run.CheckReachable(context.Background())
 }
 
 // validateDevice accepts --device cpu (stored as "") and --device cuda when
@@ -273,6 +291,10 @@ func (o *pruneOptions) Run(ctx context.Context) error {
 	_, err = runners.Execute(ctx, o.run, p)
 	stopBar()
 	if err != nil {
+		if ctx.Err() != nil {
+			// Ctrl-C: the runner's errors are only its RPCs being cancelled.
+			return fmt.Errorf("interrupted: %w (finished blocks are kept in %s; run the same command again to resume)", context.Cause(ctx), plan.Work.Dir)
+		}
 		return fmt.Errorf("pipeline: %w (finished blocks are kept in %s; run the same command again to resume)", err, plan.Work.Dir)
 	}
 	if o.cfg.StopAfter > 0 && o.cfg.StopAfter < n {
@@ -317,11 +339,40 @@ func (o *pruneOptions) evalZeroShot(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("--eval-tasks: %w", err)
 	}
-	if err := report.AddZeroShot(filepath.Join(o.cfg.Out, "report.json"), zs.reportSection()); err != nil {
+	if err := addZeroShot(ctx, fileio.Join(o.cfg.Out, "report.json"), zs.reportSection()); err != nil {
 		return err
 	}
 	fmt.Fprintf(o.stdout, "zero-shot accuracy of %s (%.0fs), added to report.json:\n", o.cfg.Out, zs.Seconds)
 	return zs.writeText(o.stdout)
+}
+
+// addZeroShot is report.AddZeroShot for a local or gs:// report.json: a
+// remote one is edited in a local copy and uploaded whole (one object
+// upload, visible only when complete).
+func addZeroShot(ctx context.Context, path string, z *report.ZeroShot) error {
+	if !fileio.IsRemote(path) {
+		return report.AddZeroShot(path, z)
+	}
+	raw, err := fileio.ReadFile(ctx, path)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "optima-report-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	local := filepath.Join(dir, "report.json")
+	if err := os.WriteFile(local, raw, 0o644); err != nil {
+		return err
+	}
+	if err := report.AddZeroShot(local, z); err != nil {
+		return err
+	}
+	if raw, err = os.ReadFile(local); err != nil {
+		return err
+	}
+	return fileio.WriteFile(ctx, path, raw)
 }
 
 // progress shows a bar over blocks, advanced by the done markers that appear

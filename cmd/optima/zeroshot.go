@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -71,6 +72,23 @@ type zeroShotRun struct {
 	plain bool
 }
 
+// checkTaskFiles loads the zero-shot tasks names from dataDir (the first
+// limit items of each; 0: all) and drops them, so that a missing or
+// malformed file is an error naming flag and the file before any long work
+// (pruning, the WikiText-2 perplexity) rather than after it.
+func checkTaskFiles(flag, dataDir string, names []string, limit int) error {
+	for _, name := range names {
+		if _, err := eval.LoadTask(dataDir, name, limit); err != nil {
+			return fmt.Errorf("%s %s: %w", flag, name, err)
+		}
+	}
+	return nil
+}
+
+// mmluSubjects is the number of MMLU subjects (hendrycks_test, the
+// harness's mmlu group).
+const mmluSubjects = 57
+
 // zeroShotOutput is the zero-shot part of `optima eval --json`.
 type zeroShotOutput struct {
 	eval.Summary
@@ -94,6 +112,12 @@ func (r zeroShotRun) run(ctx context.Context) (zeroShotOutput, error) {
 		t, err := eval.LoadTask(r.dataDir, name, r.limit)
 		if err != nil {
 			return zeroShotOutput{}, err
+		}
+		if name == "mmlu" {
+			if subs, err := eval.MMLUSubjects(r.dataDir); err == nil && len(subs) < mmluSubjects {
+				fmt.Fprintf(r.stderr, "warning: mmlu: %s holds %d of its %d subjects; the accuracy is over those only, not MMLU's\n",
+					filepath.Join(r.dataDir, eval.MMLUTestDir), len(subs), mmluSubjects)
+			}
 		}
 		tasks = append(tasks, t)
 	}

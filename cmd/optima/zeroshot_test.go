@@ -191,6 +191,9 @@ func TestZeroShotFlags(t *testing.T) {
 		{"negative limit", []string{"eval", "--model", f.model, "--task", "piqa", "--limit", "-1", "--data-dir", f.data}, []string{"--limit"}},
 		{"missing data", []string{"eval", "--model", f.model, "--task", "piqa", "--data-dir", f.data, "--no-progress"}, []string{"piqa_valid.jsonl"}},
 		{"prune wikitext2", f.pruneArgs("OUT", "--data-dir", f.data, "--eval-tasks", "wikitext2"), []string{"--eval-tasks", "wikitext2"}},
+		{"limit without zero-shot task", []string{"eval", "--model", f.model, "--task", "wikitext2", "--limit", "5", "--data-dir", f.data}, []string{"--limit 5", "zero-shot task"}},
+		{"max-windows without wikitext2", []string{"eval", "--model", f.model, "--task", "piqa", "--max-windows", "4", "--data-dir", f.data}, []string{"--max-windows 4", "wikitext2"}},
+		{"eval negative threads", []string{"eval", "--model", f.model, "--task", "wikitext2", "--threads", "-2", "--data-dir", f.data}, []string{"--threads -2"}},
 		{"prune eval limit", f.pruneArgs("OUT", "--data-dir", f.data, "--eval-tasks", "piqa", "--eval-limit", "-2"), []string{"--eval-limit"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -205,5 +208,19 @@ func TestZeroShotFlags(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMMLUPartialWarning: scoring mmlu from a data directory that holds
+// only some of its 57 subjects says so on stderr (the number is then not
+// MMLU's); the full set does not warn.
+func TestMMLUPartialWarning(t *testing.T) {
+	f := newFixture(t)
+	writeZeroShotData(t, f.data, 2)
+	_, stderr := mustOptima(t, "eval", "--model", f.model, "--task", "mmlu", "--limit", "1", "--data-dir", f.data, "--no-progress")
+	for _, w := range []string{"mmlu", "2 of its 57 subjects", filepath.Join(f.data, eval.MMLUTestDir)} {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("stderr %q does not mention %q", stderr, w)
+		}
 	}
 }

@@ -227,7 +227,13 @@ func writeLocalAtomic(p string, data []byte) error {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
 	tmp := f.Name()
-	_, werr := f.Write(data)
+	// CreateTemp makes 0600; model directories hold such files (the PEFT
+	// adapter_config.json), so make it 0644 as the directory's other files
+	// (not narrowed by the umask, as os.WriteFile would).
+	werr := f.Chmod(0o644)
+	if werr == nil {
+		_, werr = f.Write(data)
+	}
 	if werr == nil {
 		werr = f.Sync()
 	}

@@ -182,3 +182,37 @@ func TestReaderAt(t *testing.T) {
 		}
 	})
 }
+
+// TestWriteFileMode: a local file written by WriteFile (and CopyFile) is
+// readable by others as os.WriteFile(p, data, 0o644) makes it, not 0600
+// as its temporary file was: model directories hold such files (the PEFT
+// adapter_config.json).
+func TestWriteFileMode(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	if err := os.WriteFile(src, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		write func(p string) error
+	}{
+		{"WriteFile", func(p string) error { return fileio.WriteFile(ctx, p, []byte("x")) }},
+		{"CopyFile", func(p string) error { return fileio.CopyFile(ctx, src, p) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, tc.name)
+			if err := tc.write(p); err != nil {
+				t.Fatal(err)
+			}
+			st, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := st.Mode().Perm(); got != 0o644 {
+				t.Errorf("mode %v, want -rw-r--r--", got)
+			}
+		})
+	}
+}

@@ -119,6 +119,12 @@ func (c *Config) Validate() error {
 	}
 	sel, err := mask.New(c.Method, c.MethodParams)
 	if err != nil {
+		if c.Compress != nil && c.Compress.JointSweep && c.Compress.Quant != nil {
+			// EnableJointSweep put the quantization flags into the
+			// selector's parameters: name the flags the user gave.
+			q := c.Compress.Quant
+			return fmt.Errorf("--method %s --update own with --bits %d --quant gptq --group-size %d (one joint sweep): %w", c.Method, q.Bits, q.GroupSize, err)
+		}
 		return fmt.Errorf("--method: %w", err)
 	}
 	if _, err := c.MaskPattern(); err != nil {
@@ -154,8 +160,16 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("--forward-device %q: unknown device (known: %v)", c.ForwardDevice, solve.Devices())
 	}
-	if c.Solve.Damping < 0 {
-		return fmt.Errorf("--damping %g: must not be negative", c.Solve.Damping)
+	// The solve checks these too (solve.Prepare), but only once a layer's
+	// Hessian is built: check them before any work, naming the flag.
+	if !(c.Solve.Damping >= 0) || math.IsInf(c.Solve.Damping, 0) {
+		return fmt.Errorf("--damping %g: must be a finite number, not negative", c.Solve.Damping)
+	}
+	if !(c.Solve.Tol >= 0) || math.IsInf(c.Solve.Tol, 0) {
+		return fmt.Errorf("--cg-tol %g: must be a finite number, not negative", c.Solve.Tol)
+	}
+	if c.Solve.MaxIter < 0 {
+		return fmt.Errorf("--cg-max-iter %d: must not be negative (0: direct solve of every row)", c.Solve.MaxIter)
 	}
 	if c.ShiftZeroMetrics && c.Method != "wanda" {
 		return fmt.Errorf("--shift-zero-metrics changes only Wanda's score |W|·‖X‖; --method %s does not use it", c.Method)

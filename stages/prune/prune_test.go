@@ -1,6 +1,7 @@
 package prune
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,6 +68,12 @@ func TestValidate(t *testing.T) {
 		{func(c *Config) { c.Shards = 5 }, "--shards"},
 		{func(c *Config) { c.RowBatch = -1 }, "--row-batch"},
 		{func(c *Config) { c.Solve.Damping = -1 }, "--damping"},
+		{func(c *Config) { c.Solve.Damping = math.NaN() }, "--damping"},
+		{func(c *Config) { c.Solve.Damping = math.Inf(1) }, "--damping"},
+		{func(c *Config) { c.Solve.Tol = -1 }, "--cg-tol"},
+		{func(c *Config) { c.Solve.Tol = math.NaN() }, "--cg-tol"},
+		{func(c *Config) { c.Solve.Tol = math.Inf(1) }, "--cg-tol"},
+		{func(c *Config) { c.Solve.MaxIter = -1 }, "--cg-max-iter"},
 	} {
 		c := ok
 		tc.edit(&c)

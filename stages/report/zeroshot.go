@@ -117,6 +117,15 @@ func AddZeroShot(path string, z *ZeroShot) error {
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
+	// Keep the replaced file's mode (CreateTemp makes 0600: the rest of
+	// the model directory stays readable by others, report.json would not).
+	if st, err := os.Stat(path); err == nil {
+		if err := tmp.Chmod(st.Mode().Perm()); err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+			return fmt.Errorf("report: %w", err)
+		}
+	}
 	if _, err := tmp.Write(out.Bytes()); err != nil {
 		tmp.Close()
 		os.Remove(tmp.Name())

@@ -31,6 +31,11 @@ func TestAddZeroShot(t *testing.T) {
 		if err := AddZeroShot(path, z); err != nil {
 			t.Fatal(err)
 		}
+		// The rewritten file keeps the mode of the one it replaces (it is
+		// part of a model directory others read), not CreateTemp's 0600.
+		if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o644 {
+			t.Errorf("report.json after AddZeroShot: mode %v (%v), want -rw-r--r--", st.Mode().Perm(), err)
+		}
 		raw, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
