@@ -46,7 +46,7 @@ type evalOptions struct {
 func newEvalCmd() *cobra.Command {
 	o := &evalOptions{}
 	cmd := &cobra.Command{
-		Use:   "eval --model PATH --task wikitext2|piqa,arc_easy,arc_challenge,winogrande,openbookqa,mmlu [--seqlen 2048] [--max-windows N] [--limit N] [--json]",
+		Use:   "eval --model PATH [--task wikitext2,piqa,arc_easy,arc_challenge,winogrande,openbookqa,mmlu|zeroshot] [--seqlen 2048] [--max-windows N] [--limit N] [--json]",
 		Short: "Evaluate a model: WikiText-2 perplexity as the pruning papers compute it, zero-shot accuracy as lm-evaluation-harness does",
 		Long: `eval computes WikiText-2 perplexity as the pruning papers do, and zero-shot accuracy
 (piqa, arc_easy, arc_challenge, winogrande, openbookqa, mmlu; "zeroshot" for all six) as
