@@ -100,16 +100,33 @@ func (h *handles) open(path string, threads int) error {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	h.src, h.fam, h.be = src, fam, cpu.New(threads)
+	h.src, h.fam = src, fam
+	if h.be == nil {
+		h.be = cpu.New(threads)
+	}
 	return nil
 }
 
+// close closes the model source and drops the family (and what it caches,
+// such as RoPE tables); a later open reopens them. The CPU backend holds no
+// data and is kept.
 func (h *handles) close() {
 	if h.src != nil {
 		h.src.Close()
-		h.src = nil
+		h.src, h.fam = nil, nil
 	}
 }
+
+// Lifetimes. Beam's Go SDK harness keeps every bundle processor it built,
+// with its DoFn instances, for reuse until the worker ends, and Teardown
+// runs only then; one pipeline holds a set of DoFns per block, so whatever
+// a per-block DoFn keeps between bundles stays in memory for the rest of
+// the run (with the Prism runner, in the launching process). The DoFns that
+// open the model or load weights therefore release them in FinishBundle:
+// Setup opens the model (so a bad path fails before any element), each
+// ProcessElement reopens it if a previous bundle closed it, and FinishBundle
+// closes it and drops the loaded weights. Reopening costs parsing the model
+// header once per bundle, far less than the block's forward pass.
 
 // ---------------------------------------------------------------- Embed
 
@@ -127,8 +144,15 @@ type embedFn struct {
 }
 
 func (f *embedFn) Setup() error { return f.h.open(f.Opts.Config.Model, f.Opts.Threads) }
-func (f *embedFn) Teardown()    { f.h.close() }
+func (f *embedFn) FinishBundle() error {
+	f.h.close()
+	return nil
+}
+func (f *embedFn) Teardown() { f.h.close() }
 func (f *embedFn) ProcessElement(ws WindowShard, emit func(Shard)) error {
+	if err := f.h.open(f.Opts.Config.Model, f.Opts.Threads); err != nil {
+		return err
+	}
 	w, err := prune.LoadWeights(f.h.src, f.h.fam.EmbedTensors())
 	if err != nil {
 		return err
@@ -168,8 +192,15 @@ type loadBlockFn struct {
 }
 
 func (f *loadBlockFn) Setup() error { return f.h.open(f.Opts.Config.Model, f.Opts.Threads) }
-func (f *loadBlockFn) Teardown()    { f.h.close() }
+func (f *loadBlockFn) FinishBundle() error {
+	f.h.close()
+	return nil
+}
+func (f *loadBlockFn) Teardown() { f.h.close() }
 func (f *loadBlockFn) ProcessElement(_ []byte, emit func(RowBatch)) error {
+	if err := f.h.open(f.Opts.Config.Model, f.Opts.Threads); err != nil {
+		return err
+	}
 	cfg := &f.Opts.Config
 	for _, l := range f.h.fam.Linears(f.Block) {
 		if !cfg.Prunable(l) {
@@ -219,10 +250,21 @@ func (f *calibrateFn) Setup() error {
 	f.gram = be
 	return nil
 }
-func (f *calibrateFn) Teardown() { f.h.close() }
+
+// FinishBundle drops the block's dense weights and closes the model (see
+// Lifetimes above handles).
+func (f *calibrateFn) FinishBundle() error {
+	f.dense = nil
+	f.h.close()
+	return nil
+}
+func (f *calibrateFn) Teardown() { f.FinishBundle() }
 func (f *calibrateFn) ProcessElement(ctx context.Context, sh Shard, emit func(string, hessian.Hessian)) error {
 	if sh.Block != f.Block {
 		return fmt.Errorf("calibrate block %d: got a shard entering block %d", f.Block, sh.Block)
+	}
+	if err := f.h.open(f.Opts.Config.Model, f.Opts.Threads); err != nil {
+		return err
 	}
 	if f.dense == nil {
 		w, err := prune.LoadWeights(f.h.src, f.h.fam.BlockTensors(f.Block))
@@ -447,7 +489,11 @@ type writeBlockFn struct {
 }
 
 func (f *writeBlockFn) Setup() error { return f.h.open(f.Opts.Config.Model, f.Opts.Threads) }
-func (f *writeBlockFn) Teardown()    { f.h.close() }
+func (f *writeBlockFn) FinishBundle() error {
+	f.h.close()
+	return nil
+}
+func (f *writeBlockFn) Teardown() { f.h.close() }
 func (f *writeBlockFn) ProcessElement(ctx context.Context, block int, batches func(*RowBatch) bool, emit func(prune.BlockDone)) error {
 	return f.write(ctx, block, batches, nil, emit)
 }
@@ -455,6 +501,9 @@ func (f *writeBlockFn) ProcessElement(ctx context.Context, block int, batches fu
 // write assembles and writes the block; side, when not nil, looks up the
 // Hessians for compression.
 func (f *writeBlockFn) write(ctx context.Context, block int, batches func(*RowBatch) bool, side func(string) func(*hessian.Hessian) bool, emit func(prune.BlockDone)) error {
+	if err := f.h.open(f.Opts.Config.Model, f.Opts.Threads); err != nil {
+		return err
+	}
 	byLinear := map[string][]RowBatch{}
 	var b RowBatch
 	for batches(&b) {
@@ -552,8 +601,19 @@ func (f *propagateFn) Setup() error {
 	f.fwd = be
 	return nil
 }
-func (f *propagateFn) Teardown() { f.h.close() }
+
+// FinishBundle drops the pruned block's weights and closes the model (see
+// Lifetimes above handles).
+func (f *propagateFn) FinishBundle() error {
+	f.w = nil
+	f.h.close()
+	return nil
+}
+func (f *propagateFn) Teardown() { f.FinishBundle() }
 func (f *propagateFn) ProcessElement(ctx context.Context, sh Shard, done func(*prune.BlockDone) bool, emit func(Shard)) error {
+	if err := f.h.open(f.Opts.Config.Model, f.Opts.Threads); err != nil {
+		return err
+	}
 	if f.w == nil {
 		var d prune.BlockDone
 		if !done(&d) {
@@ -617,8 +677,15 @@ type writeModelFn struct {
 }
 
 func (f *writeModelFn) Setup() error { return f.h.open(f.Opts.Config.Model, f.Opts.Threads) }
-func (f *writeModelFn) Teardown()    { f.h.close() }
+func (f *writeModelFn) FinishBundle() error {
+	f.h.close()
+	return nil
+}
+func (f *writeModelFn) Teardown() { f.h.close() }
 func (f *writeModelFn) ProcessElement(ctx context.Context, _ []byte, dones func(*prune.BlockDone) bool, emit func(string)) error {
+	if err := f.h.open(f.Opts.Config.Model, f.Opts.Threads); err != nil {
+		return err
+	}
 	var all []prune.BlockDone
 	var d prune.BlockDone
 	for dones(&d) {
