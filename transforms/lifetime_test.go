@@ -2,11 +2,13 @@ package transforms
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
 	"testing"
 
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/optima-llm/optima/internal/tinymodel"
@@ -49,6 +51,24 @@ func held(v reflect.Value, path string) []string {
 	return out
 }
 
+// finishBundle calls fn's FinishBundle with nil emitters (Beam requires it
+// to take ProcessElement's emitters), or returns an error when fn has none.
+func finishBundle(fn any) error {
+	m := reflect.ValueOf(fn).MethodByName("FinishBundle")
+	if !m.IsValid() {
+		return fmt.Errorf("%T has no FinishBundle", fn)
+	}
+	args := make([]reflect.Value, m.Type().NumIn())
+	for i := range args {
+		args[i] = reflect.Zero(m.Type().In(i))
+	}
+	out := m.Call(args)
+	if len(out) == 1 && !out[0].IsNil() {
+		return out[0].Interface().(error)
+	}
+	return nil
+}
+
 // TestFinishBundleReleases checks that every DoFn that opens the model or
 // caches weights lets go of them in FinishBundle: the Go SDK harness keeps
 // each bundle processor (and its DoFns) until the worker ends, so with one
@@ -78,12 +98,8 @@ func TestFinishBundleReleases(t *testing.T) {
 			if len(held(v, "")) == 0 {
 				t.Fatal("nothing held after Setup: the check below would pass vacuously")
 			}
-			fb, ok := tt.fn.(interface{ FinishBundle() error })
-			if !ok {
-				t.Fatalf("%T has no FinishBundle() error; it keeps %v for the rest of the run", tt.fn, held(v, ""))
-			}
-			if err := fb.FinishBundle(); err != nil {
-				t.Fatal(err)
+			if err := finishBundle(tt.fn); err != nil {
+				t.Fatalf("%v; it keeps %v for the rest of the run", err, held(v, ""))
 			}
 			if h := held(v, ""); len(h) > 0 {
 				t.Errorf("%T still holds %v after FinishBundle", tt.fn, h)
@@ -117,11 +133,7 @@ func TestCalibrateAcrossBundles(t *testing.T) {
 		if err := f.ProcessElement(context.Background(), sh, func(g string, h hessian.Hessian) { got[g] = h }); err != nil {
 			t.Fatal(err)
 		}
-		fb, ok := any(f).(interface{ FinishBundle() error })
-		if !ok {
-			t.Fatal("calibrateFn has no FinishBundle() error")
-		}
-		if err := fb.FinishBundle(); err != nil {
+		if err := finishBundle(f); err != nil {
 			t.Fatal(err)
 		}
 		return got
@@ -134,4 +146,25 @@ func TestCalibrateAcrossBundles(t *testing.T) {
 		t.Errorf("second bundle's Hessians differ (-first +second):\n%s", diff)
 	}
 	f.Teardown()
+}
+
+// TestGraphAcceptsDoFns lays every transform into a Beam graph, which checks
+// the DoFns' method signatures (FinishBundle must take ProcessElement's
+// emitters): a DoFn Beam rejects panics here rather than in a run.
+func TestGraphAcceptsDoFns(t *testing.T) {
+	opts := tinyOptions(t)
+	defer func() {
+		if r := recover(); r != nil {
+			t.Fatalf("Beam rejected a DoFn: %v", r)
+		}
+	}()
+	_, s := beam.NewPipelineWithRoot()
+	shards := Embed(s, beam.Create(s, WindowShard{Index: 0, SeqLen: 4, Tokens: []int32{1, 2, 3, 4}}), opts)
+	hessians := AccumulateHessian(s, Calibrate(s, 0, shards, opts))
+	solved := SolveRowQPs(s, SelectMask(s, LoadBlock(s, 0, opts), hessians, opts), hessians, opts)
+	written := WriteBlock(s, 0, solved, opts)
+	grouped := beam.GroupByKey(s, beam.ParDo(s, keyByBlock, solved))
+	beam.ParDo(s, &writeCompressedBlockFn{writeBlockFn{Opts: opts}}, grouped, beam.SideInput{Input: hessians})
+	next := Propagate(s, 0, shards, written, opts)
+	Write(s, MarkDone(s, 0, written, next, opts), t.TempDir(), opts)
 }

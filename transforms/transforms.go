@@ -126,7 +126,9 @@ func (h *handles) close() {
 // Setup opens the model (so a bad path fails before any element), each
 // ProcessElement reopens it if a previous bundle closed it, and FinishBundle
 // closes it and drops the loaded weights. Reopening costs parsing the model
-// header once per bundle, far less than the block's forward pass.
+// header once per bundle, far less than the block's forward pass. Beam
+// requires FinishBundle to take ProcessElement's side inputs and emitters;
+// it reads and emits nothing.
 
 // ---------------------------------------------------------------- Embed
 
@@ -144,7 +146,7 @@ type embedFn struct {
 }
 
 func (f *embedFn) Setup() error { return f.h.open(f.Opts.Config.Model, f.Opts.Threads) }
-func (f *embedFn) FinishBundle() error {
+func (f *embedFn) FinishBundle(func(Shard)) error {
 	f.h.close()
 	return nil
 }
@@ -192,7 +194,7 @@ type loadBlockFn struct {
 }
 
 func (f *loadBlockFn) Setup() error { return f.h.open(f.Opts.Config.Model, f.Opts.Threads) }
-func (f *loadBlockFn) FinishBundle() error {
+func (f *loadBlockFn) FinishBundle(func(RowBatch)) error {
 	f.h.close()
 	return nil
 }
@@ -253,12 +255,12 @@ func (f *calibrateFn) Setup() error {
 
 // FinishBundle drops the block's dense weights and closes the model (see
 // Lifetimes above handles).
-func (f *calibrateFn) FinishBundle() error {
+func (f *calibrateFn) FinishBundle(func(string, hessian.Hessian)) error {
 	f.dense = nil
 	f.h.close()
 	return nil
 }
-func (f *calibrateFn) Teardown() { f.FinishBundle() }
+func (f *calibrateFn) Teardown() { f.FinishBundle(nil) }
 func (f *calibrateFn) ProcessElement(ctx context.Context, sh Shard, emit func(string, hessian.Hessian)) error {
 	if sh.Block != f.Block {
 		return fmt.Errorf("calibrate block %d: got a shard entering block %d", f.Block, sh.Block)
@@ -489,7 +491,7 @@ type writeBlockFn struct {
 }
 
 func (f *writeBlockFn) Setup() error { return f.h.open(f.Opts.Config.Model, f.Opts.Threads) }
-func (f *writeBlockFn) FinishBundle() error {
+func (f *writeBlockFn) FinishBundle(func(prune.BlockDone)) error {
 	f.h.close()
 	return nil
 }
@@ -569,6 +571,11 @@ type writeCompressedBlockFn struct {
 	writeBlockFn
 }
 
+// FinishBundle is writeBlockFn's, with the side input Beam requires.
+func (f *writeCompressedBlockFn) FinishBundle(_ func(string) func(*hessian.Hessian) bool, emit func(prune.BlockDone)) error {
+	return f.writeBlockFn.FinishBundle(emit)
+}
+
 func (f *writeCompressedBlockFn) ProcessElement(ctx context.Context, block int, batches func(*RowBatch) bool, side func(string) func(*hessian.Hessian) bool, emit func(prune.BlockDone)) error {
 	return f.write(ctx, block, batches, side, emit)
 }
@@ -604,12 +611,12 @@ func (f *propagateFn) Setup() error {
 
 // FinishBundle drops the pruned block's weights and closes the model (see
 // Lifetimes above handles).
-func (f *propagateFn) FinishBundle() error {
+func (f *propagateFn) FinishBundle(func(*prune.BlockDone) bool, func(Shard)) error {
 	f.w = nil
 	f.h.close()
 	return nil
 }
-func (f *propagateFn) Teardown() { f.FinishBundle() }
+func (f *propagateFn) Teardown() { f.FinishBundle(nil, nil) }
 func (f *propagateFn) ProcessElement(ctx context.Context, sh Shard, done func(*prune.BlockDone) bool, emit func(Shard)) error {
 	if err := f.h.open(f.Opts.Config.Model, f.Opts.Threads); err != nil {
 		return err
@@ -677,7 +684,7 @@ type writeModelFn struct {
 }
 
 func (f *writeModelFn) Setup() error { return f.h.open(f.Opts.Config.Model, f.Opts.Threads) }
-func (f *writeModelFn) FinishBundle() error {
+func (f *writeModelFn) FinishBundle(func(*prune.BlockDone) bool, func(string)) error {
 	f.h.close()
 	return nil
 }
