@@ -128,7 +128,9 @@ func (h *handles) close() {
 // closes it and drops the loaded weights. Reopening costs parsing the model
 // header once per bundle, far less than the block's forward pass. Beam
 // requires FinishBundle to take ProcessElement's side inputs and emitters;
-// it reads and emits nothing.
+// it reads and emits nothing. The harness's emitters also keep the last
+// element each emitted, which no DoFn can release: for Calibrate the last
+// group's Hessian, for LoadBlock its last row batch.
 
 // ---------------------------------------------------------------- Embed
 
@@ -215,9 +217,12 @@ func (f *loadBlockFn) ProcessElement(_ []byte, emit func(RowBatch)) error {
 		if len(t.Shape) != 2 || t.Shape[0] != l.Out || t.Shape[1] != l.In {
 			return fmt.Errorf("%s: shape %v, want [%d %d]", l.Weight(), t.Shape, l.Out, l.In)
 		}
+		// Each batch gets its own copy of its rows: Beam's emitter keeps
+		// the last emitted element for the rest of the run (see Lifetimes
+		// above handles), and a sub-slice would keep the whole tensor.
 		for _, r := range cfg.RowBatches(l.Out, l.In) {
 			emit(RowBatch{Block: f.Block, Linear: l.Name, Group: l.Group, Start: r[0], Rows: r[1] - r[0], In: l.In, Out: l.Out,
-				W: t.Data[r[0]*l.In : r[1]*l.In]})
+				W: slices.Clone(t.Data[r[0]*l.In : r[1]*l.In])})
 		}
 	}
 	return nil
