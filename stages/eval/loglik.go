@@ -180,12 +180,7 @@ func logLikelihoods(ctx context.Context, be kernels.Backend, fam model.Family, l
 	byKey := map[string]int{}
 	var rows []*scoreRow
 	for i, r := range reqs {
-		all := make([]int32, 0, len(r.Context)+len(r.Continuation))
-		all = append(append(all, r.Context...), r.Continuation...)
-		if len(all) > maxLen+1 {
-			all = all[len(all)-(maxLen+1):]
-		}
-		inp := all[:len(all)-1]
+		inp := modelInput(r, maxLen)
 		key := idsKey(inp)
 		k, ok := byKey[key]
 		if !ok {
@@ -362,4 +357,17 @@ func lseArgmax(lse []float64, arg []int32, logits []float32, vocab, workers int)
 		})
 	}
 	wg.Wait()
+}
+
+// modelInput is the model input of request r as the harness forms it:
+// (ctx+cont)[-(maxLen+1):][:-1], the last maxLen+1 tokens of context and
+// continuation without the final one (its log-probability is read at the
+// position before it).
+func modelInput(r Request, maxLen int) []int32 {
+	all := make([]int32, 0, len(r.Context)+len(r.Continuation))
+	all = append(append(all, r.Context...), r.Continuation...)
+	if len(all) > maxLen+1 {
+		all = all[len(all)-(maxLen+1):]
+	}
+	return all[:len(all)-1]
 }

@@ -64,12 +64,7 @@ func prefixLogLikelihoods(ctx context.Context, be kernels.Backend, fam model.Pre
 	var inputs [][]int32
 	inputOf := make([]int, len(reqs))
 	for i, r := range reqs {
-		all := make([]int32, 0, len(r.Context)+len(r.Continuation))
-		all = append(append(all, r.Context...), r.Continuation...)
-		if len(all) > maxLen+1 {
-			all = all[len(all)-(maxLen+1):]
-		}
-		inp := all[:len(all)-1]
+		inp := modelInput(r, maxLen)
 		key := idsKey(inp)
 		k, ok := byKey[key]
 		if !ok {
