@@ -159,13 +159,7 @@ func (f *Family) ForwardBlock(be kernels.Backend, i int, w model.Weights, x []fl
 // blockops.AttentionSpans; errors and panics are ForwardBlock's and
 // model.PrefixForwarder's.
 func (f *Family) ForwardSpans(be kernels.Backend, i int, w model.Weights, x []float32, spans []model.Span, kv *model.KVCache) error {
-	if i < 0 || i >= f.NumBlocks() {
-		panic(fmt.Sprintf("opt: ForwardSpans: block %d outside [0, %d)", i, f.NumBlocks()))
-	}
-	lay := blockops.SpanLayout(spans, kv)
-	if len(x) != lay.Tokens()*f.hidden {
-		panic(fmt.Sprintf("opt: ForwardSpans: len(x) = %d, want %d span tokens · hidden %d", len(x), lay.Tokens(), f.hidden))
-	}
+	lay := blockops.BlockSpanLayout("opt", i, f.NumBlocks(), f.hidden, x, spans, kv)
 	return f.forward(be, i, w, x, lay, nil)
 }
 

@@ -31,6 +31,20 @@ func SeqLayout(nseq, seqlen int) *Layout {
 	return &Layout{NSeq: nseq, SeqLen: seqlen, maxPos: seqlen}
 }
 
+// BlockSpanLayout is SpanLayout for a family's ForwardSpans of block i
+// (model.PrefixForwarder): it panics, naming family, when i is outside
+// [0, nblocks) or len(x) is not the spans' tokens times hidden.
+func BlockSpanLayout(family string, i, nblocks, hidden int, x []float32, spans []model.Span, kv *model.KVCache) *Layout {
+	if i < 0 || i >= nblocks {
+		panic(fmt.Sprintf("%s: ForwardSpans: block %d outside [0, %d)", family, i, nblocks))
+	}
+	lay := SpanLayout(spans, kv)
+	if len(x) != lay.Tokens()*hidden {
+		panic(fmt.Sprintf("%s: ForwardSpans: len(x) = %d, want %d span tokens · hidden %d", family, len(x), lay.Tokens(), hidden))
+	}
+	return lay
+}
+
 // SpanLayout is the layout of spans over kv. It panics on a negative Start
 // or Len, and when a span needs kv (Start > 0 or Keep) and kv is nil or
 // lacks the slot.
