@@ -20,7 +20,11 @@
 # arc_easy,piqa,mmlu or zeroshot), each row also runs
 # optima eval --task $ZEROSHOT_TASKS [--limit $ZEROSHOT_LIMIT] --json on the
 # row's model and writes OUT/ROW.zeroshot.json ($ZEROSHOT_LIMIT: items per
-# task, per MMLU subject; unset or 0: all). bench/smollm2/table renders them
+# task, per MMLU subject; unset or 0: all). With $ZEROSHOT_MMLU_LIMIT set,
+# MMLU runs on its own with that per-subject limit into
+# OUT/ROW.zeroshot-mmlu.json (MMLU has 57 subjects, so one limit for all six
+# tasks makes it dominate the time). $EVAL_FLAGS go to every optima eval
+# (e.g. --device cuda --threads 4). bench/smollm2/table renders them
 # as a Markdown table (with an acc column per task when the zeroshot files
 # exist).
 set -euo pipefail
@@ -49,12 +53,20 @@ for row in "$@"; do
   fi
   mid=$(date +%s)
   "$optima" eval --model "$target" --task wikitext2 --seqlen 2048 --max-windows "$maxwin" \
-    --data-dir "$data" --json --no-progress > "$out/$row.eval.json"
+    --data-dir "$data" --json --no-progress ${EVAL_FLAGS:-} > "$out/$row.eval.json"
   end=$(date +%s)
   zs=
   if [ -n "${ZEROSHOT_TASKS:-}" ]; then
-    "$optima" eval --model "$target" --task "$ZEROSHOT_TASKS" --limit "${ZEROSHOT_LIMIT:-0}" \
-      --data-dir "$data" --json --no-progress > "$out/$row.zeroshot.json.tmp"
+    tasks=$ZEROSHOT_TASKS
+    if [ -n "${ZEROSHOT_MMLU_LIMIT:-}" ]; then
+      # MMLU on its own, with its own per-subject limit, into ROW.zeroshot-mmlu.json.
+      tasks=$(echo ",$tasks," | sed 's/,mmlu,/,/; s/^,//; s/,$//')
+      "$optima" eval --model "$target" --task mmlu --limit "$ZEROSHOT_MMLU_LIMIT" \
+        --data-dir "$data" --json --no-progress ${EVAL_FLAGS:-} > "$out/$row.zeroshot-mmlu.json.tmp"
+      mv "$out/$row.zeroshot-mmlu.json.tmp" "$out/$row.zeroshot-mmlu.json"
+    fi
+    "$optima" eval --model "$target" --task "$tasks" --limit "${ZEROSHOT_LIMIT:-0}" \
+      --data-dir "$data" --json --no-progress ${EVAL_FLAGS:-} > "$out/$row.zeroshot.json.tmp"
     mv "$out/$row.zeroshot.json.tmp" "$out/$row.zeroshot.json"
     zs=" zero-shot $(($(date +%s)-end))s $(grep '"average_acc"' "$out/$row.zeroshot.json")"
   fi
