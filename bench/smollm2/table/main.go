@@ -30,6 +30,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -338,9 +339,12 @@ func (z *ZeroShot) scored() string {
 	var parts []string
 	for _, s := range z.Sources {
 		file := "ROW" + s.File[strings.Index(s.File, ".zeroshot"):]
-		unit := "each task (of each MMLU subject)"
-		if len(s.Tasks) == 1 && s.Tasks[0] == "mmlu" {
+		unit := "each task"
+		switch {
+		case len(s.Tasks) == 1 && s.Tasks[0] == "mmlu":
 			unit = "each MMLU subject"
+		case slices.Contains(s.Tasks, "mmlu"):
+			unit = "each task (of each MMLU subject)"
 		}
 		if s.Limit == 0 {
 			parts = append(parts, fmt.Sprintf("all items of %s in %s", strings.TrimPrefix(unit, "each "), file))

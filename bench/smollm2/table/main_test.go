@@ -247,7 +247,7 @@ func TestZeroShotMMLUNote(t *testing.T) {
 	var b bytes.Buffer
 	Markdown(&b, res, missing, 1)
 	for _, s := range []string{"| piqa acc | arc_easy acc | mmlu acc | avg acc |", "| 0.6400 | 0.4900 | 0.2600 | 0.4633 |", "| 0.6000 | 0.4000 | 0.2000 | 0.4000 |",
-		"Scored on the first 200 items of each task (of each MMLU subject) in ROW.zeroshot.json (--limit 200) and the first 10 items of each MMLU subject in ROW.zeroshot-mmlu.json (--limit 10)."} {
+		"Scored on the first 200 items of each task in ROW.zeroshot.json (--limit 200) and the first 10 items of each MMLU subject in ROW.zeroshot-mmlu.json (--limit 10)."} {
 		if !strings.Contains(b.String(), s) {
 			t.Errorf("table lacks %q:\n%s", s, b.String())
 		}
