@@ -10,10 +10,15 @@
 // exp of the mean of the first -windows window NLLs, so rows scored on more
 // windows are compared on the same text. Rows whose files are missing are
 // listed as missing, not dropped silently. When any row has
-// RESULTS/ROW.zeroshot.json (optima eval --task ... --json, written by
-// run.sh when ZEROSHOT_TASKS is set), the table gains one acc column per
-// zero-shot task and their average, and a note gives the --limit they were
-// scored with; without such files those columns are left out.
+// RESULTS/ROW.zeroshot.json or RESULTS/ROW.zeroshot-mmlu.json (optima eval
+// --task ... --json, written by run.sh when ZEROSHOT_TASKS is set; the
+// second when ZEROSHOT_MMLU_LIMIT runs MMLU on its own limit), the row's
+// tasks from both files are merged (a task in both files is an error), the
+// table gains one acc column per zero-shot task and their average, and a
+// note gives the --limit of each file; without such files those columns
+// are left out. The average is recomputed from the merged tasks: the
+// unweighted mean of the tasks' acc, as lm-evaluation-harness' six-task
+// average in the OPTIMA paper.
 package main
 
 import (
@@ -25,7 +30,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -84,20 +89,35 @@ type zeroShotFile struct {
 		Items int     `json:"items"`
 		Acc   float64 `json:"acc"`
 	} `json:"tasks"`
-	Average float64 `json:"average_acc"`
 	// Limit is eval's --limit (0 or absent: every item).
 	Limit int `json:"limit"`
 }
 
-// ZeroShot is a row's zero-shot accuracy.
+// ZeroShotSource is one zero-shot file a row's results came from.
+type ZeroShotSource struct {
+	// File is the file's name without the directory, e.g.
+	// "wanda50-none.zeroshot-mmlu.json".
+	File string
+	// Limit is the file's --limit: items per task (per MMLU subject); 0: all.
+	Limit int
+	// Tasks are the file's tasks in its order.
+	Tasks []string
+}
+
+// ZeroShot is a row's zero-shot accuracy, merged from ROW.zeroshot.json and
+// ROW.zeroshot-mmlu.json.
 type ZeroShot struct {
-	// Acc is each task's acc by task name; Tasks keeps the file's order.
+	// Acc is each task's acc (fraction in [0, 1]) by task name; Tasks keeps
+	// the files' order, ROW.zeroshot.json first.
 	Acc   map[string]float64
 	Tasks []string
-	// Average is the unweighted mean of the tasks' acc (average_acc).
+	// Average is the unweighted mean of the merged tasks' acc, recomputed
+	// here (not the files' average_acc), as lm-evaluation-harness' six-task
+	// average in the OPTIMA paper: every task counts once, whatever its
+	// number of items.
 	Average float64
-	// Limit is the items per task (per MMLU subject) scored; 0: all.
-	Limit int
+	// Sources are the files read, ROW.zeroshot.json first.
+	Sources []ZeroShotSource
 }
 
 // Result is one rendered row.
@@ -110,35 +130,65 @@ type Result struct {
 	ErrAfter   float64
 	MaxDamping float64
 	Seconds    float64
-	// ZeroShot is nil when the row has no ROW.zeroshot.json.
+	// ZeroShot is nil when the row has neither ROW.zeroshot.json nor
+	// ROW.zeroshot-mmlu.json.
 	ZeroShot *ZeroShot
 }
 
-// loadZeroShot reads dir/ROW.zeroshot.json; a missing file gives nil and
-// no error.
+// zeroShotSuffixes are the files loadZeroShot merges, in order: the tasks
+// run.sh scores with $ZEROSHOT_LIMIT, and MMLU on its own with
+// $ZEROSHOT_MMLU_LIMIT.
+var zeroShotSuffixes = []string{".zeroshot.json", ".zeroshot-mmlu.json"}
+
+// loadZeroShot reads dir/ROW.zeroshot.json and dir/ROW.zeroshot-mmlu.json,
+// both optional, and merges their tasks. Neither file gives nil and no
+// error. Malformed JSON, a file without tasks, an empty or repeated task
+// name within a file, and a task listed in both files are errors naming
+// the file(s).
 func loadZeroShot(dir, row string) (*ZeroShot, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, row+".zeroshot.json"))
-	if errors.Is(err, os.ErrNotExist) {
+	var z *ZeroShot
+	from := map[string]string{} // task -> file
+	for _, suf := range zeroShotSuffixes {
+		name := row + suf
+		raw, err := os.ReadFile(filepath.Join(dir, name))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var f zeroShotFile
+		if err := json.Unmarshal(raw, &f); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if len(f.Tasks) == 0 {
+			return nil, fmt.Errorf("%s: no tasks", name)
+		}
+		if z == nil {
+			z = &ZeroShot{Acc: map[string]float64{}}
+		}
+		src := ZeroShotSource{File: name, Limit: f.Limit}
+		for _, t := range f.Tasks {
+			if other, dup := from[t.Task]; dup && other != name {
+				return nil, fmt.Errorf("task %q is in both %s and %s", t.Task, other, name)
+			}
+			if _, dup := from[t.Task]; dup || t.Task == "" {
+				return nil, fmt.Errorf("%s: task %q empty or listed twice", name, t.Task)
+			}
+			from[t.Task] = name
+			z.Acc[t.Task] = t.Acc
+			z.Tasks = append(z.Tasks, t.Task)
+			src.Tasks = append(src.Tasks, t.Task)
+		}
+		z.Sources = append(z.Sources, src)
+	}
+	if z == nil {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
+	for _, t := range z.Tasks {
+		z.Average += z.Acc[t]
 	}
-	var f zeroShotFile
-	if err := json.Unmarshal(raw, &f); err != nil {
-		return nil, fmt.Errorf("%s.zeroshot.json: %w", row, err)
-	}
-	if len(f.Tasks) == 0 {
-		return nil, fmt.Errorf("%s.zeroshot.json: no tasks", row)
-	}
-	z := &ZeroShot{Acc: map[string]float64{}, Average: f.Average, Limit: f.Limit}
-	for _, t := range f.Tasks {
-		if _, dup := z.Acc[t.Task]; dup || t.Task == "" {
-			return nil, fmt.Errorf("%s.zeroshot.json: task %q empty or listed twice", row, t.Task)
-		}
-		z.Acc[t.Task] = t.Acc
-		z.Tasks = append(z.Tasks, t.Task)
-	}
+	z.Average /= float64(len(z.Tasks))
 	return z, nil
 }
 
@@ -188,11 +238,11 @@ func Load(dir, row string, windows int) (Result, error) {
 // Markdown writes the table of res and a line naming the missing rows.
 // When a row has zero-shot results, one "acc" column per task (in the order
 // the rows first list them) and "avg acc" follow, "—" where a row lacks
-// them, and a note below the table gives the limit per task.
+// them, and a note below the table gives the --limit of each zero-shot file.
 func Markdown(w io.Writer, res []Result, missing []string, windows int) {
 	var tasks []string
 	seen := map[string]bool{}
-	limits := map[int][]string{}
+	var scorings []scoring
 	for _, r := range res {
 		if r.ZeroShot == nil {
 			continue
@@ -203,7 +253,7 @@ func Markdown(w io.Writer, res []Result, missing []string, windows int) {
 				tasks = append(tasks, t)
 			}
 		}
-		limits[r.ZeroShot.Limit] = append(limits[r.ZeroShot.Limit], r.Label)
+		scorings = addScoring(scorings, r.ZeroShot.scored(), r.Label)
 	}
 	head := fmt.Sprintf("| row | WikiText-2 ppl (%d windows) | sparsity | rel. error, mask only | rel. error, after update | max damping | seconds (Σ linears) |", windows)
 	rule := "|---|---|---|---|---|---|---|"
@@ -239,7 +289,7 @@ func Markdown(w io.Writer, res []Result, missing []string, windows int) {
 		fmt.Fprintln(w, line)
 	}
 	if len(tasks) > 0 {
-		fmt.Fprintf(w, "\nZero-shot acc as lm-evaluation-harness 0.4 scores it (optima eval); avg acc is the unweighted mean over the row's tasks. %s\n", limitNote(limits))
+		fmt.Fprintf(w, "\nZero-shot acc as lm-evaluation-harness 0.4 scores it (optima eval); avg acc is the unweighted mean over the row's tasks. %s\n", limitNote(scorings))
 	}
 	if len(missing) > 0 {
 		fmt.Fprintf(w, "\nNot computed: %s.\n", strings.Join(missing, ", "))
@@ -255,28 +305,65 @@ func (z *ZeroShot) accOf(task string) (float64, bool) {
 	return a, ok
 }
 
-// limitNote says how many items per task the zero-shot columns scored:
-// one sentence when every row used the same --limit, else one per limit.
-func limitNote(limits map[int][]string) string {
-	say := func(l int) string {
-		if l == 0 {
-			return "all items of each task"
+// scoring is one way rows were scored (scored's sentence part) and the
+// labels of the rows scored that way, in row order.
+type scoring struct {
+	how  string
+	rows []string
+}
+
+// addScoring adds label to the group of how, appending a new group at the
+// end when how is new.
+func addScoring(s []scoring, how, label string) []scoring {
+	for i := range s {
+		if s[i].how == how {
+			s[i].rows = append(s[i].rows, label)
+			return s
 		}
-		return fmt.Sprintf("the first %d items of each task (of each MMLU subject; --limit %d)", l, l)
 	}
-	if len(limits) == 1 {
-		for l := range limits {
-			return "Scored on " + say(l) + "."
+	return append(s, scoring{how: how, rows: []string{label}})
+}
+
+// scored says which items z's files scored, e.g. "the first 200 items of
+// each task in ROW.zeroshot.json (--limit 200) and the first 10 items of
+// each MMLU subject in ROW.zeroshot-mmlu.json (--limit 10)". A row with
+// only ROW.zeroshot.json keeps the shorter wording of one limit for every
+// task.
+func (z *ZeroShot) scored() string {
+	if len(z.Sources) == 1 && strings.HasSuffix(z.Sources[0].File, zeroShotSuffixes[0]) {
+		if l := z.Sources[0].Limit; l != 0 {
+			return fmt.Sprintf("the first %d items of each task (of each MMLU subject; --limit %d)", l, l)
 		}
+		return "all items of each task"
 	}
-	ls := make([]int, 0, len(limits))
-	for l := range limits {
-		ls = append(ls, l)
-	}
-	sort.Ints(ls)
 	var parts []string
-	for _, l := range ls {
-		parts = append(parts, fmt.Sprintf("%s: %s", strings.Join(limits[l], ", "), say(l)))
+	for _, s := range z.Sources {
+		file := "ROW" + s.File[strings.Index(s.File, ".zeroshot"):]
+		unit := "each task"
+		switch {
+		case len(s.Tasks) == 1 && s.Tasks[0] == "mmlu":
+			unit = "each MMLU subject"
+		case slices.Contains(s.Tasks, "mmlu"):
+			unit = "each task (of each MMLU subject)"
+		}
+		if s.Limit == 0 {
+			parts = append(parts, fmt.Sprintf("all items of %s in %s", strings.TrimPrefix(unit, "each "), file))
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("the first %d items of %s in %s (--limit %d)", s.Limit, unit, file, s.Limit))
+	}
+	return strings.Join(parts, " and ")
+}
+
+// limitNote says how many items the zero-shot columns scored: one sentence
+// when every row was scored the same way, else one part per way.
+func limitNote(s []scoring) string {
+	if len(s) == 1 {
+		return "Scored on " + s[0].how + "."
+	}
+	var parts []string
+	for _, g := range s {
+		parts = append(parts, fmt.Sprintf("%s: %s", strings.Join(g.rows, ", "), g.how))
 	}
 	return "Rows were scored with different limits, so their accuracies are not comparable: " + strings.Join(parts, "; ") + "."
 }
@@ -325,7 +412,7 @@ func LoadAll(dir string, windows int) (res []Result, missing []string, err error
 }
 
 func main() {
-	dir := flag.String("results", "bench/smollm2/results", "directory of ROW.eval.json, ROW.report.json and (optional) ROW.zeroshot.json")
+	dir := flag.String("results", "bench/smollm2/results", "directory of ROW.eval.json, ROW.report.json and (optional) ROW.zeroshot.json, ROW.zeroshot-mmlu.json")
 	windows := flag.Int("windows", 32, "WikiText-2 windows per row")
 	png := flag.String("png", "", "write the perplexity bar chart here (PNG)")
 	flag.Parse()

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func TestLabel(t *testing.T) {
@@ -144,24 +145,170 @@ func TestZeroShotColumnsOptional(t *testing.T) {
 	}
 }
 
-// FuzzLoadZeroShot feeds arbitrary ROW.zeroshot.json contents to the
-// renderer: it must return an error or a result whose tasks are distinct
-// and named, never panic.
-func FuzzLoadZeroShot(f *testing.F) {
-	f.Add(`{"tasks": [{"task": "piqa", "acc": 0.5}], "average_acc": 0.5, "limit": 3}`)
-	f.Add(`{"tasks": [{"task": "piqa"}, {"task": "piqa"}]}`)
-	f.Add(`{"tasks": null}`)
-	f.Fuzz(func(t *testing.T, s string) {
-		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, "dense.zeroshot.json"), []byte(s), 0o644); err != nil {
+// TestLoadZeroShotMerge checks how ROW.zeroshot.json and
+// ROW.zeroshot-mmlu.json merge: tasks in file order, the average
+// recomputed as the unweighted mean of the merged tasks' acc, each file's
+// limit kept, and errors that name the file(s) at fault.
+func TestLoadZeroShotMerge(t *testing.T) {
+	const (
+		five = `{"tasks": [{"task": "piqa", "acc": 0.6}, {"task": "arc_easy", "acc": 0.4}], "average_acc": 0.5, "limit": 200}`
+		mmlu = `{"tasks": [{"task": "mmlu", "items": 570, "acc": 0.26}], "average_acc": 0.26, "limit": 10}`
+	)
+	for _, tc := range []struct {
+		name       string
+		main, mmlu string // "" leaves the file out
+		want       *ZeroShot
+		wantErr    []string // substrings of the error; nil: no error
+	}{
+		{name: "neither file"},
+		{
+			name: "missing mmlu file", main: five,
+			want: &ZeroShot{Acc: map[string]float64{"piqa": 0.6, "arc_easy": 0.4}, Tasks: []string{"piqa", "arc_easy"}, Average: 0.5,
+				Sources: []ZeroShotSource{{File: "dense.zeroshot.json", Limit: 200, Tasks: []string{"piqa", "arc_easy"}}}},
+		},
+		{
+			name: "mmlu file only", mmlu: mmlu,
+			want: &ZeroShot{Acc: map[string]float64{"mmlu": 0.26}, Tasks: []string{"mmlu"}, Average: 0.26,
+				Sources: []ZeroShotSource{{File: "dense.zeroshot-mmlu.json", Limit: 10, Tasks: []string{"mmlu"}}}},
+		},
+		{
+			// (0.6 + 0.4 + 0.26) / 3, not the mean of the files' averages
+			// nor an item-weighted mean.
+			name: "merge", main: five, mmlu: mmlu,
+			want: &ZeroShot{Acc: map[string]float64{"piqa": 0.6, "arc_easy": 0.4, "mmlu": 0.26}, Tasks: []string{"piqa", "arc_easy", "mmlu"}, Average: 1.26 / 3,
+				Sources: []ZeroShotSource{{File: "dense.zeroshot.json", Limit: 200, Tasks: []string{"piqa", "arc_easy"}}, {File: "dense.zeroshot-mmlu.json", Limit: 10, Tasks: []string{"mmlu"}}}},
+		},
+		{
+			name: "file average ignored", main: `{"tasks": [{"task": "piqa", "acc": 0.6}, {"task": "mmlu", "acc": 0.2}], "average_acc": 0.9}`,
+			want: &ZeroShot{Acc: map[string]float64{"piqa": 0.6, "mmlu": 0.2}, Tasks: []string{"piqa", "mmlu"}, Average: 0.4,
+				Sources: []ZeroShotSource{{File: "dense.zeroshot.json", Tasks: []string{"piqa", "mmlu"}}}},
+		},
+		{
+			name: "task in both files", main: `{"tasks": [{"task": "piqa", "acc": 0.6}, {"task": "mmlu", "acc": 0.2}]}`, mmlu: mmlu,
+			wantErr: []string{`"mmlu"`, "dense.zeroshot.json", "dense.zeroshot-mmlu.json"},
+		},
+		{name: "task twice in mmlu file", main: five, mmlu: `{"tasks": [{"task": "mmlu"}, {"task": "mmlu"}]}`, wantErr: []string{"dense.zeroshot-mmlu.json", "twice"}},
+		{name: "malformed mmlu file", main: five, mmlu: `{"tasks": [`, wantErr: []string{"dense.zeroshot-mmlu.json"}},
+		{name: "mmlu file without tasks", main: five, mmlu: `{"tasks": []}`, wantErr: []string{"dense.zeroshot-mmlu.json: no tasks"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, s := range map[string]string{"dense.zeroshot.json": tc.main, "dense.zeroshot-mmlu.json": tc.mmlu} {
+				if s == "" {
+					continue
+				}
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			z, err := loadZeroShot(dir, "dense")
+			if tc.wantErr != nil {
+				if err == nil {
+					t.Fatalf("no error, want one with %q", tc.wantErr)
+				}
+				for _, s := range tc.wantErr {
+					if !strings.Contains(err.Error(), s) {
+						t.Errorf("error %q lacks %q", err, s)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, z, cmpopts.EquateApprox(0, 1e-12)); diff != "" {
+				t.Errorf("loadZeroShot (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestZeroShotMMLUNote renders rows whose MMLU came from its own file: the
+// mmlu column, the six-task average and a note that gives each file's
+// limit; a row without the MMLU file is called out as scored differently.
+func TestZeroShotMMLUNote(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
 			t.Fatal(err)
+		}
+	}
+	write("dense.eval.json", `{"window_nll": [1]}`)
+	write("dense.zeroshot.json", `{"tasks": [{"task": "piqa", "acc": 0.64}, {"task": "arc_easy", "acc": 0.49}], "limit": 200}`)
+	write("dense.zeroshot-mmlu.json", `{"tasks": [{"task": "mmlu", "acc": 0.26}], "limit": 10}`)
+	write("wanda50-none.eval.json", `{"window_nll": [2]}`)
+	write("wanda50-none.report.json", `{"totals": {}}`)
+	write("wanda50-none.zeroshot.json", `{"tasks": [{"task": "piqa", "acc": 0.6}, {"task": "arc_easy", "acc": 0.4}], "limit": 200}`)
+	write("wanda50-none.zeroshot-mmlu.json", `{"tasks": [{"task": "mmlu", "acc": 0.2}], "limit": 10}`)
+	res, missing, err := LoadAll(dir, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	Markdown(&b, res, missing, 1)
+	for _, s := range []string{"| piqa acc | arc_easy acc | mmlu acc | avg acc |", "| 0.6400 | 0.4900 | 0.2600 | 0.4633 |", "| 0.6000 | 0.4000 | 0.2000 | 0.4000 |",
+		"Scored on the first 200 items of each task in ROW.zeroshot.json (--limit 200) and the first 10 items of each MMLU subject in ROW.zeroshot-mmlu.json (--limit 10)."} {
+		if !strings.Contains(b.String(), s) {
+			t.Errorf("table lacks %q:\n%s", s, b.String())
+		}
+	}
+	if err := os.Remove(filepath.Join(dir, "wanda50-none.zeroshot-mmlu.json")); err != nil {
+		t.Fatal(err)
+	}
+	if res, missing, err = LoadAll(dir, 1); err != nil {
+		t.Fatal(err)
+	}
+	b.Reset()
+	Markdown(&b, res, missing, 1)
+	for _, s := range []string{"| 0.6000 | 0.4000 | — | 0.5000 |", "not comparable: dense: the first 200 items", "; Wanda 50% / none: the first 200 items of each task (of each MMLU subject; --limit 200)."} {
+		if !strings.Contains(b.String(), s) {
+			t.Errorf("table lacks %q:\n%s", s, b.String())
+		}
+	}
+}
+
+// FuzzLoadZeroShot feeds arbitrary ROW.zeroshot.json and
+// ROW.zeroshot-mmlu.json contents ("" leaves the file out) to the renderer:
+// it must return an error or a result whose tasks are distinct and named
+// and whose average lies within the tasks' acc (when they are in [0, 1]),
+// never panic.
+func FuzzLoadZeroShot(f *testing.F) {
+	f.Add(`{"tasks": [{"task": "piqa", "acc": 0.5}], "average_acc": 0.5, "limit": 3}`, "")
+	f.Add(`{"tasks": [{"task": "piqa"}, {"task": "piqa"}]}`, "")
+	f.Add(`{"tasks": null}`, "")
+	f.Add(`{"tasks": [{"task": "piqa", "acc": 0.5}], "limit": 200}`, `{"tasks": [{"task": "mmlu", "acc": 0.25}], "limit": 10}`)
+	f.Add(`{"tasks": [{"task": "mmlu", "acc": 0.5}]}`, `{"tasks": [{"task": "mmlu", "acc": 0.25}]}`)
+	f.Add("", `{"tasks": [{"task": "mmlu", "acc": 0.25}]}`)
+	f.Fuzz(func(t *testing.T, main, mmlu string) {
+		dir := t.TempDir()
+		for name, s := range map[string]string{"dense.zeroshot.json": main, "dense.zeroshot-mmlu.json": mmlu} {
+			if s == "" {
+				continue
+			}
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 		z, err := loadZeroShot(dir, "dense")
 		if err != nil {
 			return
 		}
+		if main == "" && mmlu == "" {
+			if z != nil {
+				t.Fatalf("no files gave %+v", z)
+			}
+			return
+		}
 		if z == nil || len(z.Tasks) == 0 || len(z.Acc) != len(z.Tasks) {
-			t.Fatalf("accepted %q as %+v", s, z)
+			t.Fatalf("accepted %q, %q as %+v", main, mmlu, z)
+		}
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, a := range z.Acc {
+			lo, hi = min(lo, a), max(hi, a)
+		}
+		// Accuracies in [0, 1] cannot overflow the sum; check the mean there.
+		if lo >= 0 && hi <= 1 && !(z.Average >= lo-1e-12 && z.Average <= hi+1e-12) {
+			t.Fatalf("average %g outside [%g, %g]", z.Average, lo, hi)
 		}
 		var b bytes.Buffer
 		Markdown(&b, []Result{{Label: "dense", ZeroShot: z}}, nil, 1)
