@@ -44,6 +44,7 @@ type fallbackResult struct {
 	BaseSec  float64           `json:"base_sec"` // SolveRows with Fallback off: PCG + statistics
 	Variants []fallbackVariant `json:"variants"`
 	Gram     []gramResult      `json:"gram"`
+	Split    *fallbackSplit    `json:"split,omitempty"` // the batched fallback's time per row, by part
 }
 
 // noBatch hides kernels.BatchedCholesky of a backend (keeping
@@ -153,6 +154,20 @@ func runFallback(be kernels.Backend, cb *cuda.Backend, name string, hidden, inte
 		fmt.Printf("fallback %-12s %d rows: SolveRows %.3fs, fallback alone %.3fs (%.2f ms/row), speedup %.2f, largest row difference %.2g of the row's max |w|\n",
 			v.name, st.FallbackRows, sec, r.FallbackSec, 1e3*r.FallbackSec/float64(max(1, st.FallbackRows)), r.Speedup, r.MaxRelDiff)
 	}
+
+	batched := map[string]kernels.Backend{}
+	for _, v := range variants[1:] {
+		batched[v.name] = v.be
+	}
+	if rep.Split, err = runSplit(be, batched, h, in, w, m.Pruned, rows); err != nil {
+		return err
+	}
+	fmt.Printf("fallback split, %d rows of |S| = %d per batched call: host build %.2f ms/row, pageable upload of H_SS %.2f ms/row,",
+		rep.Split.Batch, rep.Split.N, rep.Split.BuildMs, rep.Split.UploadMs)
+	for _, v := range variants[1:] {
+		fmt.Printf(" CholeskySolveBatched %s %.2f ms/row", v.name, rep.Split.CallMs[v.name])
+	}
+	fmt.Println(" (the device's part ≈ call − upload)")
 
 	for _, n := range []int{hidden, inter} {
 		x := make([]float32, tokens*n)

@@ -12,7 +12,8 @@ import (
 // TestRunFallbackCPU runs --fallback-bench on kernels/cpu at tiny shapes:
 // every row takes the fallback, the batched and one-by-one variants' weights
 // are equal (the CPU backend's batched Cholesky is the same arithmetic), |S| is
-// half the row, and the JSON report holds both Gram timings.
+// half the row, and the JSON report holds both Gram timings and the split
+// of the batched fallback's time.
 func TestRunFallbackCPU(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "fallback.json")
 	be := cpu.New(2)
@@ -37,6 +38,9 @@ func TestRunFallbackCPU(t *testing.T) {
 		if v.MaxRelDiff != 0 || !(v.Sec > 0) {
 			t.Errorf("variant %+v: want equal weights and a positive time", v)
 		}
+	}
+	if sp := rep.Split; sp == nil || sp.N != 32 || sp.Batch != 24 || !(sp.BuildMs > 0) || !(sp.UploadMs > 0) || len(sp.CallMs) != 1 || !(sp.CallMs["batched"] > 0) {
+		t.Errorf("split %+v: want |S| 32, 24 rows per call (all rows fit 256 MiB), positive times, one batched call time", sp)
 	}
 	if len(rep.Gram) != 2 || rep.Gram[0].In != 64 || rep.Gram[1].In != 96 || !(rep.Gram[1].Sec > 0) || !(rep.Gram[1].FloorSec > 0) {
 		t.Errorf("gram timings %+v", rep.Gram)

@@ -120,7 +120,8 @@ func main() {
 	dumpTypes := flag.String("dump-types", "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", "comma-separated linears to dump")
 	fbBench := flag.Bool("fallback-bench", false, "instead of the solve benchmark: --fallback-rows rows of the q_proj shape through the one-by-one and the batched Cholesky fallback, and AccumulateGram of --tokens × --hidden and × --intermediate against its SGEMM floor")
 	fbRows := flag.Int("fallback-rows", 512, "rows of --fallback-bench")
-	fwdBench := flag.Bool("forward-bench", false, "instead of the solve benchmark: one SmolLM2-135M-shaped block forward (random weights, --forward-nseq × --forward-seqlen tokens) on kernels/cpu vs with its large GEMMs on the GPU (prune.WithGPUGemm, DefaultGemmRoute), and its GEMM shapes alone on both")
+	fwdBench := flag.Bool("forward-bench", false, "instead of the solve benchmark: one SmolLM2-135M-shaped block forward (random weights, --forward-nseq × --forward-seqlen tokens) on kernels/cpu with --threads goroutines vs with its large GEMMs on the GPU (prune.WithGPUGemm, --forward-route), and its GEMM shapes alone on both")
+	fwdRoute := flag.String("forward-route", "threads", "route of --forward-bench: threads (prune.GemmRouteFor(--threads), what optima uses) or default (prune.DefaultGemmRoute: every linear of 8×2048 tokens to the GPU)")
 	fwdNSeq := flag.Int("forward-nseq", 8, "sequences of --forward-bench")
 	fwdSeqLen := flag.Int("forward-seqlen", 2048, "tokens per sequence of --forward-bench")
 	fwdReps := flag.Int("forward-reps", 5, "timed repetitions of --forward-bench (median reported, after one warm-up)")
@@ -139,7 +140,7 @@ func main() {
 			if t <= 0 {
 				t = runtime.GOMAXPROCS(0)
 			}
-			return runForward(be, name, t, *fwdNSeq, *fwdSeqLen, max(1, *fwdReps), *seed, true, *out)
+			return runForward(be, name, t, *fwdRoute, *fwdNSeq, *fwdSeqLen, max(1, *fwdReps), *seed, true, *out)
 		}()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "cudabench:", err)

@@ -74,7 +74,7 @@ MODEL/adapter (optima prune --separate-lora) is evaluated with the adapter merge
 	f.IntVar(&o.maxWindows, "max-windows", 0, "evaluate only the first N windows (0: all)")
 	f.StringVar(&o.dataDir, "data-dir", "", "data directory (default: $OPTIMA_DATA, ../shared/data, ../../shared/data, shared/data)")
 	f.IntVar(&o.threads, "threads", 0, "compute threads (0: all cores)")
-	f.StringVar(&o.device, "device", "cpu", "where the forward pass's large GEMMs run: cpu, or cuda (the first NVIDIA GPU; an error without one). Opt-in, not yet measured on a GPU")
+	f.StringVar(&o.device, "device", "cpu", "where the forward pass's large GEMMs run: cpu, or cuda (the first NVIDIA GPU; an error without one). A GEMM goes to the GPU only above 8 FLOP/B per --threads thread (at least 64): it pays off only with few CPU threads per GPU or a large model; on a 32-thread H200 host SmolLM2's forward stays on the CPU (bench/cuda/README.md)")
 	f.BoolVar(&o.jsonOut, "json", false, "print the result as JSON")
 	f.BoolVar(&o.noProg, "no-progress", false, "no progress bar")
 	f.BoolVar(&o.plain, "plain-scoring", false, "zero-shot: run every choice's whole sequence instead of running a shared context once (for timing comparisons)")

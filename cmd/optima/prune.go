@@ -124,7 +124,7 @@ prune_and_quantize to these flags.`,
 	f.Float64Var(&o.cfg.Solve.Damping, "damping", o.cfg.Solve.Damping, "relative Hessian damping λ: H + λ·mean(diag H)·I")
 	f.BoolVar(&o.cfg.Solve.Float64, "float64", o.cfg.Solve.Float64, "run the row solve's products in float64")
 	f.StringVar(&o.cfg.Solve.Device, "device", "cpu", "where the row solve runs: cpu, or cuda (the first NVIDIA GPU; an error without one)")
-	f.StringVar(&o.cfg.ForwardDevice, "forward-device", "cpu", "where the large GEMMs of each block's forward pass (calibration, propagation, --eval-tasks) run: cpu, or cuda (the first NVIDIA GPU, with or without --device cuda; an error without one). Opt-in, not yet measured on a GPU")
+	f.StringVar(&o.cfg.ForwardDevice, "forward-device", "cpu", "where the large GEMMs of each block's forward pass (calibration, propagation, --eval-tasks) run: cpu, or cuda (the first NVIDIA GPU, with or without --device cuda; an error without one). A GEMM goes to the GPU only above 8 FLOP/B per --threads thread (at least 64): it pays off only with few CPU threads per GPU or a large model; on a 32-thread H200 host SmolLM2's forward stays on the CPU (bench/cuda/README.md)")
 	f.IntVar(&o.cfg.Solve.MaxIter, "cg-max-iter", o.cfg.Solve.MaxIter, "conjugate-gradient iterations per row before the direct fallback")
 	f.Float64Var(&o.cfg.Solve.Tol, "cg-tol", o.cfg.Solve.Tol, "per-row relative residual that ends conjugate gradients")
 	f.StringVar(&o.cfg.Out, "out", "", "output model directory (replaced atomically)")

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -100,6 +101,164 @@ func TestGemmRouteToGPU(t *testing.T) {
 		if got := tc.r.ToGPU(tc.m, tc.n, tc.k, tc.beta); got != tc.want {
 			t.Errorf("%s: %+v.ToGPU(%d, %d, %d, beta %g) = %v, want %v", tc.name, tc.r, tc.m, tc.n, tc.k, tc.beta, got, tc.want)
 		}
+	}
+}
+
+// threadsFake is a fake CPU backend for the route of withDevices: its
+// Capabilities report threads, its Sgemm calls are recorded (and write 7s),
+// and everything else panics.
+type threadsFake struct {
+	sgemmRecorder
+	threads int
+}
+
+func (f *threadsFake) Capabilities() kernels.Capabilities {
+	return kernels.Capabilities{Device: "cpu", Threads: f.threads}
+}
+
+// SmolLM2-135M's forward GEMMs over 8×2048 tokens (and the LM head over 256
+// rows, one query block of the attention) and Llama-3.1-8B's linears over
+// 16384 tokens, as (m, n, k) of x·Wᵀ.
+var (
+	smolQ     = gemmShape{16384, 576, 576}    // q_proj/o_proj, 141.5 FLOP/B
+	smolK     = gemmShape{16384, 192, 576}    // k_proj/v_proj, 71.4
+	smolGate  = gemmShape{16384, 1536, 576}   // gate_proj/up_proj, 204.2
+	smolDown  = gemmShape{16384, 576, 1536}   // down_proj, 204.2
+	smolHead  = gemmShape{256, 49152, 576}    // LM head, 88.3
+	smolAttn  = gemmShape{128, 2048, 64}      // attention scores, 20.9
+	llamaQ    = gemmShape{16384, 4096, 4096}  // q_proj/o_proj, 910
+	llamaK    = gemmShape{16384, 1024, 4096}  // k_proj/v_proj, 390
+	llamaGate = gemmShape{16384, 14336, 4096} // gate_proj/up_proj, 1333
+	llamaDown = gemmShape{16384, 4096, 14336} // down_proj, 1333
+)
+
+func TestGemmRouteFor(t *testing.T) {
+	for _, tc := range []struct {
+		threads int
+		want    float64 // MinFlopsPerByte
+	}{
+		{1, 64}, {4, 64}, {8, 64}, {9, 72}, {16, 128}, {32, 256}, {128, 1024},
+	} {
+		got := GemmRouteFor(tc.threads)
+		if want := (GemmRoute{MinMNK: 1 << 25, MinFlopsPerByte: tc.want}); got != want {
+			t.Errorf("GemmRouteFor(%d) = %+v, want %+v", tc.threads, got, want)
+		}
+	}
+	for _, th := range []int{0, -3} {
+		if got, want := GemmRouteFor(th), GemmRouteFor(runtime.GOMAXPROCS(0)); got != want {
+			t.Errorf("GemmRouteFor(%d) = %+v, want GemmRouteFor(GOMAXPROCS) %+v", th, got, want)
+		}
+	}
+	if got := GemmRouteFor(8); got != DefaultGemmRoute {
+		t.Errorf("GemmRouteFor(8) = %+v, want the floor DefaultGemmRoute %+v", got, DefaultGemmRoute)
+	}
+
+	for _, tc := range []struct {
+		name    string
+		threads int
+		s       gemmShape
+		want    bool
+	}{
+		// 32 threads (256 FLOP/B): SmolLM2 stays on the CPU, as measured.
+		{"smol q_proj 32t", 32, smolQ, false},
+		{"smol k_proj 32t", 32, smolK, false},
+		{"smol gate_proj 32t", 32, smolGate, false},
+		{"smol down_proj 32t", 32, smolDown, false},
+		{"smol lm_head 32t", 32, smolHead, false},
+		{"smol attention 32t", 32, smolAttn, false},
+		// 16 threads (128 FLOP/B): the q/o and MLP products go.
+		{"smol q_proj 16t", 16, smolQ, true},
+		{"smol k_proj 16t", 16, smolK, false},
+		{"smol gate_proj 16t", 16, smolGate, true},
+		{"smol down_proj 16t", 16, smolDown, true},
+		{"smol lm_head 16t", 16, smolHead, false},
+		// 4 threads (the 64 FLOP/B floor): every linear goes, not the attention.
+		{"smol q_proj 4t", 4, smolQ, true},
+		{"smol k_proj 4t", 4, smolK, true},
+		{"smol gate_proj 4t", 4, smolGate, true},
+		{"smol down_proj 4t", 4, smolDown, true},
+		{"smol lm_head 4t", 4, smolHead, true},
+		{"smol attention 4t (below MinMNK)", 4, smolAttn, false},
+		{"smol attention 1t (below MinMNK)", 1, smolAttn, false},
+		// Llama-3.1-8B at 32 threads: all linears go; at 64, k/v stays.
+		{"8B q_proj 32t", 32, llamaQ, true},
+		{"8B k_proj 32t", 32, llamaK, true},
+		{"8B gate_proj 32t", 32, llamaGate, true},
+		{"8B down_proj 32t", 32, llamaDown, true},
+		{"8B k_proj 64t", 64, llamaK, false},
+		{"8B gate_proj 128t", 128, llamaGate, true},
+	} {
+		if got := GemmRouteFor(tc.threads).ToGPU(tc.s.M, tc.s.N, tc.s.K, 0); got != tc.want {
+			t.Errorf("%s: GemmRouteFor(%d).ToGPU(%v) = %v, want %v", tc.name, tc.threads, tc.s, got, tc.want)
+		}
+	}
+}
+
+// TestGemmRouteForAgreesWithMeasurement: at the 32 threads of the
+// measurement (bench/cuda/results/gpu-checks-2026-11-30/forward.json), the
+// route sends a shape to the GPU exactly when it was faster there, and the
+// per-thread break-even intensity of every measured shape (intensity ×
+// gpu/cpu seconds ÷ threads) lies within 35% of GemmFlopsPerBytePerThread.
+func TestGemmRouteForAgreesWithMeasurement(t *testing.T) {
+	const threads = 32
+	for _, tc := range []struct {
+		name           string
+		s              gemmShape
+		cpuSec, gpuSec float64
+	}{
+		{"q_proj/o_proj", smolQ, 0.006340338, 0.008455228},
+		{"k_proj/v_proj", smolK, 0.002697362, 0.006617437},
+		{"gate_proj/up_proj", smolGate, 0.01417686, 0.014923979},
+		{"down_proj", smolDown, 0.014617052, 0.018978467},
+		{"lm_head 256 rows", smolHead, 0.008072642, 0.021131321},
+	} {
+		m, n, k := float64(tc.s.M), float64(tc.s.N), float64(tc.s.K)
+		intensity := 2 * m * n * k / (4 * (m*k + k*n + m*n))
+		if got, want := GemmRouteFor(threads).ToGPU(tc.s.M, tc.s.N, tc.s.K, 0), tc.gpuSec < tc.cpuSec; got != want {
+			t.Errorf("%s: routed to the GPU %v, but measured cpu %.4f s gpu %.4f s", tc.name, got, tc.cpuSec, tc.gpuSec)
+		}
+		perThread := intensity * tc.gpuSec / tc.cpuSec / threads
+		if r := perThread / GemmFlopsPerBytePerThread; r < 0.65 || r > 1.35 {
+			t.Errorf("%s: break-even %.2f FLOP/B per thread, %.2f× GemmFlopsPerBytePerThread", tc.name, perThread, r)
+		}
+	}
+}
+
+// TestWithDevicesRouteFollowsThreads: the backend ForwardBackend builds
+// routes by its CPU backend's thread count: a 512³ product (85 FLOP/B)
+// goes to the GPU under 4 threads and stays on the CPU under 32; with no
+// device, the backend itself comes back; a Gram-only backend keeps the
+// same route field.
+func TestWithDevicesRouteFollowsThreads(t *testing.T) {
+	const s = 512
+	c := make([]float32, s*s)
+	ab := make([]float32, s*s)
+	for _, tc := range []struct {
+		threads int
+		toGPU   bool
+	}{{4, true}, {32, false}} {
+		base := &threadsFake{threads: tc.threads}
+		gpu := &sgemmRecorder{}
+		be := withDevices(base, nil, gpu)
+		if r, ok := be.(routed); !ok || r.route != GemmRouteFor(tc.threads) {
+			t.Fatalf("withDevices(%d threads) = %#v, want a routed backend with GemmRouteFor(%d)", tc.threads, be, tc.threads)
+		}
+		be.Sgemm(false, true, s, s, s, 1, ab, s, ab, s, 0, c, s)
+		want := []gemmShape{{s, s, s}}
+		gotGPU, gotCPU := gpu.calls, base.calls
+		if !tc.toGPU {
+			gotGPU, gotCPU = gotCPU, gotGPU
+		}
+		if diff := cmp.Diff(want, gotGPU); diff != "" || len(gotCPU) != 0 {
+			t.Errorf("%d threads: %d³ Sgemm on GPU %v, CPU %v; want it on the GPU = %v", tc.threads, s, gpu.calls, base.calls, tc.toGPU)
+		}
+	}
+	base := &threadsFake{threads: 4}
+	if be := withDevices(base, nil, nil); be != kernels.Backend(base) {
+		t.Errorf("withDevices(be, nil, nil) = %#v, want be itself", be)
+	}
+	if r, ok := withDevices(base, &gramOnly{}, nil).(routed); !ok || r.gemm != nil || r.gram == nil {
+		t.Errorf("withDevices(be, gram, nil) = %#v, want only the Gram routed", r)
 	}
 }
 
@@ -252,8 +411,8 @@ func TestForwardBackend(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, ok := got.(routed)
-	if !ok || r.Backend != kernels.Backend(c) || r.gram != nil || r.route != DefaultGemmRoute {
-		t.Fatalf("ForwardBackend(forward cuda) = %#v, want the CPU backend with only the GEMMs routed (DefaultGemmRoute)", got)
+	if !ok || r.Backend != kernels.Backend(c) || r.gram != nil || r.route != GemmRouteFor(1) {
+		t.Fatalf("ForwardBackend(forward cuda) = %#v, want the CPU backend with only the GEMMs routed (GemmRouteFor(1))", got)
 	}
 	if _, ok := r.gemm.(*cuda.Backend); !ok {
 		t.Errorf("ForwardBackend(forward cuda) routes Sgemm to %T, want *cuda.Backend", r.gemm)
@@ -361,11 +520,13 @@ func checkForwardMatchesCPU(t *testing.T, dev kernels.Backend, tol float64) {
 }
 
 // BenchmarkForwardGPUGemm times one SmolLM2-135M-shaped Llama block forward
-// (random weights, 2×2048 tokens) on the CPU backend and through
-// ForwardBackend(cpu, "", "cuda") (DefaultGemmRoute) in the same run, and
-// reports cpu_over_gpu_gemm, the ratio of their times per forward. Skipped
-// without a GPU (OPTIMA_REQUIRE_GPU=1: a failure); cudabench
-// --forward-bench is the fuller measurement.
+// (random weights, 2×2048 tokens) on the CPU backend (GOMAXPROCS threads)
+// and through ForwardBackend(cpu, "", "cuda") in the same run, and reports
+// cpu_over_gpu_gemm, the ratio of their times per forward: sub-benchmark
+// "threads" with ForwardBackend's route (GemmRouteFor(GOMAXPROCS)),
+// "default" with DefaultGemmRoute (the linears on the GPU). Skipped without
+// a GPU (OPTIMA_REQUIRE_GPU=1: a failure); cudabench --forward-bench is the
+// fuller measurement.
 func BenchmarkForwardGPUGemm(b *testing.B) {
 	if err := cuda.Available(); err != nil {
 		if os.Getenv("OPTIMA_REQUIRE_GPU") == "1" {
@@ -387,27 +548,37 @@ func BenchmarkForwardGPUGemm(b *testing.B) {
 		x0[i] = float32(rng.NormFloat64())
 	}
 	c := cpu.New(0)
-	gpu, err := ForwardBackend(c, "", "cuda")
+	fb, err := ForwardBackend(c, "", "cuda")
 	if err != nil {
 		b.Fatal(err)
 	}
 	x := make([]float32, len(x0))
-	forward := func(be kernels.Backend) {
-		copy(x, x0)
-		if err := fam.ForwardBlock(be, 0, w, x, nseq, seqlen, nil); err != nil {
-			b.Fatal(err)
-		}
+	for _, bc := range []struct {
+		name string
+		gpu  kernels.Backend
+	}{
+		{"threads", fb},
+		{"default", WithGPUGemm(c, fb.(routed).gemm, DefaultGemmRoute)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			forward := func(be kernels.Backend) {
+				copy(x, x0)
+				if err := fam.ForwardBlock(be, 0, w, x, nseq, seqlen, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			forward(c)
+			forward(bc.gpu)
+			var tc, tg time.Duration
+			for b.Loop() {
+				t := time.Now()
+				forward(c)
+				tc += time.Since(t)
+				t = time.Now()
+				forward(bc.gpu)
+				tg += time.Since(t)
+			}
+			b.ReportMetric(float64(tc)/float64(tg), "cpu_over_gpu_gemm")
+		})
 	}
-	forward(c)
-	forward(gpu)
-	var tc, tg time.Duration
-	for b.Loop() {
-		t := time.Now()
-		forward(c)
-		tc += time.Since(t)
-		t = time.Now()
-		forward(gpu)
-		tg += time.Since(t)
-	}
-	b.ReportMetric(float64(tc)/float64(tg), "cpu_over_gpu_gemm")
 }

@@ -28,7 +28,8 @@ func GramBackend(be kernels.Backend, device string) (kernels.Backend, error) {
 // ForwardBackend returns be itself, bit-identical to a CPU run) or "cuda":
 // solveDevice "cuda" sends the Gram products to the GPU (GramBackend),
 // forwardDevice "cuda" sends the large Sgemm calls of the forward to it
-// (WithGPUGemm with DefaultGemmRoute). Both use the process's shared CUDA
+// (WithGPUGemm with GemmRouteFor(be.Capabilities().Threads): the fewer CPU
+// threads, the more of them). Both use the process's shared CUDA
 // backend (solve.DeviceBackend), so forwardDevice "cuda" works without
 // solveDevice "cuda". Errors: one wrapping cuda.ErrUnavailable when no GPU is
 // usable (never a silent CPU run), solve.ErrInvalidOptions for an unknown
@@ -42,11 +43,7 @@ func ForwardBackend(be kernels.Backend, solveDevice, forwardDevice string) (kern
 	if err != nil {
 		return be, fmt.Errorf("forward device: %w", err)
 	}
-	if gram == nil && gemm == nil {
-		return be, nil
-	}
-	r := routed{Backend: be, gram: gram, gemm: gemm, route: DefaultGemmRoute}
-	return r, nil
+	return withDevices(be, gram, gemm), nil
 }
 
 // WithGram returns a kernels.Backend that runs AccumulateGram on gram and
@@ -72,9 +69,9 @@ func WithGram(be, gram kernels.Backend) kernels.Backend {
 // needs). The cost: a caller whose product is routed to the GPU waits for
 // those queued ahead of it (other shards' GEMMs, Gram products, row-solve
 // work on the shared backend) instead of running on idle CPU cores; with
-// DefaultGemmRoute only the large linear products of a forward are routed,
-// and the attention products (many small calls from many goroutines) stay on
-// be. A CUDA failure panics with the GPU backend's *cuda.Error, as its
+// DefaultGemmRoute or GemmRouteFor only the large linear products of a
+// forward are routed, and the attention products (many small calls from
+// many goroutines) stay on be. A CUDA failure panics with the GPU backend's *cuda.Error, as its
 // Sgemm documents; it is not retried on the CPU.
 func WithGPUGemm(be, gpu kernels.Backend, route GemmRoute) kernels.Backend {
 	if r, ok := be.(routed); ok {
@@ -97,9 +94,12 @@ type GemmRoute struct {
 	MinFlopsPerByte float64
 }
 
-// DefaultGemmRoute is the routing of ForwardBackend, from the transfer versus
-// compute arithmetic of the device machine (16-32 cores, H200 on PCIe; not
-// yet measured there: bench/cuda --forward-bench measures it):
+// DefaultGemmRoute is the floor of GemmRouteFor (ForwardBackend's route:
+// it is GemmRouteFor(t) for t ≤ 8 CPU threads) and was ForwardBackend's
+// route before the measurement on the device machine, which found the
+// break-even near 230 FLOP/B at 32 threads, not 64 (GemmRouteFor,
+// bench/cuda/README.md). Its derivation, from the arithmetic below, assumed
+// 16 cores and a faster link than the ~8 GB/s of pageable memory measured:
 //
 //   - CPU: a 2048×576×1536 product (3.6 GFLOP) takes ~5 ms on 16 cores
 //     (bench/forward), F_cpu ≈ 700 GFLOP/s.
