@@ -22,7 +22,13 @@ import (
 // tools/oracle/zeroshot_harness.py (lm-evaluation-harness 0.4.13 on
 // SmolLM2-135M-Instruct Q4_1 through transformers' GGUF loading).
 type harnessRef struct {
-	Command  string   `json:"command"`
+	Command string `json:"command"`
+	// LMEval is lm-evaluation-harness's version; Model the GGUF's base name
+	// and ModelSHA256 its SHA-256 (hex), when the file records them.
+	LMEval      string `json:"lm_eval_version"`
+	Model       string `json:"model"`
+	ModelSHA256 string `json:"model_sha256"`
+	// Limit is the --limit of the run (per MMLU subject); 0: every document.
 	Limit    int      `json:"limit"`
 	Subjects []string `json:"mmlu_subjects"`
 	Tasks    map[string]struct {
@@ -113,9 +119,9 @@ func refTask(t *testing.T, data, name string, limit int, subjects []string) *Tas
 // lm-evaluation-harness exactly. It needs no model.
 //
 // It covers every reference present: the 200-document fixture, the
-// full-data one (testdata/smollm2_zeroshot_harness_full.json.gz, every
-// document and all 57 MMLU subjects, from zeroshot_harness_device.sh) once
-// committed, and the file OPTIMA_ZEROSHOT_HARNESS_FULL names.
+// committed full-data one (testdata/smollm2_zeroshot_harness_full.json.gz,
+// every document and all 57 MMLU subjects, from zeroshot_harness_device.sh
+// on an H200, 2026-11-30), and the file OPTIMA_ZEROSHOT_HARNESS_FULL names.
 func TestHarnessAggregation(t *testing.T) {
 	data := testenv.DataDir(t)
 	for _, path := range harnessFiles(t) {
