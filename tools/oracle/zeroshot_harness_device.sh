@@ -26,6 +26,17 @@
 #     zeroshot_harness_full_summary.json  the same without the documents
 #     zeroshot_harness.log                versions and the harness's log
 #
+# Done on 2026-11-30 on the 2×H200 machine (32 cores), GPU 1, with the
+# defaults (limit 0, all 57 subjects, batch 64): 218 s wall including the
+# offline install, 193.4 s of scoring (the "seconds" it records) for 1838
+# piqa, 2376 arc_easy, 1172 arc_challenge, 1267 winogrande, 500 openbookqa
+# and 14042 MMLU documents. Its zeroshot_harness_full.json.gz is committed
+# as stages/eval/testdata/smollm2_zeroshot_harness_full.json.gz (model_sha256
+# b179c952…, lm_eval 0.4.13, torch 2.11.0+cu130, transformers 5.17.0);
+# TestSmolLM2ZeroShotFull compares it with optima's run (every task +0.00
+# points, average acc 38.75 on both sides) and TestSmolLM2ZeroShot scores a
+# sample of its documents with today's code.
+#
 # Our side runs beside it on the device's CPU (zeroshot_optima_device.sh);
 # one device command for both, then one to collect optima's result:
 #

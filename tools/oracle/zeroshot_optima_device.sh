@@ -13,12 +13,25 @@
 # finished successfully, 3 while it still runs (call `wait` again, in the
 # next command, while the machine is still warm), 1 if it failed.
 #
+# Done on 2026-11-30 on the 2×H200 machine (32 cores) beside
+# zeroshot_harness_device.sh, with THREADS=16 while the other 16 cores ran
+# prunes: `THREADS=16 bash tools/oracle/zeroshot_optima_device.sh start`,
+# then `wait` in the following commands; 688 s wall (687 s recorded in its
+# "seconds") for every document (1838 + 2376 + 1172 + 1267 + 500 + 14042
+# MMLU). Its optima_zeroshot_full.json is committed as
+# stages/eval/testdata/smollm2_zeroshot_optima_full.json, which
+# TestSmolLM2ZeroShotFull compares with the harness's run: acc (acc_norm)
+# piqa 64.31, arc_easy 50.04 (45.58), arc_challenge 24.40 (26.54),
+# winogrande 50.43, openbookqa 20.20 (31.20), mmlu 23.10, average 38.75,
+# all identical to the harness's.
+#
 # Settings (environment): OPTIMA (/root/keep/optima), GGUF (/root/keep/m.gguf),
 # DATA (/root/keep/data), STATE (/root/keep/zs), THREADS (all cores but 2,
 # left to the harness), LIMIT (0: every document), OUTDIR ($OUT).
 #
 # Then, here: OPTIMA_ZEROSHOT_OURS_FULL=.../optima_zeroshot_full.json
 # OPTIMA_ZEROSHOT_HARNESS_FULL=.../zeroshot_harness_full.json.gz go test -run SmolLM2ZeroShotFull -v ./stages/eval
+# (without the two variables it compares the committed pair).
 set -euo pipefail
 
 OPTIMA=${OPTIMA:-/root/keep/optima}
