@@ -173,7 +173,7 @@ func (z zeroShotOutput) writeText(w io.Writer) error {
 // evalBackend is the backend of the eval forward passes: the CPU backend
 // with threads goroutines, with its large GEMMs on the GPU for device
 // "cuda" (prune.ForwardBackend: the process's shared CUDA backend,
-// prune.DefaultGemmRoute). "" and "cpu" give the CPU backend itself. A
+// prune.GemmRouteFor of the CPU backend's threads). "" and "cpu" give the CPU backend itself. A
 // missing GPU is an error wrapping cuda.ErrUnavailable.
 func evalBackend(threads int, device string) (kernels.Backend, error) {
 	return prune.ForwardBackend(cpu.New(threads), "", device)
