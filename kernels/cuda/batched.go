@@ -122,51 +122,18 @@ func (b *Backend) potrfBatched(a []float64, n, batch int, x []float64) error {
 				per = max(1, min(batch, int(budget/int64(8*(nn+n)+20))))
 			}
 			nb := min(per, batch-k0)
-			b.grow(&b.bufA, uintptr(nb*nn)*8)
-			b.grow(&b.bufB, uintptr(nb*n)*8)
-			b.grow(&b.bufC, uintptr(2*nb)*8)
-			b.grow(&b.bufD, uintptr(nb+1)*4)
-			ptrs := make([]uint64, 2*nb) // device addresses of A_k, then x_k
-			for k := range nb {
-				ptrs[k] = uint64(b.bufA.ptr) + uint64(k*nn*8)
-				ptrs[nb+k] = uint64(b.bufB.ptr) + uint64(k*n*8)
-			}
-			b.a.htod(b.bufC.ptr, unsafe.Pointer(&ptrs[0]), uintptr(2*nb)*8)
+			b.growBatch(n, nb)
 			b.a.htod(b.bufA.ptr, unsafe.Pointer(&a[k0*nn]), uintptr(nb*nn)*8)
 			if x != nil {
 				b.a.htod(b.bufB.ptr, unsafe.Pointer(&x[k0*n]), uintptr(nb*n)*8)
 			}
-			const upper = 1
-			if loop {
-				b.potrfLoop(n, nb, x != nil)
-			} else {
-				st := call(b.a.cusolverDnDpotrfBatched, b.solver, upper, uintptr(n), b.bufC.ptr, uintptr(n), b.bufD.ptr, uintptr(nb))
-				if st != 0 {
-					panic(&Error{Call: "cusolverDnDpotrfBatched", Code: st})
-				}
-				if x != nil {
-					st := call(b.a.cusolverDnDpotrsBatched, b.solver, upper, uintptr(n), 1, b.bufC.ptr, uintptr(n),
-						b.bufC.ptr+uintptr(nb)*8, uintptr(n), b.bufD.ptr+uintptr(nb)*4, uintptr(nb))
-					if st != 0 {
-						panic(&Error{Call: "cusolverDnDpotrsBatched", Code: st})
-					}
-				}
-			}
-			info := make([]int32, nb+1) // per-matrix potrf infos, then the potrs parameter info
+			info := b.factorChunk(n, nb, x != nil, loop)
 			if x != nil {
-				b.a.dtoh(unsafe.Pointer(&info[0]), b.bufD.ptr, uintptr(nb+1)*4)
-				if info[nb] < 0 {
-					panic(&Error{Call: "cusolverDnDpotrs (invalid parameter)", Code: int(-info[nb])})
-				}
 				b.a.dtoh(unsafe.Pointer(&x[k0*n]), b.bufB.ptr, uintptr(nb*n)*8)
 			} else {
-				b.a.dtoh(unsafe.Pointer(&info[0]), b.bufD.ptr, uintptr(nb)*4)
 				b.a.dtoh(unsafe.Pointer(&a[k0*nn]), b.bufA.ptr, uintptr(nb*nn)*8)
 			}
 			for k := range nb {
-				if info[k] < 0 {
-					panic(&Error{Call: "cusolverDnDpotrf (invalid parameter)", Code: int(-info[k])})
-				}
 				failed[k0+k] = info[k] > 0
 			}
 		})
@@ -194,6 +161,65 @@ func (b *Backend) potrfBatched(a []float64, n, batch int, x []float64) error {
 		}
 	}
 	return kernels.BatchError(failed, n)
+}
+
+// growBatch sizes the buffers of one chunk of nb n×n matrices: bufA the
+// matrices, bufB the right-hand sides, bufC the device array of their
+// device addresses (A_k, then x_k) that the batched routines take, bufD
+// one info per matrix and the solve's parameter info. Worker thread only.
+func (b *Backend) growBatch(n, nb int) {
+	b.grow(&b.bufA, uintptr(nb*n*n)*8)
+	b.grow(&b.bufB, uintptr(nb*n)*8)
+	b.grow(&b.bufC, uintptr(2*nb)*8)
+	b.grow(&b.bufD, uintptr(nb+1)*4)
+}
+
+// factorChunk factors the nb n×n matrices in bufA (column-major upper =
+// row-major lower) with DpotrfBatched and, with solve, solves the
+// right-hand sides in bufB with DpotrsBatched, or one matrix at a time
+// (potrfLoop) when loop is set; buffers as growBatch made them. It returns
+// the nb per-matrix infos (and with solve the solve's parameter info
+// after them), panicking with an *Error on a cuSOLVER status or a negative
+// (parameter) info. Worker thread only.
+func (b *Backend) factorChunk(n, nb int, solve, loop bool) []int32 {
+	nn := n * n
+	ptrs := make([]uint64, 2*nb) // device addresses of A_k, then x_k
+	for k := range nb {
+		ptrs[k] = uint64(b.bufA.ptr) + uint64(k*nn*8)
+		ptrs[nb+k] = uint64(b.bufB.ptr) + uint64(k*n*8)
+	}
+	b.a.htod(b.bufC.ptr, unsafe.Pointer(&ptrs[0]), uintptr(2*nb)*8)
+	const upper = 1
+	if loop {
+		b.potrfLoop(n, nb, solve)
+	} else {
+		st := call(b.a.cusolverDnDpotrfBatched, b.solver, upper, uintptr(n), b.bufC.ptr, uintptr(n), b.bufD.ptr, uintptr(nb))
+		if st != 0 {
+			panic(&Error{Call: "cusolverDnDpotrfBatched", Code: st})
+		}
+		if solve {
+			st := call(b.a.cusolverDnDpotrsBatched, b.solver, upper, uintptr(n), 1, b.bufC.ptr, uintptr(n),
+				b.bufC.ptr+uintptr(nb)*8, uintptr(n), b.bufD.ptr+uintptr(nb)*4, uintptr(nb))
+			if st != 0 {
+				panic(&Error{Call: "cusolverDnDpotrsBatched", Code: st})
+			}
+		}
+	}
+	info := make([]int32, nb+1) // per-matrix potrf infos, then the potrs parameter info
+	if solve {
+		b.a.dtoh(unsafe.Pointer(&info[0]), b.bufD.ptr, uintptr(nb+1)*4)
+		if info[nb] < 0 {
+			panic(&Error{Call: "cusolverDnDpotrs (invalid parameter)", Code: int(-info[nb])})
+		}
+	} else {
+		b.a.dtoh(unsafe.Pointer(&info[0]), b.bufD.ptr, uintptr(nb)*4)
+	}
+	for k := range nb {
+		if info[k] < 0 {
+			panic(&Error{Call: "cusolverDnDpotrf (invalid parameter)", Code: int(-info[k])})
+		}
+	}
+	return info
 }
 
 // potrfLoop factors the nb matrices in bufA one at a time with Dpotrf

@@ -55,6 +55,20 @@ type Options struct {
 	// DpotrsBatched, which cuSOLVER aims at small matrices. 0: always the
 	// batched routines.
 	CholeskyLoopAbove int
+	// DeviceGather enables CholeskySolveGathered, the fallback's batched
+	// Cholesky with every H_SS gathered on the device from the resident
+	// Hessian (no H_SS crosses PCIe). Off, CholeskySolveGathered returns
+	// an error wrapping kernels.ErrNotImplemented and stages/solve builds
+	// the blocks on the host as before.
+	DeviceGather bool
+	// PinnedStaging sends large host↔device copies (4 MiB and more) of
+	// AccumulateGram, of the compact operands of Sgemm and Dgemm and of the
+	// Hessian uploads of PCG32 and RowObjectives through two reused
+	// page-locked host buffers of 32 MiB (cuMemHostAlloc, freed by Close),
+	// filled and emptied by goroutines while the driver copies the other
+	// (staging.go). The device receives the same bytes: results are
+	// identical. Off, every copy is pageable, as before.
+	PinnedStaging bool
 }
 
 // Available reports why no GPU can be used (nil when device 0 can): it
@@ -79,6 +93,9 @@ type Backend struct {
 	bufA, bufB devBuf
 	bufC, bufD devBuf
 	bufW       devBuf // cuSOLVER workspace of the batched Cholesky's Dpotrf loop
+	bufK       devBuf // kept indices of CholeskySolveGathered
+	pin        [2]pinBuf
+	pinOff     bool // a cuMemHostAlloc failed: no more staging
 	// batchedErr holds the first cuSOLVER status error of a batched
 	// Cholesky call (*Error); once set, batched calls run on the CPU.
 	batchedErr atomic.Pointer[Error]
@@ -187,7 +204,7 @@ func (b *Backend) compile(w *worker) error {
 		return a.cuErr("cuModuleLoadData", st)
 	}
 	mod := uintptr(out[3])
-	for _, n := range []string{"gather_rhs", "gather_p", "pcg_init", "pcg_step", "finish_w", "build_v", "row_dot2", "gram_add"} {
+	for _, n := range []string{"gather_rhs", "gather_p", "pcg_init", "pcg_step", "finish_w", "build_v", "row_dot2", "gram_add", "gather_hss"} {
 		cn := cString(n)
 		if st := call(a.cuModuleGetFunction, uintptr(unsafe.Pointer(&out[4])), mod, uintptr(unsafe.Pointer(&cn[0]))); st != 0 {
 			return a.cuErr("cuModuleGetFunction("+n+")", st)
@@ -211,10 +228,12 @@ func (b *Backend) Close() error {
 		}
 		b.cache = nil
 		pb := &b.pcg
-		for _, d := range []*devBuf{&b.bufA, &b.bufB, &b.bufC, &b.bufD, &b.bufW, &pb.w, &pb.mask, &pb.a, &pb.q, &pb.x, &pb.r, &pb.p,
+		for _, d := range []*devBuf{&b.bufA, &b.bufB, &b.bufC, &b.bufD, &b.bufW, &b.bufK, &pb.w, &pb.mask, &pb.a, &pb.q, &pb.x, &pb.r, &pb.p,
 			&pb.rz, &pb.bnorm, &pb.iters, &pb.status, &pb.act, &pb.out} {
 			b.a.free(d)
 		}
+		b.a.freeHost(&b.pin[0])
+		b.a.freeHost(&b.pin[1])
 		if b.blas != 0 {
 			call(b.a.cublasDestroy, b.blas)
 		}
@@ -362,17 +381,37 @@ func gemmHost[T float32 | float64](b *Backend, transA, transB bool, m, n, k int,
 		b.grow(&b.bufB, uintptr(br*bc)*es)
 		b.grow(&b.bufC, uintptr(m*n)*es)
 		if ar > 0 && ac > 0 {
-			b.a.upload2D(b.bufA.ptr, unsafe.Pointer(&a[0]), uintptr(lda)*es, uintptr(ac)*es, uintptr(ar), &b.w.m2d)
+			b.upload2D(b.bufA.ptr, unsafe.Pointer(&a[0]), uintptr(lda)*es, uintptr(ac)*es, uintptr(ar))
 		}
 		if br > 0 && bc > 0 {
-			b.a.upload2D(b.bufB.ptr, unsafe.Pointer(&bm[0]), uintptr(ldb)*es, uintptr(bc)*es, uintptr(br), &b.w.m2d)
+			b.upload2D(b.bufB.ptr, unsafe.Pointer(&bm[0]), uintptr(ldb)*es, uintptr(bc)*es, uintptr(br))
 		}
 		if readC {
-			b.a.upload2D(b.bufC.ptr, unsafe.Pointer(&c[0]), uintptr(ldc)*es, uintptr(n)*es, uintptr(m), &b.w.m2d)
+			b.upload2D(b.bufC.ptr, unsafe.Pointer(&c[0]), uintptr(ldc)*es, uintptr(n)*es, uintptr(m))
 		}
 		gemm(b.bufA.ptr, ac, b.bufB.ptr, bc, b.bufC.ptr)
-		b.a.download2D(unsafe.Pointer(&c[0]), b.bufC.ptr, uintptr(ldc)*es, uintptr(n)*es, uintptr(m), &b.w.m2d)
+		b.download2D(unsafe.Pointer(&c[0]), b.bufC.ptr, uintptr(ldc)*es, uintptr(n)*es, uintptr(m))
 	})
+}
+
+// upload2D is api.upload2D, or htodStaged when the host rows are compact
+// (hpitch = width) and the copy is staged. Worker thread only.
+func (b *Backend) upload2D(dst uintptr, src unsafe.Pointer, hpitch, width, rows uintptr) {
+	if hpitch == width && b.canStage(width*rows) {
+		b.htodStaged(dst, src, width*rows)
+		return
+	}
+	b.a.upload2D(dst, src, hpitch, width, rows, &b.w.m2d)
+}
+
+// download2D is api.download2D, or dtohStaged when the host rows are
+// compact and the copy is staged. Worker thread only.
+func (b *Backend) download2D(dst unsafe.Pointer, src uintptr, hpitch, width, rows uintptr) {
+	if hpitch == width && b.canStage(width*rows) {
+		b.dtohStaged(dst, src, width*rows)
+		return
+	}
+	b.a.download2D(dst, src, hpitch, width, rows, &b.w.m2d)
 }
 
 // gramBlock is the number of tokens per float32 product in AccumulateGram.
@@ -382,7 +421,8 @@ const gramBlock = 256
 // pieces, each 256-token block multiplied in FP32 by cuBLAS (no TF32) and
 // added into the float64 h on the device symmetrically (element (i, j) and
 // (j, i) get the same value). It panics when len(h) < in*in or len(x) <
-// tokens*in.
+// tokens*in. With Options.PinnedStaging the copies of X and h go through
+// the pinned buffers (identical results).
 func (b *Backend) AccumulateGram(h []float64, x []float32, tokens, in int) {
 	if tokens < 0 || in < 0 {
 		panic(fmt.Sprintf("cuda: AccumulateGram: negative dimension tokens=%d in=%d", tokens, in))
@@ -402,11 +442,11 @@ func (b *Backend) AccumulateGram(h []float64, x []float32, tokens, in int) {
 		b.grow(&b.bufC, nn*8)
 		b.grow(&b.bufB, nn*4)
 		b.grow(&b.bufA, uintptr(min(piece, tokens)*in)*4)
-		b.a.htod(b.bufC.ptr, unsafe.Pointer(&h[0]), nn*8)
+		b.htodStaged(b.bufC.ptr, unsafe.Pointer(&h[0]), nn*8)
 		grid := int(min((nn+255)/256, 8192))
 		for t0 := 0; t0 < tokens; t0 += piece {
 			nt := min(piece, tokens-t0)
-			b.a.htod(b.bufA.ptr, unsafe.Pointer(&x[t0*in]), uintptr(nt*in)*4)
+			b.htodStaged(b.bufA.ptr, unsafe.Pointer(&x[t0*in]), uintptr(nt*in)*4)
 			for s := 0; s < nt; s += gramBlock {
 				nb := min(gramBlock, nt-s)
 				xs := b.bufA.ptr + uintptr(s*in)*4
@@ -420,7 +460,7 @@ func (b *Backend) AccumulateGram(h []float64, x []float32, tokens, in int) {
 				b.launch("gram_add", grid, 256, uint64(in), uint64(b.bufB.ptr), uint64(b.bufC.ptr))
 			}
 		}
-		b.a.dtoh(unsafe.Pointer(&h[0]), b.bufC.ptr, nn*8)
+		b.dtohStaged(unsafe.Pointer(&h[0]), b.bufC.ptr, nn*8)
 	})
 }
 

@@ -17,6 +17,11 @@ type api struct {
 	cuMemcpy2D, cuMemsetD8, cuMemGetInfo, cuModuleLoadData, cuModuleGetFunction  uintptr
 	cuLaunchKernel, cuGetErrorName                                               uintptr
 
+	// Page-locked host memory for Options.PinnedStaging (optional: without
+	// these symbols every copy goes through pageable memory).
+	pinnedOK                      bool
+	cuMemHostAlloc, cuMemFreeHost uintptr
+
 	cublasCreate, cublasDestroy, cublasSgemm, cublasDgemm, cublasSetMathMode uintptr
 
 	// cuSOLVER is optional: without it Cholesky runs on the CPU.
@@ -65,6 +70,7 @@ func openAPI() (*api, error) {
 	); err != nil {
 		return nil, err
 	}
+	a.pinnedOK = resolve(h, p, sym{&a.cuMemHostAlloc, "cuMemHostAlloc"}, sym{&a.cuMemFreeHost, "cuMemFreeHost"}) == nil
 	if st := call(a.cuInit, 0); st != 0 {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, a.cuErr("cuInit", st))
 	}

@@ -65,11 +65,11 @@ func (b *Backend) hessian(key uint64, in int, h32 []float32, h64 []float64) *res
 	nn := uintptr(in * in)
 	if h32 != nil && r.h32.ptr == 0 {
 		b.grow(&r.h32, nn*4)
-		b.a.htod(r.h32.ptr, unsafe.Pointer(&h32[0]), nn*4)
+		b.htodStaged(r.h32.ptr, unsafe.Pointer(&h32[0]), nn*4)
 	}
 	if h64 != nil && r.h64.ptr == 0 {
 		b.grow(&r.h64, nn*8)
-		b.a.htod(r.h64.ptr, unsafe.Pointer(&h64[0]), nn*8)
+		b.htodStaged(r.h64.ptr, unsafe.Pointer(&h64[0]), nn*8)
 	}
 	return r
 }

@@ -158,4 +158,17 @@ extern "C" __global__ void gram_add(int in, const float* g, double* h) {
         h[e] += (double)g[lo + hi * in];
     }
 }
+
+// a[k][r][c] = h[kept[k][r]][kept[k][c]] for c in [0, n): row r of matrix
+// k = blockIdx.x / n (r = blockIdx.x % n), H_SS gathered from the float64
+// Hessian h [in, in] (both triangles) into the n x n row-major block at
+// a + k*n*n; kept is [batch, n] int32.
+extern "C" __global__ void gather_hss(int in, int n, const int* kept, const double* h, double* a) {
+    long long kr = blockIdx.x;
+    long long k = kr / n;
+    const int* kk = kept + k * n;
+    const double* hr = h + (long long)kk[kr - k * n] * in;
+    double* ar = a + kr * n;
+    for (int c = threadIdx.x; c < n; c += blockDim.x) ar[c] = hr[kk[c]];
+}
 `
