@@ -46,6 +46,22 @@ type DeviceSolver interface {
 	Release(key uint64)
 }
 
+// DeviceGather is an optional interface of a DeviceSolver backend
+// (kernels/cuda.Backend implements it, active with its Options.DeviceGather)
+// for the batched fallback on the device path: the backend forms each H_SS
+// itself from the Hessian it keeps under key, so that no n×n block crosses
+// from the host. SolveRows gives it the problem's key and damped Hessian
+// (the h64 of PCG32), the kept indices of batch rows ([batch, n] int32,
+// ascending per row) and their right-hand sides x = (H_d w_P)_S
+// ([batch, n] float64, overwritten with H_SS⁻¹ x). Errors as
+// kernels.BatchedCholesky (a *kernels.CholeskyBatchError for the rows
+// whose H_SS is not positive definite); one wrapping
+// kernels.ErrNotImplemented, with x unchanged, makes SolveRows build the
+// blocks on the host (kernels.BatchedCholesky) for the rest of the call.
+type DeviceGather interface {
+	CholeskySolveGathered(key uint64, in int, h []float64, n, batch int, kept []int32, x []float64) error
+}
+
 // Device row status codes of DeviceSolver.PCG32.
 const (
 	devConverged = 1
@@ -138,7 +154,14 @@ func (p *Problem) statsDevice(dev DeviceSolver, st *Stats, obj []float64, fallba
 // Devices lists the accepted values of Options.Device.
 func Devices() []string { return []string{"cpu", "cuda"} }
 
-var sharedCUDA = sync.OnceValues(func() (*cuda.Backend, error) { return cuda.New(cuda.Options{}) })
+// sharedCUDAOptions are the options of the shared CUDA backend
+// (Options.Device "cuda", DeviceBackend). DeviceGather and PinnedStaging
+// cut the host path of the fallback and of the Gram products
+// (bench/cuda/README.md); set them false to return to the pageable,
+// host-built paths.
+var sharedCUDAOptions = cuda.Options{DeviceGather: true, PinnedStaging: true}
+
+var sharedCUDA = sync.OnceValues(func() (*cuda.Backend, error) { return cuda.New(sharedCUDAOptions) })
 
 // openDevice returns the backend Options.Device names (nil for the CPU).
 func openDevice(name string) (kernels.Backend, error) {

@@ -92,11 +92,35 @@ func (s *directScratch) build(hd []float64, in int, extra float64, w []float32, 
 			a[r*n+c] = row[j]
 		}
 		a[r*n+r] += extra
-		var b float64
-		for _, j := range s.drop {
-			b += row[j] * float64(w[j])
-		}
-		rhs[r] = b
+		rhs[r] = s.rowRHS(row, w)
+	}
+}
+
+// buildRHS writes build's right-hand side (H_d w_P)_S alone into rhs (length n),
+// for the split of the last split call: the same sums in the same order.
+func (s *directScratch) buildRHS(hd []float64, in int, w []float32, rhs []float64) {
+	for r, i := range s.kept {
+		rhs[r] = s.rowRHS(hd[i*in:i*in+in], w)
+	}
+}
+
+// rowRHS returns Σ_{j ∈ P} row[j]·w[j] in float64, in increasing j.
+func (s *directScratch) rowRHS(row []float64, w []float32) float64 {
+	var b float64
+	for _, j := range s.drop {
+		b += row[j] * float64(w[j])
+	}
+	return b
+}
+
+// packKept writes the kept inputs of the last split call into dst (length
+// n = |S|) as int32, for DeviceGather.
+func (s *directScratch) packKept(dst []int32) {
+	if len(dst) != len(s.kept) {
+		panic(fmt.Sprintf("solve: packKept: len(dst) = %d, |S| = %d", len(dst), len(s.kept)))
+	}
+	for r, j := range s.kept {
+		dst[r] = int32(j)
 	}
 }
 

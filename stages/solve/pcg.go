@@ -192,7 +192,7 @@ func (p *Problem) SolveRows(be kernels.Backend, w []float32, pruned []bool, rows
 		}
 	}
 	if len(fallback) > 0 {
-		used, err := p.solveDirect(be, w, pruned, fallback)
+		used, err := p.solveDirect(be, w, pruned, fallback, onDevice)
 		for _, d := range used {
 			if d > p.opts.Damping {
 				st.DampedRows++
@@ -296,10 +296,12 @@ func (p *Problem) pcgHost(be kernels.Backend, s *pcg, w0 []float64, pruned []boo
 // failure. When be implements kernels.BatchedCholesky the rows are first
 // solved in batches of equal |S| at Options.Damping (solveBatched); the rows
 // whose H_SS is not positive definite there, or all rows for other backends,
-// go one by one through be.Cholesky on GOMAXPROCS goroutines. It returns the
-// relative damping used per listed row (0 where not reached) and the first
-// error by row order.
-func (p *Problem) solveDirect(be kernels.Backend, w []float32, pruned []bool, rows []int) ([]float64, error) {
+// go one by one through be.Cholesky on GOMAXPROCS goroutines. With gather
+// (the device path, where be holds the Hessian) and be a DeviceGather, the
+// batches form their H_SS on the device. It returns the relative damping
+// used per listed row (0 where not reached) and the first error by row
+// order.
+func (p *Problem) solveDirect(be kernels.Backend, w []float32, pruned []bool, rows []int, gather bool) ([]float64, error) {
 	in := p.in
 	used := make([]float64, len(rows))
 	errs := make([]error, len(rows))
@@ -309,7 +311,11 @@ func (p *Problem) solveDirect(be kernels.Backend, w []float32, pruned []bool, ro
 	}
 	if bc, ok := be.(kernels.BatchedCholesky); ok {
 		var err error
-		if todo, err = p.solveBatched(bc, w, pruned, rows, used); err != nil {
+		var dg DeviceGather
+		if gather {
+			dg, _ = be.(DeviceGather)
+		}
+		if todo, err = p.solveBatched(bc, dg, w, pruned, rows, used); err != nil {
 			return used, err
 		}
 	}
