@@ -3,6 +3,7 @@ package solve
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"testing"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/optima-llm/optima/kernels"
 	"github.com/optima-llm/optima/kernels/cpu"
+	"github.com/optima-llm/optima/kernels/cuda"
 )
 
 // gatherDevice is hostDevice with DeviceGather on the CPU: it forms each
@@ -219,4 +221,110 @@ func TestPackKept(t *testing.T) {
 		}
 	}()
 	sc.packKept(make([]int32, 1))
+}
+
+// countingGather is a kernels/cuda backend counting its
+// CholeskySolveGathered calls and its kernels.ErrNotImplemented answers.
+type countingGather struct {
+	*cuda.Backend
+	calls, notImpl, rows int
+}
+
+func (c *countingGather) CholeskySolveGathered(key uint64, in int, h []float64, n, batch int, kept []int32, x []float64) error {
+	c.calls++
+	err := c.Backend.CholeskySolveGathered(key, in, h, n, batch, kept, x)
+	if errors.Is(err, kernels.ErrNotImplemented) {
+		c.notImpl++
+	} else {
+		c.rows += batch
+	}
+	return err
+}
+
+// TestFallbackDeviceGatherCUDA is TestFallbackDeviceGather on the GPU:
+// SolveRows on a backend with DeviceGather and PinnedStaging (H_SS formed
+// on the device, Hessian uploads staged) against one without (host-built
+// blocks, pageable copies), both through the device PCG with MaxIter 2:
+// every fallback row through CholeskySolveGathered with no
+// ErrNotImplemented, the same fallback rows and damping, weights equal to
+// one float32 rounding (the float64 solutions are expected bit-identical:
+// the number of differing weights is logged) and ObjAfter within 1e-9
+// relative. Skipped without a GPU (a failure with OPTIMA_REQUIRE_GPU=1).
+func TestFallbackDeviceGatherCUDA(t *testing.T) {
+	if err := cuda.Available(); err != nil {
+		if requireGPU() {
+			t.Fatalf("OPTIMA_REQUIRE_GPU=1 but %v", err)
+		}
+		t.Skipf("no GPU: %v", err)
+	}
+	off, err := cuda.New(cuda.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer off.Close()
+	cb, err := cuda.New(cuda.Options{DeviceGather: true, PinnedStaging: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close()
+	on := &countingGather{Backend: cb}
+	cases := append([]problemCase(nil), problemCases...)
+	cases = append(cases, problemCase{name: "in1024_pareto_unstructured", in: 1024, rows: 300, tokens: 700, dist: pareto, mask: unstructured50, seed: 9, emptyRow: true, fullRow: true})
+	for _, c := range cases {
+		for _, small := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/small=%v", c.name, small), func(t *testing.T) {
+				if small {
+					old := directBatchBytes
+					directBatchBytes = 1 << 20
+					defer func() { directBatchBytes = old }()
+				}
+				h, w, pruned := c.build()
+				opts := DefaultOptions()
+				opts.MaxIter = 2
+				p, err := Prepare(h, c.in, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer p.Release(off)
+				defer p.Release(cb)
+				want := append([]float32(nil), w...)
+				stWant, err := p.SolveRows(off, want, pruned, c.rows)
+				if err != nil {
+					t.Fatal(err)
+				}
+				calls0, rows0 := on.calls, on.rows
+				got := append([]float32(nil), w...)
+				stGot, err := p.SolveRows(on, got, pruned, c.rows)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if on.notImpl != 0 {
+					t.Fatalf("CholeskySolveGathered answered ErrNotImplemented %d times", on.notImpl)
+				}
+				if stGot.FallbackRows == 0 || on.rows-rows0 != stGot.FallbackRows {
+					t.Fatalf("gathered %d rows in %d calls; stats %+v", on.rows-rows0, on.calls-calls0, stGot)
+				}
+				if stGot.FallbackRows != stWant.FallbackRows || stGot.DampedRows != stWant.DampedRows || stGot.Iterations != stWant.Iterations {
+					t.Fatalf("gathered %+v, host-built %+v", stGot, stWant)
+				}
+				differ := 0
+				for i := range want {
+					if got[i] == want[i] {
+						continue
+					}
+					differ++
+					if d := math.Abs(float64(got[i] - want[i])); d > 1.2e-7*math.Abs(float64(want[i])) {
+						t.Fatalf("entry %d: gathered %g, host-built %g", i, got[i], want[i])
+					}
+				}
+				if r := math.Abs(stGot.ObjAfter-stWant.ObjAfter) / stWant.ObjAfter; !(r <= 1e-9) {
+					t.Errorf("ObjAfter gathered %.15g, host-built %.15g", stGot.ObjAfter, stWant.ObjAfter)
+				}
+				t.Logf("%d fallback rows in %d gathered calls, %d of %d weights differ", stGot.FallbackRows, on.calls-calls0, differ, len(want))
+			})
+		}
+	}
+	if err := cb.BatchedErr(); err != nil {
+		t.Fatalf("the batched Cholesky fell back to the CPU: %v", err)
+	}
 }
