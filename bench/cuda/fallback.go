@@ -22,12 +22,18 @@ type gramResult struct {
 	FloorSec float64 `json:"floor_sec"` // device-resident FP32 SGEMM [in, tokens]·[tokens, in]
 	Ratio    float64 `json:"ratio"`
 	HostMiB  float64 `json:"host_transfer_mib"` // X up + h up + h down
+	// The same calls on a backend with Options.PinnedStaging (CUDA only):
+	// seconds, Sec / PinnedSec, and whether h came out bit-identical.
+	PinnedSec       float64 `json:"pinned_sec,omitempty"`
+	PinnedSpeedup   float64 `json:"pinned_speedup,omitempty"`
+	PinnedIdentical bool    `json:"pinned_identical,omitempty"`
 }
 
 // fallbackVariant is one way --fallback-bench solved the fallback rows.
 type fallbackVariant struct {
 	Name        string  `json:"name"`
 	Sec         float64 `json:"sec"`          // SolveRows
+	BaseSec     float64 `json:"base_sec"`     // SolveRows with Fallback off on this variant's backend
 	FallbackSec float64 `json:"fallback_sec"` // Sec − BaseSec
 	Speedup     float64 `json:"speedup"`      // one_by_one's FallbackSec / FallbackSec
 	MaxRelDiff  float64 `json:"max_rel_diff"` // largest |w − w_one_by_one| / max|w_one_by_one| of a row
@@ -62,7 +68,12 @@ func noBatch(be kernels.Backend) kernels.Backend {
 // with MaxIter 2 so that (nearly) all of them fall back, once with Fallback
 // off (the PCG and statistics alone), once through the one-by-one Cholesky
 // and once through the batched one; then AccumulateGram of tokens × hidden
-// and tokens × intermediate against the SGEMM of the same product.
+// and tokens × intermediate against the SGEMM of the same product. On CUDA
+// also: the batched fallback with Dpotrf/Dpotrs one matrix at a time
+// (batched_loop), the same two with H_SS gathered on the device and pinned
+// staging (device_gather, device_gather_loop: cuda.Options.DeviceGather,
+// PinnedStaging), and AccumulateGram with pinned staging next to the
+// pageable one.
 func runFallback(be kernels.Backend, cb *cuda.Backend, name string, hidden, inter, tokens, rows int, seed uint64, out string) error {
 	rep := &fallbackResult{Device: name, Rows: rows, In: hidden, MaxIter: 2}
 	in := hidden
@@ -106,25 +117,49 @@ func runFallback(be kernels.Backend, cb *cuda.Backend, name string, hidden, inte
 	if _, _, rep.BaseSec, err = solveOnce(be, false); err != nil {
 		return err
 	}
-	variants := []struct {
+	type variant struct {
 		name string
 		be   kernels.Backend
-	}{{"one_by_one", noBatch(be)}, {"batched", be}}
+		base float64 // SolveRows without fallback on be
+	}
+	variants := []variant{{"one_by_one", noBatch(be), rep.BaseSec}, {"batched", be, rep.BaseSec}}
+	gathers := map[string]*cuda.Backend{}
+	var pinned *cuda.Backend
 	if cb != nil {
 		// The same batched call with Dpotrf/Dpotrs one matrix at a time on
-		// the device (cuSOLVER's batched routines aim at small matrices).
-		cl, err := cuda.New(cuda.Options{CholeskyLoopAbove: 64})
-		if err != nil {
-			return err
-		}
-		defer cl.Close()
-		if _, _, _, err := solveOnce(cl, false); err != nil {
-			return err
-		}
-		variants = append(variants, struct {
+		// the device (cuSOLVER's batched routines aim at small matrices);
+		// then both with H_SS gathered on the device from the resident
+		// Hessian and pinned staging of the large copies.
+		for _, o := range []struct {
 			name string
-			be   kernels.Backend
-		}{"batched_loop", cl})
+			opts cuda.Options
+		}{
+			{"batched_loop", cuda.Options{CholeskyLoopAbove: 64}},
+			{"device_gather", cuda.Options{DeviceGather: true, PinnedStaging: true}},
+			{"device_gather_loop", cuda.Options{CholeskyLoopAbove: 64, DeviceGather: true, PinnedStaging: true}},
+		} {
+			cl, err := cuda.New(o.opts)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			if _, _, _, err := solveOnce(cl, false); err != nil {
+				return err
+			}
+			v := variant{o.name, cl, rep.BaseSec}
+			if o.opts.PinnedStaging {
+				// Its own base: the staged Hessian uploads of the PCG are
+				// not the fallback's.
+				if _, _, v.base, err = solveOnce(cl, false); err != nil {
+					return err
+				}
+				gathers[o.name] = cl
+				if pinned == nil {
+					pinned = cl
+				}
+			}
+			variants = append(variants, v)
+		}
 	}
 	var wOne []float32
 	fmt.Printf("%d rows of %d inputs (|S| = %d, MaxIter %d); SolveRows without fallback %.3fs\n", rows, in, rep.Kept, rep.MaxIter, rep.BaseSec)
@@ -133,7 +168,7 @@ func runFallback(be kernels.Backend, cb *cuda.Backend, name string, hidden, inte
 		if err != nil {
 			return fmt.Errorf("%s fallback: %w", v.name, err)
 		}
-		r := fallbackVariant{Name: v.name, Sec: sec, FallbackSec: sec - rep.BaseSec}
+		r := fallbackVariant{Name: v.name, Sec: sec, BaseSec: v.base, FallbackSec: sec - v.base}
 		if wOne == nil {
 			wOne, rep.Fallback = wv, st.FallbackRows
 		} else if st.FallbackRows != rep.Fallback {
@@ -157,17 +192,30 @@ func runFallback(be kernels.Backend, cb *cuda.Backend, name string, hidden, inte
 
 	batched := map[string]kernels.Backend{}
 	for _, v := range variants[1:] {
-		batched[v.name] = v.be
+		if gathers[v.name] == nil {
+			batched[v.name] = v.be
+		}
 	}
-	if rep.Split, err = runSplit(be, batched, h, in, w, m.Pruned, rows); err != nil {
+	if rep.Split, err = runSplit(be, batched, gathers, h, in, w, m.Pruned, rows); err != nil {
 		return err
 	}
 	fmt.Printf("fallback split, %d rows of |S| = %d per batched call: host build %.2f ms/row, pageable upload of H_SS %.2f ms/row,",
 		rep.Split.Batch, rep.Split.N, rep.Split.BuildMs, rep.Split.UploadMs)
 	for _, v := range variants[1:] {
-		fmt.Printf(" CholeskySolveBatched %s %.2f ms/row", v.name, rep.Split.CallMs[v.name])
+		if c, ok := rep.Split.CallMs[v.name]; ok {
+			fmt.Printf(" CholeskySolveBatched %s %.2f ms/row", v.name, c)
+		}
 	}
 	fmt.Println(" (the device's part ≈ call − upload)")
+	if len(gathers) > 0 {
+		fmt.Printf("fallback split, gathered on the device: host right-hand sides and kept indices %.2f ms/row,", rep.Split.RHSMs)
+		for _, name := range []string{"device_gather", "device_gather_loop"} {
+			if c, ok := rep.Split.GatherCallMs[name]; ok {
+				fmt.Printf(" CholeskySolveGathered %s %.2f ms/row (largest difference to the host-built blocks' solution %.2g of max |x|)", name, c, rep.Split.GatherMaxDiff[name])
+			}
+		}
+		fmt.Println()
+	}
 
 	for _, n := range []int{hidden, inter} {
 		x := make([]float32, tokens*n)
@@ -189,9 +237,29 @@ func runFallback(be kernels.Backend, cb *cuda.Backend, name string, hidden, inte
 			return err
 		}
 		gr.Ratio = gr.Sec / gr.FloorSec
+		pinNote := ""
+		if pinned != nil {
+			gp := make([]float64, n*n)
+			pinned.AccumulateGram(gp, x, tokens, n) // warm-up: pinned buffers
+			t := time.Now()
+			for range reps {
+				pinned.AccumulateGram(gp, x, tokens, n)
+			}
+			gr.PinnedSec = time.Since(t).Seconds() / reps
+			gr.PinnedSpeedup = gr.Sec / gr.PinnedSec
+			gr.PinnedIdentical = true
+			for i := range g {
+				if math.Float64bits(g[i]) != math.Float64bits(gp[i]) {
+					gr.PinnedIdentical = false
+					break
+				}
+			}
+			pinNote = fmt.Sprintf("; pinned staging %.3fs (ratio %.2f, speedup %.2f), h bit-identical to pageable: %v",
+				gr.PinnedSec, gr.PinnedSec/gr.FloorSec, gr.PinnedSpeedup, gr.PinnedIdentical)
+		}
 		rep.Gram = append(rep.Gram, gr)
-		fmt.Printf("AccumulateGram %d tokens × %d: %.3fs (host transfers %.0f MiB), FP32 SGEMM floor %.3fs, ratio %.2f\n",
-			tokens, n, gr.Sec, gr.HostMiB, gr.FloorSec, gr.Ratio)
+		fmt.Printf("AccumulateGram %d tokens × %d: %.3fs (host transfers %.0f MiB), FP32 SGEMM floor %.3fs, ratio %.2f%s\n",
+			tokens, n, gr.Sec, gr.HostMiB, gr.FloorSec, gr.Ratio, pinNote)
 	}
 	if out == "" {
 		return nil

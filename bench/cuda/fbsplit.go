@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -28,15 +29,33 @@ type fallbackSplit struct {
 	// (upload of the blocks, factor and solve on the device, download of x),
 	// per backend variant ("batched", "batched_loop").
 	CallMs map[string]float64 `json:"call_ms_per_row"`
+	// The gathered path (cuda.Options.DeviceGather): RHSMs is its host
+	// work per row, (H w_P)_S and the kept indices as int32 (the blocks
+	// are not built), timed as BuildMs; GatherCallMs one
+	// CholeskySolveGathered of the chunk per row (kept indices and x up,
+	// gather, factor and solve, x down; the Hessian already resident), per
+	// variant; GatherMaxDiff the largest |x − x_batched| over max |x_batched|
+	// against the "batched" variant's solution of the host-built blocks
+	// (0 expected: the same lower triangles and cuSOLVER calls).
+	RHSMs         float64            `json:"host_rhs_ms_per_row,omitempty"`
+	GatherCallMs  map[string]float64 `json:"gather_call_ms_per_row,omitempty"`
+	GatherMaxDiff map[string]float64 `json:"gather_max_rel_diff,omitempty"`
+}
+
+// gatherer is the gathered batched Cholesky of kernels/cuda.Backend.
+type gatherer interface {
+	CholeskySolveGathered(key uint64, in int, h []float64, n, batch int, kept []int32, x []float64) error
+	Release(key uint64)
 }
 
 // runSplit measures fallbackSplit on the first rows of w [rows, in] with
 // pruned [rows, in] and the Hessian h [in, in] (damped by 1% of its mean
 // diagonal, as solve's default), with the batched backends of variants
-// (those implementing kernels.BatchedCholesky) and be for the upload. Each
+// (those implementing kernels.BatchedCholesky), the gathered ones of
+// gathers, and be for the upload. Each
 // time is the median of 3 runs after a warm-up (restoring the blocks, the
 // batched call's workspace, before each call, untimed).
-func runSplit(be kernels.Backend, variants map[string]kernels.Backend, h []float64, in int, w []float32, pruned []bool, rows int) (*fallbackSplit, error) {
+func runSplit[G gatherer](be kernels.Backend, variants map[string]kernels.Backend, gathers map[string]G, h []float64, in int, w []float32, pruned []bool, rows int) (*fallbackSplit, error) {
 	const batchBytes = 256 << 20
 	kept := make([][]int, 0, rows)
 	n := -1
@@ -131,6 +150,72 @@ func runSplit(be kernels.Backend, variants map[string]kernels.Backend, h []float
 			return nil, fmt.Errorf("fallback split %s: %w", name, err)
 		}
 		sp.CallMs[name] = 1e3 * sec / float64(nb)
+	}
+	if len(gathers) == 0 {
+		return sp, nil
+	}
+
+	// The gathered path: kept indices and right-hand sides on the host,
+	// the blocks from the resident damped Hessian on the device.
+	var xRef []float64
+	if bc, ok := variants["batched"].(kernels.BatchedCholesky); ok {
+		copy(a, a0)
+		copy(x, x0)
+		if err := bc.CholeskySolveBatched(a, n, nb, x); err != nil {
+			return nil, fmt.Errorf("fallback split batched: %w", err)
+		}
+		xRef = slices.Clone(x)
+	}
+	hd := slices.Clone(h[:in*in])
+	for j := range in {
+		hd[j*in+j] += damp
+	}
+	keptI := make([]int32, nb*n)
+	rhs := func() {
+		var wg sync.WaitGroup
+		for m := range nb {
+			wg.Go(func() {
+				i := m
+				drop := make([]int, 0, in-n)
+				for j, p := range pruned[i*in : i*in+in] {
+					if p {
+						drop = append(drop, j)
+					}
+				}
+				xm := x[m*n : (m+1)*n]
+				for r, ii := range kept[m] {
+					keptI[m*n+r] = int32(ii)
+					row := h[ii*in : ii*in+in]
+					var b float64
+					for _, j := range drop {
+						b += row[j] * float64(w[i*in+j])
+					}
+					xm[r] = b
+				}
+			})
+		}
+		wg.Wait()
+	}
+	sec, _ = median(none, func() error { rhs(); return nil })
+	sp.RHSMs = 1e3 * sec / float64(nb)
+	sp.GatherCallMs, sp.GatherMaxDiff = map[string]float64{}, map[string]float64{}
+	const key = 1 << 62 // not a solve.Problem's
+	for _, name := range slices.Sorted(maps.Keys(gathers)) {
+		g := gathers[name]
+		sec, err := median(func() { copy(x, x0) }, func() error { return g.CholeskySolveGathered(key, in, hd, n, nb, keptI, x) })
+		g.Release(key)
+		if err != nil {
+			return nil, fmt.Errorf("fallback split %s: %w", name, err)
+		}
+		sp.GatherCallMs[name] = 1e3 * sec / float64(nb)
+		if xRef != nil {
+			var xmax, dmax float64
+			for i, v := range xRef {
+				xmax = max(xmax, math.Abs(v))
+				dmax = max(dmax, math.Abs(x[i]-v))
+			}
+			sp.GatherMaxDiff[name] = dmax / xmax
+		}
 	}
 	return sp, nil
 }
