@@ -10,6 +10,7 @@ import (
 
 	"github.com/optima-llm/optima/kernels"
 	"github.com/optima-llm/optima/kernels/cuda"
+	"github.com/optima-llm/optima/kernels/kerneltest"
 )
 
 // spd returns a symmetric positive definite [in, in] float64 matrix XᵀX/t +
@@ -276,4 +277,15 @@ func firstDiff64(a, b []float64) int {
 		}
 	}
 	return -1
+}
+
+// TestConformancePinned runs the conformance suite on a backend with
+// PinnedStaging and DeviceGather, with 1028-byte staging pieces and every
+// copy staged, so that all of its GEMM and Gram cases copy through the
+// pinned buffers in many pieces.
+func TestConformancePinned(t *testing.T) {
+	b := gpu(t, cuda.Options{PinnedStaging: true, DeviceGather: true})
+	defer cuda.SetStaging(1<<10+4, 1)()
+	kerneltest.Run(t, b)
+	requireDeviceBatched(t, b)
 }
