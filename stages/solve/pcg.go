@@ -63,7 +63,8 @@ const (
 // stops when ‖r_S‖ ≤ Tol·‖b_S‖. Rows that fail (MaxIter reached, or pᵀHp ≤ 0)
 // are solved by float64 Cholesky of H_SS when Options.Fallback is set: in
 // batches of equal |S| through kernels.BatchedCholesky when be implements it
-// (kernels/cpu and kernels/cuda do; same result as one by one), else one row
+// (kernels/cpu and kernels/cuda do; same result as one by one; on the device
+// path a DeviceGather backend forms the H_SS blocks itself), else one row
 // at a time through be.Cholesky, raising the damping ×10 (from at least
 // MinRetryDamping) up to MaxDamping, one row at a time, for rows whose H_SS
 // is not positive definite. The
