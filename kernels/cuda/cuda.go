@@ -96,6 +96,8 @@ type Backend struct {
 	bufK       devBuf // kept indices of CholeskySolveGathered
 	pin        [2]pinBuf
 	pinOff     bool // a cuMemHostAlloc failed: no more staging
+	// stagedCopies and stagedBytes count the copies through pin (Staged).
+	stagedCopies, stagedBytes atomic.Int64
 	// batchedErr holds the first cuSOLVER status error of a batched
 	// Cholesky call (*Error); once set, batched calls run on the CPU.
 	batchedErr atomic.Pointer[Error]

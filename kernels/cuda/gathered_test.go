@@ -200,6 +200,13 @@ func TestCholeskySolveGatheredOff(t *testing.T) {
 func TestPinnedStaging(t *testing.T) {
 	pag := gpu(t, cuda.Options{})
 	pin := gpu(t, cuda.Options{PinnedStaging: true})
+	defer func() {
+		copies, bytes := pin.Staged()
+		if c, _ := pag.Staged(); c != 0 || copies < 20 {
+			t.Errorf("staged copies: pinned backend %d (%d bytes), pageable %d; want ≥ 20 and 0", copies, bytes, c)
+		}
+		t.Logf("%d staged copies, %.1f MiB", copies, float64(bytes)/(1<<20))
+	}()
 	rng := rand.New(rand.NewPCG(11, 12))
 	normal32 := func(n int) []float32 {
 		v := make([]float32, n)
@@ -288,4 +295,7 @@ func TestConformancePinned(t *testing.T) {
 	defer cuda.SetStaging(1<<10+4, 1)()
 	kerneltest.Run(t, b)
 	requireDeviceBatched(t, b)
+	if c, _ := b.Staged(); c == 0 {
+		t.Errorf("no copy went through the pinned buffers")
+	}
 }

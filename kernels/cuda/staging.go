@@ -99,6 +99,8 @@ func (b *Backend) htodStaged(dst uintptr, src unsafe.Pointer, n uintptr) {
 		b.a.htod(dst, src, n)
 		return
 	}
+	b.stagedCopies.Add(1)
+	b.stagedBytes.Add(int64(n))
 	var wg [2]sync.WaitGroup
 	defer func() { wg[0].Wait(); wg[1].Wait() }()
 	fill := func(i int, off uintptr) {
@@ -126,6 +128,8 @@ func (b *Backend) dtohStaged(dst unsafe.Pointer, src uintptr, n uintptr) {
 		b.a.dtoh(dst, src, n)
 		return
 	}
+	b.stagedCopies.Add(1)
+	b.stagedBytes.Add(int64(n))
 	var wg [2]sync.WaitGroup
 	defer func() { wg[0].Wait(); wg[1].Wait() }()
 	for i, off := 0, uintptr(0); off < n; i, off = i+1, off+piece {
@@ -160,4 +164,12 @@ func copyParts(n, maxParts, minPart int) [][2]int {
 		out = append(out, [2]int{s, min(n, s+step)})
 	}
 	return out
+}
+
+// Staged returns how many copies, and how many bytes, went through the
+// pinned staging buffers since New (0 without Options.PinnedStaging). The
+// GPU tests require it to grow, so that a backend whose staging silently
+// stayed off cannot pass them.
+func (b *Backend) Staged() (copies, bytes int64) {
+	return b.stagedCopies.Load(), b.stagedBytes.Load()
 }

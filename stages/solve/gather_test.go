@@ -327,4 +327,7 @@ func TestFallbackDeviceGatherCUDA(t *testing.T) {
 	if err := cb.BatchedErr(); err != nil {
 		t.Fatalf("the batched Cholesky fell back to the CPU: %v", err)
 	}
+	if c, _ := cb.Staged(); c == 0 {
+		t.Errorf("PinnedStaging: no Hessian upload went through the pinned buffers")
+	}
 }
