@@ -158,8 +158,12 @@ func Devices() []string { return []string{"cpu", "cuda"} }
 // (Options.Device "cuda", DeviceBackend). DeviceGather and PinnedStaging
 // cut the host path of the fallback and of the Gram products
 // (bench/cuda/README.md); set them false to return to the pageable,
-// host-built paths.
-var sharedCUDAOptions = cuda.Options{DeviceGather: true, PinnedStaging: true}
+// host-built paths. CholeskyLoopAbove 1024 factors fallback blocks larger
+// than 1024 one at a time: on an H200 with |S| = 2048 (cudabench
+// --fallback-bench, 2026-11-30) the loop took 2.48 ms/row against 3.83 for
+// cuSOLVER's batched routine (gathered on the device), with the same
+// weights; smaller blocks were not measured and stay batched.
+var sharedCUDAOptions = cuda.Options{DeviceGather: true, PinnedStaging: true, CholeskyLoopAbove: 1024}
 
 var sharedCUDA = sync.OnceValues(func() (*cuda.Backend, error) { return cuda.New(sharedCUDAOptions) })
 
