@@ -64,6 +64,18 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("--work-dir %s: want gs://bucket[/path]: %w", c.WorkRoot, err)
 		}
 	}
+	// fileio.Clean (used by the loader) reads "gs:///x" as the bucket "x":
+	// an empty bucket must fail here, naming the flag.
+	if fileio.IsRemote(c.Model) {
+		if _, _, err := fileio.ParseGCS(c.Model); err != nil {
+			return fmt.Errorf("--model %s: want gs://bucket[/path]: %w", c.Model, err)
+		}
+	}
+	if fileio.IsRemote(c.Calib) {
+		if _, obj, err := fileio.ParseGCS(c.Calib); err != nil || obj == "" || strings.HasSuffix(obj, "/") {
+			return fmt.Errorf("--calib %s: want gs://bucket/object", c.Calib)
+		}
+	}
 	if c.WorkRoot != "" && !fileio.IsRemote(c.WorkRoot) {
 		if st, err := os.Stat(c.WorkRoot); err == nil && !st.IsDir() {
 			return fmt.Errorf("--work-dir %s: exists and is not a directory", c.WorkRoot)

@@ -164,6 +164,12 @@ func (o *pruneOptions) Complete() error {
 	if o.cfg.ForwardDevice == "cpu" {
 		o.cfg.ForwardDevice = "" // likewise
 	}
+	// Before the paths are made absolute, which would turn a misspelt
+	// "gs:/b/x" into a local path.
+	if err := checkPathURLs([]pathFlag{{"--model", o.cfg.Model, runners.NeedBucket}, {"--calib", o.cfg.Calib, runners.NeedObject},
+		{"--out", o.cfg.Out, runners.NeedPrefix}, {"--work-dir", o.cfg.WorkRoot, runners.NeedBucket}}); err != nil {
+		return err
+	}
 	// Absolute paths: workers may run elsewhere, and the configuration hash
 	// (which keys resumable work) must not depend on the working directory.
 	for _, p := range []*string{&o.cfg.Model, &o.cfg.Calib, &o.cfg.Out, &o.cfg.WorkRoot} {
@@ -245,6 +251,24 @@ func (o *pruneOptions) Validate() error {
 	}
 	// Last: a network call (Flink's job server), after the cheap checks.
 	return o.run.CheckReachable(context.Background())
+}
+
+// pathFlag is a path flag's name, value and what a gs:// value must name.
+type pathFlag struct {
+	flag, value string
+	need        runners.URLNeed
+}
+
+// checkPathURLs checks the gs:// syntax of path flags (runners.CheckGCSURL)
+// before anything reads them: internal/fileio would read "gs:///x" as the
+// bucket "x", and "gs:/b/x" would be a local path.
+func checkPathURLs(flags []pathFlag) error {
+	for _, f := range flags {
+		if err := runners.CheckGCSURL(f.flag, f.value, f.need); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // validateDevice accepts --device cpu (stored as "") and --device cuda when
