@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -41,6 +42,18 @@ type Config struct {
 	// PlanOnly makes Prepare create nothing (no work directory): for a dry
 	// run that only prints the job.
 	PlanOnly bool
+	// Log receives what Prepare and RemoveWork do to files the user did not
+	// name (corrupt work files redone, stale temporary directories and work
+	// directories removed); nil means silent.
+	Log *slog.Logger `json:"-"`
+}
+
+// logger is c.Log, or a logger that discards everything.
+func (c *Config) logger() *slog.Logger {
+	if c.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Log
 }
 
 // Validate checks the configuration, naming the flag at fault.
@@ -318,7 +331,7 @@ func Prepare(cfg *Config) (*Plan, error) {
 	// windows (which may fail on a small corpus) before the work directory
 	// exists, so that a rejected run leaves nothing behind.
 	work := prune.Work{Dir: fileio.Join(root, cfg.Hash())}
-	done, err := work.Done(fam.NumBlocks())
+	done, err := resumable(context.Background(), work, fam, &cfg.Config, cfg.PlanOnly, cfg.logger())
 	if err != nil {
 		return nil, err
 	}

@@ -295,6 +295,7 @@ func validateDeviceFlag(flag, d string) error {
 func (o *pruneOptions) Run(ctx context.Context) error {
 	start := time.Now()
 	o.cfg.PlanOnly = o.run.DryRun
+	o.cfg.Log = newLineLogger(o.stderr)
 	plan, err := pipeline.Prepare(&o.cfg)
 	if err != nil {
 		return err

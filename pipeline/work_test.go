@@ -1,0 +1,188 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/optima-llm/optima/pipeline"
+)
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// copyTree copies the regular files under src to dst.
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestResumeCorrupt: a work directory left with a truncated or garbled file
+// (a killed run, a full disk) is resumed by redoing the step that made the
+// file: the warning names the file, the file is removed, and the finished
+// model equals an uninterrupted run's. Before, the resume reused the file
+// and failed inside the Beam pipeline (or, for a done marker, in Prepare)
+// with advice to run again, which failed the same way.
+func TestResumeCorrupt(t *testing.T) {
+	modelDir, corpus := fixture(t)
+	dir := t.TempDir()
+	full := baseConfig(modelDir, corpus, filepath.Join(dir, "full"))
+	runPipeline(t, full)
+	want := weights(t, full.Out)
+
+	// A run stopped after two of the three blocks: blocks 0 and 1 are done,
+	// the shards entering block 2 are kept.
+	stopped := full
+	stopped.Out, stopped.WorkRoot, stopped.StopAfter = filepath.Join(dir, "stopped"), filepath.Join(dir, "work"), 2
+	runPipeline(t, stopped)
+	stopped.StopAfter = 0
+	plan, err := pipeline.Prepare(&stopped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Done) != 2 || len(plan.Done[1].Next) == 0 {
+		t.Fatalf("the stopped run left %d finished blocks, want 2 with shards after them", len(plan.Done))
+	}
+	key := filepath.Base(plan.Work.Dir)
+	shard := filepath.Base(plan.Done[1].Next[0].Path)
+
+	truncate := func(p string) error {
+		st, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		return os.Truncate(p, st.Size()/2)
+	}
+	garble := func(p string) error {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for i := 0; i < len(b) && i < 64; i++ {
+			b[i] ^= 0x5a
+		}
+		return os.WriteFile(p, b, 0o644)
+	}
+	empty := func(p string) error { return os.WriteFile(p, nil, 0o644) }
+	for _, tc := range []struct {
+		name    string
+		file    string
+		corrupt func(string) error
+		run     bool // also finish the run and compare with the uninterrupted one
+	}{
+		{"truncated block file", "block-001.safetensors", truncate, true},
+		{"garbled block file", "block-000.safetensors", garble, false},
+		{"empty done marker", "block-001.done.json", empty, false},
+		{"garbled done marker", "block-000.done.json", garble, false},
+		{"truncated shard", shard, truncate, true},
+		{"garbled shard", shard, garble, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := stopped
+			cfg.Out, cfg.WorkRoot = filepath.Join(t.TempDir(), "out"), filepath.Join(t.TempDir(), "work")
+			copyTree(t, stopped.WorkRoot, cfg.WorkRoot)
+			bad := filepath.Join(cfg.WorkRoot, key, tc.file)
+			if err := tc.corrupt(bad); err != nil {
+				t.Fatal(err)
+			}
+			var logs syncBuffer
+			cfg.Log = slog.New(slog.NewTextHandler(&logs, nil))
+			plan, err := pipeline.Prepare(&cfg)
+			if err != nil {
+				t.Fatalf("Prepare: %v", err)
+			}
+			if filepath.Base(plan.Work.Dir) != key {
+				t.Fatalf("work directory %s, want the stopped run's %s", plan.Work.Dir, key)
+			}
+			// Every earlier block's input shards were removed as blocks
+			// finished, so a bad file sends the run back to block 0.
+			if len(plan.Done) != 0 || len(plan.Windows) == 0 {
+				t.Errorf("resume reuses %d blocks (%d window shards), want a fresh start", len(plan.Done), len(plan.Windows))
+			}
+			if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), bad) {
+				t.Errorf("log does not warn about %s:\n%s", bad, logs.String())
+			}
+			if _, err := os.Stat(bad); err == nil {
+				t.Errorf("%s was kept", bad)
+			}
+			for _, m := range []string{"block-000.done.json", "block-001.done.json"} {
+				if _, err := os.Stat(filepath.Join(plan.Work.Dir, m)); err == nil {
+					t.Errorf("%s kept, though its block is redone", m)
+				}
+			}
+			if !tc.run {
+				return
+			}
+			runPipeline(t, cfg)
+			if d := maxRelDiff(t, want, weights(t, cfg.Out)); d != 0 {
+				t.Errorf("redone run differs from the uninterrupted one: max relative %g", d)
+			}
+		})
+	}
+}
+
+// TestPrepareDryRunKeepsCorrupt: a plan-only Prepare reports a corrupt file
+// but removes nothing.
+func TestPrepareDryRunKeepsCorrupt(t *testing.T) {
+	modelDir, corpus := fixture(t)
+	dir := t.TempDir()
+	cfg := baseConfig(modelDir, corpus, filepath.Join(dir, "out"))
+	cfg.WorkRoot, cfg.StopAfter = filepath.Join(dir, "work"), 1
+	runPipeline(t, cfg)
+	cfg.StopAfter = 0
+	plan, err := pipeline.Prepare(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(plan.Work.Dir, "block-000.done.json")
+	if err := os.WriteFile(bad, []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	cfg.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	cfg.PlanOnly = true
+	if plan, err = pipeline.Prepare(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Done) != 0 || !strings.Contains(logs.String(), bad) {
+		t.Errorf("dry run: %d blocks reused, log %q; want 0 and a warning naming %s", len(plan.Done), logs.String(), bad)
+	}
+	if _, err := os.Stat(bad); err != nil {
+		t.Errorf("a dry run removed %s: %v", bad, err)
+	}
+}
