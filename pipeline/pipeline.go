@@ -27,8 +27,9 @@ type Config struct {
 	prune.Config
 	// Out is the model directory to write (replaced atomically).
 	Out string
-	// WorkRoot holds work directories keyed by configuration hash; empty
-	// means Out + ".work". Model, Calib, Out and WorkRoot may be gs:// URLs
+	// WorkRoot holds work directories keyed by a digest of the
+	// configuration and of the contents of the model and corpus files
+	// (workKey); empty means Out + ".work". Model, Calib, Out and WorkRoot may be gs:// URLs
 	// (internal/fileio); Flink and Dataflow workers need the work root on
 	// storage they all reach.
 	WorkRoot string
@@ -330,7 +331,11 @@ func Prepare(cfg *Config) (*Plan, error) {
 	// Look for finished blocks before creating anything, and draw the
 	// windows (which may fail on a small corpus) before the work directory
 	// exists, so that a rejected run leaves nothing behind.
-	work := prune.Work{Dir: fileio.Join(root, cfg.Hash())}
+	inputs, err := inputIDs(context.Background(), cfg.Model, cfg.Calib)
+	if err != nil {
+		return nil, err
+	}
+	work := prune.Work{Dir: fileio.Join(root, workKey(&cfg.Config, inputs))}
 	done, err := resumable(context.Background(), work, fam, &cfg.Config, cfg.PlanOnly, cfg.logger())
 	if err != nil {
 		return nil, err
@@ -360,7 +365,7 @@ func Prepare(cfg *Config) (*Plan, error) {
 	if cfg.PlanOnly {
 		return p, nil
 	}
-	if p.Work, err = prune.NewWork(root, &cfg.Config); err != nil {
+	if p.Work, err = newWork(work.Dir, &cfg.Config, inputs); err != nil {
 		return nil, err
 	}
 	return p, nil

@@ -186,3 +186,80 @@ func TestPrepareDryRunKeepsCorrupt(t *testing.T) {
 		t.Errorf("a dry run removed %s: %v", bad, err)
 	}
 }
+
+// TestWorkKeyCoversContents: the work directory is keyed by the contents of
+// the model and the corpus as well as by their paths, so that a file
+// replaced at the same path does not resume from work made with the old one
+// (before, the key was the configuration's JSON, paths only, and the stale
+// blocks were reused silently). Rewriting the same bytes still resumes.
+func TestWorkKeyCoversContents(t *testing.T) {
+	modelDir, corpus := fixture(t)
+	dir := t.TempDir()
+	cfg := baseConfig(modelDir, corpus, filepath.Join(dir, "out"))
+	cfg.WorkRoot, cfg.StopAfter = filepath.Join(dir, "work"), 1
+	runPipeline(t, cfg)
+	cfg.StopAfter = 0
+	first, err := pipeline.Prepare(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Done) != 1 {
+		t.Fatalf("the stopped run left %d finished blocks, want 1", len(first.Done))
+	}
+	prepare := func(t *testing.T) *pipeline.Plan {
+		t.Helper()
+		plan, err := pipeline.Prepare(&cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return plan
+	}
+	rewrite := func(t *testing.T, p string, edit func([]byte) []byte) {
+		t.Helper()
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, edit(b), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("same bytes rewritten", func(t *testing.T) {
+		rewrite(t, corpus, func(b []byte) []byte { return b })
+		if plan := prepare(t); plan.Work.Dir != first.Work.Dir || len(plan.Done) != 1 {
+			t.Errorf("work %s with %d blocks done, want %s with 1", plan.Work.Dir, len(plan.Done), first.Work.Dir)
+		}
+	})
+	t.Run("corpus changed", func(t *testing.T) {
+		// Same size, so that only the contents tell the files apart.
+		rewrite(t, corpus, func(b []byte) []byte { return bytes.Replace(b, []byte("the"), []byte("and"), 1) })
+		plan := prepare(t)
+		if plan.Work.Dir == first.Work.Dir || len(plan.Done) != 0 {
+			t.Errorf("a changed corpus resumes from %s (%d blocks done)", plan.Work.Dir, len(plan.Done))
+		}
+		rewrite(t, corpus, func(b []byte) []byte { return bytes.Replace(b, []byte("and"), []byte("the"), 1) })
+	})
+	t.Run("model changed", func(t *testing.T) {
+		weightsFile := filepath.Join(modelDir, "model.safetensors")
+		orig, err := os.ReadFile(weightsFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rewrite(t, weightsFile, func(b []byte) []byte {
+			c := bytes.Clone(b)
+			c[len(c)-1] ^= 1 // one bit of the last weight
+			return c
+		})
+		plan := prepare(t)
+		if plan.Work.Dir == first.Work.Dir || len(plan.Done) != 0 {
+			t.Errorf("a changed model resumes from %s (%d blocks done)", plan.Work.Dir, len(plan.Done))
+		}
+		rewrite(t, weightsFile, func([]byte) []byte { return orig })
+	})
+	t.Run("restored", func(t *testing.T) {
+		if plan := prepare(t); plan.Work.Dir != first.Work.Dir || len(plan.Done) != 1 {
+			t.Errorf("work %s with %d blocks done, want %s with 1", plan.Work.Dir, len(plan.Done), first.Work.Dir)
+		}
+	})
+}
