@@ -8,6 +8,10 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
 
 	"github.com/optima-llm/optima/internal/fileio"
 	"github.com/optima-llm/optima/model"
@@ -169,4 +173,103 @@ func checkShard(ctx context.Context, ref prune.ShardRef, i, b, hidden int) error
 		return fmt.Errorf("%d bytes, want %d for %d×%d×%d float32", r.Size(), want, nseq, seqlen, hid)
 	}
 	return nil
+}
+
+// workKeyRE matches a work directory's name (workKey).
+var workKeyRE = regexp.MustCompile(`^[0-9a-f]{16}$`)
+
+// workFileRE matches the files a work directory holds: its records
+// (config.json, inputs.json), block files and done markers, hidden-state
+// shards, and the temporary files of their atomic writes (".NAME.tmp-N",
+// internal/fileio and model/safetensors).
+var workFileRE = regexp.MustCompile(`^(config\.json|inputs\.json|block-\d{3,}\.safetensors|block-\d{3,}\.done\.json|hidden-b\d{3,}-s\d{3,}\.bin)$|^\.(config\.json|inputs\.json|block-\d{3,}\.safetensors|block-\d{3,}\.done\.json|hidden-b\d{3,}-s\d{3,}\.bin)\.tmp-\d+$`)
+
+// RemoveWork removes the work directory of a finished run, and its work
+// root when that is left empty (local roots only; a gs:// prefix vanishes
+// with its last object), logging what it removed with log.Info. It removes
+// nothing but an optima work directory: one named by a work key (16 hex
+// digits), holding config.json and only files that optima writes there
+// (workFileRE). Anything else is left whole with a log.Warn that says why;
+// that is not an error, since the run itself succeeded. Other work
+// directories left in the root (other configurations or inputs, perhaps
+// still to be resumed) are listed with log.Info, not removed. Errors are
+// those of listing or removing.
+func RemoveWork(ctx context.Context, work prune.Work, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	dir := fileio.Clean(work.Dir)
+	if !workKeyRE.MatchString(fileio.Base(dir)) {
+		log.Warn("not removing the work directory: not an optima work directory (its name is not a work key)", "dir", dir)
+		return nil
+	}
+	if ok, err := fileio.Exists(ctx, fileio.Join(dir, workConfigFile)); err != nil {
+		return fmt.Errorf("remove work directory: %w", err)
+	} else if !ok {
+		log.Warn("not removing the work directory: not an optima work directory (no config.json)", "dir", dir)
+		return nil
+	}
+	names, err := workEntries(ctx, dir)
+	if err != nil {
+		return fmt.Errorf("remove work directory: %w", err)
+	}
+	for _, n := range names {
+		if !workFileRE.MatchString(n) {
+			log.Warn("not removing the work directory: it holds a file optima did not write", "dir", dir, "file", n)
+			return nil
+		}
+	}
+	if err := fileio.RemoveAll(ctx, dir); err != nil {
+		return fmt.Errorf("remove work directory: %w", err)
+	}
+	log.Info("removed work directory", "dir", dir)
+	if fileio.IsRemote(dir) {
+		return nil
+	}
+	root := filepath.Dir(dir)
+	if os.Remove(root) == nil {
+		return nil // it was empty
+	}
+	var others []string
+	if ents, err := os.ReadDir(root); err == nil {
+		for _, e := range ents {
+			if e.IsDir() && workKeyRE.MatchString(e.Name()) {
+				if _, err := os.Stat(filepath.Join(root, e.Name(), workConfigFile)); err == nil {
+					others = append(others, e.Name())
+				}
+			}
+		}
+	}
+	if len(others) > 0 {
+		log.Info("other work directories remain in the work root (other configurations or inputs; a rerun of their command resumes them, rm -r removes them)", "root", root, "dirs", strings.Join(others, " "))
+	}
+	return nil
+}
+
+// workEntries lists the names in the work directory dir; a subdirectory
+// (local) or an object below one (gs://) is listed as "name/".
+func workEntries(ctx context.Context, dir string) ([]string, error) {
+	if !fileio.IsRemote(dir) {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return nil, err
+		}
+		names := make([]string, len(ents))
+		for i, e := range ents {
+			names[i] = e.Name()
+			if e.IsDir() {
+				names[i] += "/"
+			}
+		}
+		return names, nil
+	}
+	objs, err := fileio.Glob(ctx, dir+"/**")
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(objs))
+	for i, o := range objs {
+		names[i] = strings.TrimPrefix(o, dir+"/")
+	}
+	return names, nil
 }

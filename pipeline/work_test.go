@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -9,7 +10,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/optima-llm/optima/pipeline"
+	"github.com/optima-llm/optima/stages/prune"
 )
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
@@ -262,4 +266,93 @@ func TestWorkKeyCoversContents(t *testing.T) {
 			t.Errorf("work %s with %d blocks done, want %s with 1", plan.Work.Dir, len(plan.Done), first.Work.Dir)
 		}
 	})
+}
+
+// TestRemoveWork: after a finished run the work directory is removed with
+// a log line, and the work root with it when nothing else is left; a
+// directory that is not an optima work directory, or that holds a file
+// optima did not write, is left whole with a warning.
+func TestRemoveWork(t *testing.T) {
+	modelDir, corpus := fixture(t)
+	dir := t.TempDir()
+	cfg := baseConfig(modelDir, corpus, filepath.Join(dir, "out"))
+	cfg.WorkRoot, cfg.StopAfter = filepath.Join(dir, "work"), 2
+	runPipeline(t, cfg)
+	cfg.StopAfter = 0
+	plan, err := pipeline.Prepare(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A temporary file of a killed write is part of the work directory.
+	if err := os.WriteFile(filepath.Join(plan.Work.Dir, ".block-002.safetensors.tmp-123456"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	template := filepath.Join(dir, "template")
+	copyTree(t, cfg.WorkRoot, template)
+	key := filepath.Base(plan.Work.Dir)
+	for _, tc := range []struct {
+		name     string
+		setup    func(t *testing.T, root string) string // returns the directory to remove
+		removed  bool
+		rootGone bool
+		log      string
+	}{
+		{"work directory", func(t *testing.T, root string) string { return filepath.Join(root, key) }, true, true, "removed work directory"},
+		{"other work directory in the root", func(t *testing.T, root string) string {
+			copyTree(t, filepath.Join(root, key), filepath.Join(root, "0123456789abcdef"))
+			return filepath.Join(root, key)
+		}, true, false, "0123456789abcdef"},
+		{"foreign file", func(t *testing.T, root string) string {
+			if err := os.WriteFile(filepath.Join(root, key, "notes.txt"), []byte("mine"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return filepath.Join(root, key)
+		}, false, false, "notes.txt"},
+		{"foreign directory", func(t *testing.T, root string) string {
+			if err := os.Mkdir(filepath.Join(root, key, "data"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			return filepath.Join(root, key)
+		}, false, false, "data"},
+		{"not a work directory name", func(t *testing.T, root string) string {
+			p := filepath.Join(root, "mydata")
+			if err := os.Rename(filepath.Join(root, key), p); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}, false, false, "not an optima work directory"},
+		{"no config.json", func(t *testing.T, root string) string {
+			if err := os.Remove(filepath.Join(root, key, "config.json")); err != nil {
+				t.Fatal(err)
+			}
+			return filepath.Join(root, key)
+		}, false, false, "not an optima work directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := filepath.Join(t.TempDir(), "work")
+			copyTree(t, template, root)
+			target := tc.setup(t, root)
+			before := listTree(t, root)
+			var logs syncBuffer
+			if err := pipeline.RemoveWork(context.Background(), prune.Work{Dir: target}, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+				t.Fatalf("RemoveWork: %v", err)
+			}
+			_, err := os.Stat(target)
+			if gone := os.IsNotExist(err); gone != tc.removed {
+				t.Errorf("%s removed: %v, want %v", target, gone, tc.removed)
+			}
+			if !tc.removed {
+				if diff := cmp.Diff(before, listTree(t, root)); diff != "" {
+					t.Errorf("files changed (-before +after):\n%s", diff)
+				}
+			}
+			_, err = os.Stat(root)
+			if gone := os.IsNotExist(err); gone != tc.rootGone {
+				t.Errorf("work root removed: %v, want %v", gone, tc.rootGone)
+			}
+			if !strings.Contains(logs.String(), tc.log) {
+				t.Errorf("log does not mention %q:\n%s", tc.log, logs.String())
+			}
+		})
+	}
 }

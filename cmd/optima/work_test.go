@@ -43,3 +43,40 @@ func TestPruneResumeCorrupt(t *testing.T) {
 		t.Errorf("redone run differs from the uninterrupted one: %v", err)
 	}
 }
+
+// TestPruneKeepWork: a finished prune removes its work directory and says
+// so; --keep-work keeps it and says where.
+func TestPruneKeepWork(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		keep bool
+		log  string
+	}{
+		{"default", false, "removed work directory"},
+		{"keep-work", true, "kept work directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, work := filepath.Join(dir, tc.name), filepath.Join(dir, tc.name+"-work")
+			args := f.pruneArgs(out, "--work-dir", work)
+			if tc.keep {
+				args = append(args, "--keep-work")
+			}
+			_, stderr := mustOptima(t, args...)
+			kept, err := filepath.Glob(filepath.Join(work, "*", "block-001.safetensors"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (len(kept) == 1) != tc.keep {
+				t.Errorf("work directory kept: %v, want %v", kept, tc.keep)
+			}
+			if _, err := os.Stat(work); os.IsNotExist(err) == tc.keep {
+				t.Errorf("work root %s removed: %v, want %v", work, os.IsNotExist(err), !tc.keep)
+			}
+			if !strings.Contains(stderr, tc.log) {
+				t.Errorf("stderr does not mention %q:\n%s", tc.log, stderr)
+			}
+		})
+	}
+}
