@@ -365,6 +365,9 @@ func Prepare(cfg *Config) (*Plan, error) {
 	if cfg.PlanOnly {
 		return p, nil
 	}
+	if !fileio.IsRemote(cfg.Out) {
+		removeStaleTemps(cfg.Out, processStart, cfg.logger())
+	}
 	if p.Work, err = newWork(work.Dir, &cfg.Config, inputs); err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -354,5 +355,89 @@ func TestRemoveWork(t *testing.T) {
 				t.Errorf("log does not mention %q:\n%s", tc.log, logs.String())
 			}
 		})
+	}
+}
+
+// TestPrepareRemovesStaleTemps: the hidden temporary directories that a
+// killed model write leaves beside --out (".OUT.tmp-N", and ".OUT.old-N"
+// once OUT exists again) are removed by the next run with a log line; newer
+// ones (another run writing now), other names and plain files are kept.
+func TestPrepareRemovesStaleTemps(t *testing.T) {
+	modelDir, corpus := fixture(t)
+	parent := t.TempDir()
+	out := filepath.Join(parent, "pruned")
+	old := time.Now().Add(-time.Hour)
+	mk := func(name string, dir, stale bool) string {
+		p := filepath.Join(parent, name)
+		var err error
+		if dir {
+			if err = os.Mkdir(p, 0o755); err == nil {
+				err = os.WriteFile(filepath.Join(p, "model.safetensors"), []byte("partial"), 0o644)
+			}
+		} else {
+			err = os.WriteFile(p, []byte("x"), 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stale {
+			for _, q := range []string{filepath.Join(p, "model.safetensors"), p} {
+				if err := os.Chtimes(q, old, old); err != nil && dir {
+					t.Fatal(err)
+				}
+			}
+		}
+		return p
+	}
+	removed := []string{mk(".pruned.tmp-123456", true, true), mk(".pruned.tmp-9", true, true)}
+	kept := []string{
+		mk(".pruned.tmp-777", true, false),  // being written now
+		mk(".pruned.tmp-12ab", true, true),  // not os.MkdirTemp's digits
+		mk(".pruned2.tmp-1234", true, true), // another output
+		mk(".prune.tmp-1234", true, true),   // another output
+		mk("pruned.tmp-1234", true, true),   // not hidden
+		mk(".pruned.tmp-55", false, true),   // a file
+		mk(".pruned.old-42", true, true),    // OUT is absent: the previous model, kept
+	}
+	cfg := baseConfig(modelDir, corpus, out)
+	var logs syncBuffer
+	cfg.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	dry := cfg
+	dry.PlanOnly = true
+	if _, err := pipeline.Prepare(&dry); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range append(removed, kept...) {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("a dry run removed %s", p)
+		}
+	}
+	if _, err := pipeline.Prepare(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range removed {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("stale %s kept (%v)", p, err)
+		}
+		if !strings.Contains(logs.String(), p) {
+			t.Errorf("log does not name %s:\n%s", p, logs.String())
+		}
+	}
+	for _, p := range kept {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s removed: %v", p, err)
+		}
+	}
+
+	// With OUT present again, a stale ".OUT.old-N" is the leftover of a
+	// finished swap.
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pipeline.Prepare(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(parent, ".pruned.old-42")); !os.IsNotExist(err) {
+		t.Errorf("stale .pruned.old-42 kept beside an existing output (%v)", err)
 	}
 }
