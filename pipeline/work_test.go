@@ -13,6 +13,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/optima-llm/optima/internal/fileio"
+	"github.com/optima-llm/optima/internal/fileio/gcstest"
 	"github.com/optima-llm/optima/pipeline"
 	"github.com/optima-llm/optima/stages/prune"
 )
@@ -439,5 +441,64 @@ func TestPrepareRemovesStaleTemps(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(parent, ".pruned.old-42")); !os.IsNotExist(err) {
 		t.Errorf("stale .pruned.old-42 kept beside an existing output (%v)", err)
+	}
+}
+
+// TestWorkGCS: on a gs:// work root, a corrupt block file is redone with a
+// warning and removed, and RemoveWork removes an optima work directory but
+// leaves one holding a foreign object whole (GCS emulator).
+func TestWorkGCS(t *testing.T) {
+	modelDir, corpus := fixture(t)
+	gcstest.Start(t, "bkt")
+	ctx := context.Background()
+	cfg := baseConfig(modelDir, corpus, filepath.Join(t.TempDir(), "out"))
+	cfg.WorkRoot, cfg.StopAfter = "gs://bkt/work", 2
+	runPipeline(t, cfg)
+	cfg.StopAfter = 0
+	plan, err := pipeline.Prepare(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Done) != 2 {
+		t.Fatalf("%d blocks done on gs://, want 2", len(plan.Done))
+	}
+	bad := plan.Work.BlockPath(1)
+	raw, err := fileio.ReadFile(ctx, bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fileio.WriteFile(ctx, bad, raw[:len(raw)/2]); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	cfg.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	if plan, err = pipeline.Prepare(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Done) != 0 || !strings.Contains(logs.String(), bad) {
+		t.Errorf("%d blocks reused, log %q; want 0 and a warning naming %s", len(plan.Done), logs.String(), bad)
+	}
+	if ok, err := fileio.Exists(ctx, bad); err != nil || ok {
+		t.Errorf("corrupt %s kept (%v)", bad, err)
+	}
+
+	foreign := fileio.Join(plan.Work.Dir, "notes.txt")
+	if err := fileio.WriteFile(ctx, foreign, []byte("mine")); err != nil {
+		t.Fatal(err)
+	}
+	if err := pipeline.RemoveWork(ctx, plan.Work, cfg.Log); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := fileio.Exists(ctx, foreign); err != nil || !ok {
+		t.Fatalf("RemoveWork removed a work directory holding %s (%v)", foreign, err)
+	}
+	if err := fileio.Remove(ctx, foreign); err != nil {
+		t.Fatal(err)
+	}
+	if err := pipeline.RemoveWork(ctx, plan.Work, cfg.Log); err != nil {
+		t.Fatal(err)
+	}
+	if left, err := fileio.Glob(ctx, plan.Work.Dir+"/**"); err != nil || len(left) != 0 {
+		t.Errorf("objects left under %s: %v (%v)", plan.Work.Dir, left, err)
 	}
 }
