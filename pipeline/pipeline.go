@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,8 +27,9 @@ type Config struct {
 	prune.Config
 	// Out is the model directory to write (replaced atomically).
 	Out string
-	// WorkRoot holds work directories keyed by configuration hash; empty
-	// means Out + ".work". Model, Calib, Out and WorkRoot may be gs:// URLs
+	// WorkRoot holds work directories keyed by a digest of the
+	// configuration and of the contents of the model and corpus files
+	// (workKey); empty means Out + ".work". Model, Calib, Out and WorkRoot may be gs:// URLs
 	// (internal/fileio); Flink and Dataflow workers need the work root on
 	// storage they all reach.
 	WorkRoot string
@@ -41,6 +43,18 @@ type Config struct {
 	// PlanOnly makes Prepare create nothing (no work directory): for a dry
 	// run that only prints the job.
 	PlanOnly bool
+	// Log receives what Prepare and RemoveWork do to files the user did not
+	// name (corrupt work files redone, stale temporary directories and work
+	// directories removed); nil means silent.
+	Log *slog.Logger `json:"-"`
+}
+
+// logger is c.Log, or a logger that discards everything.
+func (c *Config) logger() *slog.Logger {
+	if c.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Log
 }
 
 // Validate checks the configuration, naming the flag at fault.
@@ -62,6 +76,18 @@ func (c *Config) Validate() error {
 	if fileio.IsRemote(c.WorkRoot) {
 		if _, _, err := fileio.ParseGCS(c.WorkRoot); err != nil {
 			return fmt.Errorf("--work-dir %s: want gs://bucket[/path]: %w", c.WorkRoot, err)
+		}
+	}
+	// fileio.Clean (used by the loader) reads "gs:///x" as the bucket "x":
+	// an empty bucket must fail here, naming the flag.
+	if fileio.IsRemote(c.Model) {
+		if _, _, err := fileio.ParseGCS(c.Model); err != nil {
+			return fmt.Errorf("--model %s: want gs://bucket[/path]: %w", c.Model, err)
+		}
+	}
+	if fileio.IsRemote(c.Calib) {
+		if _, obj, err := fileio.ParseGCS(c.Calib); err != nil || obj == "" || strings.HasSuffix(obj, "/") {
+			return fmt.Errorf("--calib %s: want gs://bucket/object", c.Calib)
 		}
 	}
 	if c.WorkRoot != "" && !fileio.IsRemote(c.WorkRoot) {
@@ -305,8 +331,12 @@ func Prepare(cfg *Config) (*Plan, error) {
 	// Look for finished blocks before creating anything, and draw the
 	// windows (which may fail on a small corpus) before the work directory
 	// exists, so that a rejected run leaves nothing behind.
-	work := prune.Work{Dir: fileio.Join(root, cfg.Hash())}
-	done, err := work.Done(fam.NumBlocks())
+	inputs, err := inputIDs(context.Background(), cfg.Model, cfg.Calib)
+	if err != nil {
+		return nil, err
+	}
+	work := prune.Work{Dir: fileio.Join(root, workKey(&cfg.Config, inputs))}
+	done, err := resumable(context.Background(), work, fam, &cfg.Config, cfg.PlanOnly, cfg.logger())
 	if err != nil {
 		return nil, err
 	}
@@ -335,7 +365,10 @@ func Prepare(cfg *Config) (*Plan, error) {
 	if cfg.PlanOnly {
 		return p, nil
 	}
-	if p.Work, err = prune.NewWork(root, &cfg.Config); err != nil {
+	if !fileio.IsRemote(cfg.Out) {
+		removeStaleTemps(cfg.Out, processStart, cfg.logger())
+	}
+	if p.Work, err = newWork(work.Dir, &cfg.Config, inputs); err != nil {
 		return nil, err
 	}
 	return p, nil

@@ -317,6 +317,8 @@ func TestResume(t *testing.T) {
 }
 
 func TestValidateErrors(t *testing.T) {
+	// A gs:// path that slips through meets a closed port, not the network.
+	t.Setenv("STORAGE_EMULATOR_HOST", "127.0.0.1:1")
 	modelDir, corpus := fixture(t)
 	dir := t.TempDir()
 	for _, tc := range []struct {
@@ -336,6 +338,9 @@ func TestValidateErrors(t *testing.T) {
 		{"work-dir is a file", func(c *pipeline.Config) { c.WorkRoot = c.Calib }, "--work-dir " + corpus},
 		{"work-dir without bucket", func(c *pipeline.Config) { c.WorkRoot = "gs://" }, "--work-dir gs://"},
 		{"work-dir empty bucket", func(c *pipeline.Config) { c.WorkRoot = "gs:///work" }, "--work-dir gs:///work"},
+		{"model empty bucket", func(c *pipeline.Config) { c.Model = "gs:///models/tiny" }, "--model gs:///models/tiny"},
+		{"calib empty bucket", func(c *pipeline.Config) { c.Calib = "gs:///c4.jsonl" }, "--calib gs:///c4.jsonl"},
+		{"calib bucket only", func(c *pipeline.Config) { c.Calib = "gs://bkt/" }, "--calib gs://bkt/"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := baseConfig(modelDir, corpus, filepath.Join(dir, tc.name))

@@ -245,8 +245,14 @@ func (c *Config) Validate() error {
 		if !strings.HasPrefix(c.StagingLocation, "gs://") || len(c.StagingLocation) <= len("gs://") {
 			return &flagError{"--staging-location", c.StagingLocation, "required with --runner dataflow, a gs://bucket/path"}
 		}
+		if err := CheckGCSURL("--staging-location", c.StagingLocation, NeedBucket); err != nil {
+			return err
+		}
 		if c.TempLocation != "" && !strings.HasPrefix(c.TempLocation, "gs://") {
 			return &flagError{"--temp-location", c.TempLocation, "must be a gs:// location"}
+		}
+		if err := CheckGCSURL("--temp-location", c.TempLocation, NeedBucket); err != nil {
+			return err
 		}
 		if c.NumWorkers < 0 || c.MaxNumWorkers < 0 {
 			return &flagError{"--num-workers", fmt.Sprint(c.NumWorkers, "/", c.MaxNumWorkers), "worker counts must not be negative"}

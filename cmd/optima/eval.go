@@ -13,6 +13,7 @@ import (
 
 	"github.com/optima-llm/optima/model"
 	"github.com/optima-llm/optima/model/loader"
+	"github.com/optima-llm/optima/runners"
 	"github.com/optima-llm/optima/stages/eval"
 	"github.com/optima-llm/optima/stages/prune"
 )
@@ -102,6 +103,9 @@ func (o *evalOptions) Complete() error {
 func (o *evalOptions) Validate() error {
 	if o.modelPath == "" {
 		return &flagError{"--model", "", "required"}
+	}
+	if err := checkPathURLs([]pathFlag{{"--model", o.modelPath, runners.NeedBucket}}); err != nil {
+		return err
 	}
 	wiki, zs, err := parseTasks("--task", o.task, true)
 	if err != nil {

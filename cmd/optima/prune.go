@@ -29,6 +29,9 @@ type pruneOptions struct {
 	run      runners.Config
 	noProg   bool
 	calibSet bool
+	// keepWork is --keep-work: keep the work directory after a finished
+	// run.
+	keepWork bool
 	// sparsitySet is whether --sparsity was given: with --pattern its
 	// default is dropped, an explicit value is an error (Validate).
 	sparsitySet bool
@@ -71,7 +74,9 @@ layer, not per row. Their parameters go in --method-param KEY=VALUE: blocksize
 only the --update optima solve.
 
 An interrupted run started again with the same configuration resumes after the last
-finished block (work files live in --work-dir, default OUT.work).
+finished block (work files live in --work-dir, default OUT.work; a corrupt one is redone
+with a warning, and the run's work directory is removed once the model is written unless
+--keep-work).
 
 --model, --calib, --out and --work-dir may be gs://bucket/path URLs. --runner local
 (default) runs Beam's Prism runner in process; --runner flink submits to a Beam Flink
@@ -133,6 +138,7 @@ prune_and_quantize to these flags.`,
 	f.IntVar(&o.cfg.StopAfter, "stop-after-blocks", 0, "stop once this many blocks are done (0: all); rerun to resume")
 	f.StringVar(&o.dataDir, "data-dir", "", "data directory (default: $OPTIMA_DATA, ../shared/data, ../../shared/data, shared/data)")
 	runners.AddFlags(f, &o.run)
+	f.BoolVar(&o.keepWork, "keep-work", false, "keep the work directory (finished blocks, hidden states) after a successful run; by default it is removed")
 	f.BoolVar(&o.noProg, "no-progress", false, "no progress bar")
 	f.StringVar(&o.evalTasks, "eval-tasks", "", "after pruning, score these zero-shot tasks (comma-separated: piqa, arc_easy, arc_challenge, winogrande, openbookqa, mmlu, or zeroshot for all) into report.json")
 	f.IntVar(&o.evalLimit, "eval-limit", 0, "with --eval-tasks: only the first N items of each task (of each MMLU subject); 0: all")
@@ -163,6 +169,12 @@ func (o *pruneOptions) Complete() error {
 	}
 	if o.cfg.ForwardDevice == "cpu" {
 		o.cfg.ForwardDevice = "" // likewise
+	}
+	// Before the paths are made absolute, which would turn a misspelt
+	// "gs:/b/x" into a local path.
+	if err := checkPathURLs([]pathFlag{{"--model", o.cfg.Model, runners.NeedBucket}, {"--calib", o.cfg.Calib, runners.NeedObject},
+		{"--out", o.cfg.Out, runners.NeedPrefix}, {"--work-dir", o.cfg.WorkRoot, runners.NeedBucket}}); err != nil {
+		return err
 	}
 	// Absolute paths: workers may run elsewhere, and the configuration hash
 	// (which keys resumable work) must not depend on the working directory.
@@ -247,6 +259,24 @@ func (o *pruneOptions) Validate() error {
 	return o.run.CheckReachable(context.Background())
 }
 
+// pathFlag is a path flag's name, value and what a gs:// value must name.
+type pathFlag struct {
+	flag, value string
+	need        runners.URLNeed
+}
+
+// checkPathURLs checks the gs:// syntax of path flags (runners.CheckGCSURL)
+// before anything reads them: internal/fileio would read "gs:///x" as the
+// bucket "x", and "gs:/b/x" would be a local path.
+func checkPathURLs(flags []pathFlag) error {
+	for _, f := range flags {
+		if err := runners.CheckGCSURL(f.flag, f.value, f.need); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // validateDevice accepts --device cpu (stored as "") and --device cuda when
 // a GPU is usable; cuda without one is an error naming what is missing.
 func validateDevice(d string) error { return validateDeviceFlag("--device", d) }
@@ -271,6 +301,7 @@ func validateDeviceFlag(flag, d string) error {
 func (o *pruneOptions) Run(ctx context.Context) error {
 	start := time.Now()
 	o.cfg.PlanOnly = o.run.DryRun
+	o.cfg.Log = newLineLogger(o.stderr)
 	plan, err := pipeline.Prepare(&o.cfg)
 	if err != nil {
 		return err
@@ -316,9 +347,10 @@ func (o *pruneOptions) Run(ctx context.Context) error {
 		threads = runtime.GOMAXPROCS(0)
 	}
 	fmt.Fprintf(o.stdout, "wrote %s in %.0fs (%d threads); totals: %s\n", o.cfg.Out, time.Since(start).Seconds(), threads, rep.Totals)
-	fileio.RemoveAll(ctx, plan.Work.Dir)
-	if !fileio.IsRemote(plan.Work.Dir) {
-		os.Remove(filepath.Dir(plan.Work.Dir)) // the work root, when empty
+	if o.keepWork {
+		o.cfg.Log.Info("kept work directory (--keep-work)", "dir", plan.Work.Dir)
+	} else if err := pipeline.RemoveWork(ctx, plan.Work, o.cfg.Log); err != nil {
+		o.cfg.Log.Warn("the model is written, but its work directory could not be removed", "dir", plan.Work.Dir, "error", err)
 	}
 	if len(o.zeroShot) > 0 {
 		return o.evalZeroShot(ctx)

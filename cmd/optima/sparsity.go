@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/optima-llm/optima/model/loader"
+	"github.com/optima-llm/optima/runners"
 	"github.com/optima-llm/optima/stages/report"
 )
 
@@ -41,7 +42,7 @@ func (o *sparsityOptions) Validate() error {
 	if o.modelPath == "" {
 		return &flagError{"--model", "", "required"}
 	}
-	return nil
+	return checkPathURLs([]pathFlag{{"--model", o.modelPath, runners.NeedBucket}})
 }
 
 // Run loads the model one tensor at a time and prints the report.

@@ -39,7 +39,8 @@ func NewRand(seed uint64) *rand.Rand {
 
 // ReadJSONL reads a JSON Lines corpus with one object {"text": string} per
 // line (other fields are ignored) and returns the texts in file order. Blank
-// lines are skipped. A path ending in ".gz" is read through gzip (C4 shards
+// lines are skipped, and so is a UTF-8 byte order mark at the start of the
+// file (Windows editors write one). A path ending in ".gz" is read through gzip (C4 shards
 // are distributed as .json.gz). Errors name the file and the 1-based line: a
 // line that is not a JSON object, has no "text" field, or whose "text" is not a
 // string.
@@ -65,7 +66,11 @@ func ReadJSONL(path string) ([]string, error) {
 	return docs, nil
 }
 
-// parseJSONL does ReadJSONL's work on a stream; errors name the line.
+// utf8BOM is the UTF-8 encoding of U+FEFF, the byte order mark.
+var utf8BOM = []byte("\uFEFF")
+
+// parseJSONL does ReadJSONL's work on a stream; errors name the line. A
+// leading UTF-8 byte order mark is skipped.
 func parseJSONL(r io.Reader) ([]string, error) {
 	br := bufio.NewReaderSize(r, 1<<20)
 	var docs []string
@@ -73,6 +78,12 @@ func parseJSONL(r io.Reader) ([]string, error) {
 		b, err := br.ReadBytes('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("line %d: %w", line, err)
+		}
+		if line == 1 {
+			// A UTF-8 byte order mark, which some editors write at the
+			// start of a text file, is not JSON; only the first line
+			// may carry it.
+			b = bytes.TrimPrefix(b, utf8BOM)
 		}
 		if t := bytes.TrimSpace(b); len(t) > 0 {
 			var rec struct {

@@ -63,6 +63,12 @@ func TestReadJSONL(t *testing.T) {
 		{"number text", "\n\n" + `{"text":3}`, nil, "line 3: \"text\" is not a string"},
 		{"bad json", `{"text":"a"}` + "\n" + `{"text":`, nil, "line 2:"},
 		{"array", `["a"]`, nil, "line 1:"},
+		// A UTF-8 byte order mark (Windows editors write one) starts only
+		// the file; one later is not whitespace and stays an error.
+		{"leading BOM", "\uFEFF" + `{"text":"a"}` + "\n" + `{"text":"b"}`, []string{"a", "b"}, ""},
+		{"BOM only", "\uFEFF", nil, ""},
+		{"BOM then blank line", "\uFEFF\n" + `{"text":"a"}`, []string{"a"}, ""},
+		{"BOM on line 2", `{"text":"a"}` + "\n\uFEFF" + `{"text":"b"}`, nil, "line 2:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,6 +114,7 @@ func FuzzParseJSONL(f *testing.F) {
 	f.Add([]byte(`{"text":"a"}` + "\n" + `{"text":"b\u0000"}`))
 	f.Add([]byte("\n\n"))
 	f.Add([]byte(`{"text":1}`))
+	f.Add([]byte("\uFEFF" + `{"text":"bom"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		docs, err := parseJSONL(bytes.NewReader(data))
 		if err != nil {
