@@ -193,10 +193,13 @@ func loadZeroShot(dir, row string) (*ZeroShot, error) {
 }
 
 // Load reads row's files under dir and computes its perplexity over the
-// first windows windows. A missing eval file returns an error wrapping
-// os.ErrNotExist.
+// first windows windows (at least 1). A missing eval file returns an error
+// wrapping os.ErrNotExist.
 func Load(dir, row string, windows int) (Result, error) {
 	r := Result{Row: row, Label: Label(row)}
+	if windows < 1 {
+		return r, fmt.Errorf("-windows %d: want at least 1", windows)
+	}
 	raw, err := os.ReadFile(filepath.Join(dir, row+".eval.json"))
 	if err != nil {
 		return r, err

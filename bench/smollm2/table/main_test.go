@@ -314,3 +314,27 @@ func FuzzLoadZeroShot(f *testing.F) {
 		Markdown(&b, []Result{{Label: "dense", ZeroShot: z}}, nil, 1)
 	})
 }
+
+// TestLoadWindows: -windows below 1 is an error naming it, not a NaN
+// perplexity (0) or a panic (negative).
+func TestLoadWindows(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "dense.eval.json"), []byte(`{"window_nll": [1, 2]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		windows int
+		ok      bool
+	}{{-1, false}, {0, false}, {1, true}, {2, true}, {3, false}} {
+		r, err := Load(dir, "dense", tc.windows)
+		if (err == nil) != tc.ok {
+			t.Errorf("windows %d: error %v, want success %v", tc.windows, err, tc.ok)
+		}
+		if err == nil && (math.IsNaN(r.PPL) || r.PPL <= 1) {
+			t.Errorf("windows %d: perplexity %v", tc.windows, r.PPL)
+		}
+		if err != nil && tc.windows < 1 && !strings.Contains(err.Error(), "-windows") {
+			t.Errorf("windows %d: error %q does not name -windows", tc.windows, err)
+		}
+	}
+}
