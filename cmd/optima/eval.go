@@ -123,6 +123,9 @@ func (o *evalOptions) Validate() error {
 	if o.changed != nil && o.changed("max-windows") && !o.wiki {
 		return &flagError{"--max-windows", fmt.Sprint(o.maxWindows), "applies to --task wikitext2, which is not asked for"}
 	}
+	if o.changed != nil && o.changed("seqlen") && !o.wiki {
+		return &flagError{"--seqlen", fmt.Sprint(o.seqlen), "is the window of --task wikitext2, which is not asked for (zero-shot requests are cut to the model's context, as lm-evaluation-harness does)"}
+	}
 	if err := validateDeviceFlag("--device", o.device); err != nil {
 		return err
 	}

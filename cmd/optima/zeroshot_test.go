@@ -193,6 +193,7 @@ func TestZeroShotFlags(t *testing.T) {
 		{"prune wikitext2", f.pruneArgs("OUT", "--data-dir", f.data, "--eval-tasks", "wikitext2"), []string{"--eval-tasks", "wikitext2"}},
 		{"limit without zero-shot task", []string{"eval", "--model", f.model, "--task", "wikitext2", "--limit", "5", "--data-dir", f.data}, []string{"--limit 5", "zero-shot task"}},
 		{"max-windows without wikitext2", []string{"eval", "--model", f.model, "--task", "piqa", "--max-windows", "4", "--data-dir", f.data}, []string{"--max-windows 4", "wikitext2"}},
+		{"seqlen without wikitext2", []string{"eval", "--model", f.model, "--task", "piqa", "--seqlen", "512", "--data-dir", f.data}, []string{"--seqlen 512", "wikitext2"}},
 		{"eval negative threads", []string{"eval", "--model", f.model, "--task", "wikitext2", "--threads", "-2", "--data-dir", f.data}, []string{"--threads -2"}},
 		{"prune eval limit", f.pruneArgs("OUT", "--data-dir", f.data, "--eval-tasks", "piqa", "--eval-limit", "-2"), []string{"--eval-limit"}},
 	} {
