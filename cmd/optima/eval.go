@@ -158,7 +158,7 @@ func (o *evalOptions) Run(ctx context.Context) error {
 	var wiki *evalResult
 	if o.wiki {
 		if wiki, err = o.perplexity(ctx, src); err != nil {
-			return err
+			return interrupted(ctx, err)
 		}
 		if len(o.zeroShot) == 0 {
 			return o.print(wiki)
@@ -167,7 +167,7 @@ func (o *evalOptions) Run(ctx context.Context) error {
 	zs, err := zeroShotRun{src: src, dataDir: o.dataDir, tasks: o.zeroShot, limit: o.limit, threads: o.threads,
 		device: o.device, stderr: o.stderr, noProg: o.noProg, plain: o.plain}.run(ctx)
 	if err != nil {
-		return err
+		return interrupted(ctx, err)
 	}
 	if o.jsonOut {
 		enc := json.NewEncoder(o.stdout)
@@ -185,6 +185,15 @@ func (o *evalOptions) Run(ctx context.Context) error {
 	}
 	fmt.Fprintf(o.stdout, "%s zero-shot (%.0fs):\n", o.modelPath, zs.Seconds)
 	return zs.writeText(o.stdout)
+}
+
+// interrupted returns err, or when ctx was cancelled (Ctrl-C) an error that
+// says so instead of the bare "context canceled" of whatever step stopped.
+func interrupted(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted: %w", context.Cause(ctx))
+	}
+	return err
 }
 
 // perplexity computes the WikiText-2 perplexity.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -337,7 +338,12 @@ func (o *pruneOptions) evalZeroShot(ctx context.Context) error {
 	zs, err := zeroShotRun{src: src, dataDir: o.dataDir, tasks: o.zeroShot, limit: o.evalLimit, threads: o.cfg.Threads,
 		device: o.cfg.ForwardDevice, stderr: o.stderr, noProg: o.noProg}.run(ctx)
 	if err != nil {
-		return fmt.Errorf("--eval-tasks: %w", err)
+		limit := ""
+		if o.evalLimit > 0 {
+			limit = fmt.Sprintf(" --limit %d", o.evalLimit)
+		}
+		return fmt.Errorf("--eval-tasks: %w (the pruned model is written to %s; score it with optima eval --model %s --task %s%s)",
+			interrupted(ctx, err), o.cfg.Out, o.cfg.Out, strings.Join(o.zeroShot, ","), limit)
 	}
 	if err := addZeroShot(ctx, fileio.Join(o.cfg.Out, "report.json"), zs.reportSection()); err != nil {
 		return err

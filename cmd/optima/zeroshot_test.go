@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -224,4 +226,67 @@ func TestMMLUPartialWarning(t *testing.T) {
 			t.Errorf("stderr %q does not mention %q", stderr, w)
 		}
 	}
+}
+
+// TestEvalInterrupted: an eval whose context is cancelled (Ctrl-C) fails
+// with an error that says it was interrupted, prints no result, and a
+// prune whose --eval-tasks is interrupted says where the written model is.
+func TestEvalInterrupted(t *testing.T) {
+	f := newFixture(t)
+	writeZeroShotData(t, f.data, 3)
+	out := filepath.Join(t.TempDir(), "pruned")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"wikitext2", []string{"eval", "--model", f.model, "--task", "wikitext2", "--seqlen", "32", "--data-dir", f.data, "--no-progress"}, []string{"interrupted"}},
+		{"zero-shot", []string{"eval", "--model", f.model, "--task", "piqa,mmlu", "--data-dir", f.data, "--no-progress", "--json"}, []string{"interrupted"}},
+		{"prune --eval-tasks", nil, []string{"--eval-tasks", "interrupted", out, "optima eval --model " + out + " --task piqa"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			cmd := newRootCmd()
+			args := tc.args
+			stdout := &cancelWriter{cancel: cancel}
+			if args == nil {
+				// The prune runs whole; the context is cancelled when it
+				// prints that the model is written, before the zero-shot
+				// scoring.
+				args = f.pruneArgs(out, "--threads", "2", "--data-dir", f.data, "--eval-tasks", "piqa")
+			} else {
+				cancel()
+			}
+			cmd.SetErr(&bytes.Buffer{})
+			cmd.SetArgs(args)
+			cmd.SetOut(stdout)
+			err := cmd.ExecuteContext(ctx)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if tc.args != nil && stdout.Len() > 0 {
+				t.Errorf("an interrupted eval printed %q", stdout.String())
+			}
+		})
+	}
+}
+
+// cancelWriter cancels a context once prune's "wrote OUT" line is written
+// to it.
+type cancelWriter struct {
+	bytes.Buffer
+	cancel func()
+}
+
+func (w *cancelWriter) Write(p []byte) (int, error) {
+	if bytes.HasPrefix(p, []byte("wrote ")) {
+		w.cancel()
+	}
+	return w.Buffer.Write(p)
 }
