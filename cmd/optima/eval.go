@@ -229,7 +229,7 @@ func (o *evalOptions) perplexity(ctx context.Context, src model.Source) (*evalRe
 			}
 		}
 	}
-	load, withAdapter, err := adapterLoader(o.modelPath, eval.SourceLoader(src))
+	load, withAdapter, err := adapterLoader(o.modelPath, src.Names(), eval.SourceLoader(src))
 	if err != nil {
 		return nil, err
 	}

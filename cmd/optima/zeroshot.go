@@ -136,7 +136,7 @@ func (r zeroShotRun) run(ctx context.Context) (zeroShotOutput, error) {
 			}
 		}
 	}
-	load, withAdapter, err := adapterLoader(r.src.Path(), eval.SourceLoader(r.src))
+	load, withAdapter, err := adapterLoader(r.src.Path(), r.src.Names(), eval.SourceLoader(r.src))
 	if err != nil {
 		return zeroShotOutput{}, err
 	}
