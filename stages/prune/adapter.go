@@ -158,7 +158,10 @@ func MergeAdapter(w, a model.Weights) (int, error) {
 
 // ParseAdapterConfig parses a PEFT adapter_config.json. It accepts only
 // peft_type LORA with non-negative ranks and alphas (r, lora_alpha and the
-// per-module patterns), and errors otherwise.
+// per-module patterns), and errors otherwise. The options that change how
+// B·A is applied (use_rslora: scale alpha/sqrt(r); use_dora: a magnitude
+// vector; fan_in_fan_out: transposed weights) are errors when true: the
+// merge computes W + (alpha/r)·B·A only.
 func ParseAdapterConfig(raw []byte) (AdapterConfig, error) {
 	var cfg AdapterConfig
 	if err := json.Unmarshal(raw, &cfg); err != nil {
@@ -166,6 +169,21 @@ func ParseAdapterConfig(raw []byte) (AdapterConfig, error) {
 	}
 	if cfg.PeftType != "LORA" {
 		return cfg, fmt.Errorf("peft_type %q, want LORA", cfg.PeftType)
+	}
+	var variants struct {
+		UseRSLoRA bool `json:"use_rslora"`
+		UseDoRA   bool `json:"use_dora"`
+	}
+	if err := json.Unmarshal(raw, &variants); err != nil {
+		return cfg, err
+	}
+	for _, v := range []struct {
+		set  bool
+		name string
+	}{{variants.UseRSLoRA, "use_rslora"}, {variants.UseDoRA, "use_dora"}, {cfg.FanInFanOut, "fan_in_fan_out"}} {
+		if v.set {
+			return cfg, fmt.Errorf("%s is true: only plain LoRA (W + (lora_alpha/r)·B·A) is merged", v.name)
+		}
 	}
 	if cfg.R < 0 || cfg.LoraAlpha < 0 {
 		return cfg, fmt.Errorf("negative r %d or lora_alpha %d", cfg.R, cfg.LoraAlpha)

@@ -107,6 +107,31 @@ func TestDampedHessian(t *testing.T) {
 	}
 }
 
+// TestParseAdapterConfigUnsupported: PEFT options that change how B·A is
+// applied (rsLoRA's alpha/sqrt(r) scale, DoRA's magnitude vector,
+// fan_in_fan_out's transposed weights) are errors naming the option, not
+// an adapter merged with the plain W + (alpha/r)·B·A; the plain config and
+// the options set to false parse.
+func TestParseAdapterConfigUnsupported(t *testing.T) {
+	for _, tc := range []struct {
+		raw, want string // want "": accepted
+	}{
+		{`{"peft_type": "LORA", "r": 8, "lora_alpha": 8}`, ""},
+		{`{"peft_type": "LORA", "r": 8, "lora_alpha": 8, "use_rslora": false, "use_dora": false, "fan_in_fan_out": false}`, ""},
+		{`{"peft_type": "LORA", "r": 8, "lora_alpha": 8, "use_rslora": true}`, "use_rslora"},
+		{`{"peft_type": "LORA", "r": 8, "lora_alpha": 8, "use_dora": true}`, "use_dora"},
+		{`{"peft_type": "LORA", "r": 8, "lora_alpha": 8, "fan_in_fan_out": true}`, "fan_in_fan_out"},
+	} {
+		_, err := ParseAdapterConfig([]byte(tc.raw))
+		if tc.want == "" && err != nil {
+			t.Errorf("%s: %v", tc.raw, err)
+		}
+		if tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: error %v, want one naming %s", tc.raw, err, tc.want)
+		}
+	}
+}
+
 // FuzzParseAdapterConfig: the parser never panics, and what it accepts is
 // a LoRA config with non-negative ranks that survives a JSON round trip.
 func FuzzParseAdapterConfig(f *testing.F) {
