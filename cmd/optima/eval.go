@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"time"
 
@@ -244,6 +245,11 @@ func (o *evalOptions) perplexity(ctx context.Context, src model.Source) (*evalRe
 	res, err := eval.Perplexity(ctx, be, fam, load, ids, o.seqlen, o.maxWindows, progress)
 	if err != nil {
 		return nil, err
+	}
+	for i, v := range res.WindowNLL {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("--model %s: wikitext2: window %d's NLL is %v: the model's logits are not finite", o.modelPath, i, v)
+		}
 	}
 	secs := time.Since(start).Seconds()
 	return &evalResult{Model: o.modelPath, Task: "wikitext2", Perplexity: res.Perplexity, NLL: res.NLL, Tokens: res.Tokens,

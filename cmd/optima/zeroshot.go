@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -152,6 +153,24 @@ func (r zeroShotRun) run(ctx context.Context) (zeroShotOutput, error) {
 	res, err := s.Evaluate(ctx, tasks, progress)
 	if err != nil {
 		return zeroShotOutput{}, err
+	}
+	// A NaN log-likelihood still wins an argmax (numpy's rule, which the
+	// harness follows), so a model with non-finite logits would get an
+	// accuracy that looks like a result.
+	for _, t := range res {
+		bad, n := 0, 0
+		for _, item := range t.LogLiks {
+			for _, v := range item {
+				n++
+				if math.IsNaN(v) || math.IsInf(v, 0) {
+					bad++
+				}
+			}
+		}
+		if bad > 0 {
+			return zeroShotOutput{}, fmt.Errorf("--model %s: %s: the log-likelihoods of %d of %d choices are not finite (NaN or ±Inf): the model's logits are not finite",
+				r.src.Path(), t.Task, bad, n)
+		}
 	}
 	return zeroShotOutput{Summary: eval.Summarize(res), Limit: r.limit, Seconds: time.Since(start).Seconds()}, nil
 }

@@ -14,6 +14,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/optima-llm/optima/model"
+	"github.com/optima-llm/optima/model/safetensors"
 	"github.com/optima-llm/optima/stages/eval"
 	"github.com/optima-llm/optima/stages/report"
 )
@@ -289,4 +291,60 @@ func (w *cancelWriter) Write(p []byte) (int, error) {
 		w.cancel()
 	}
 	return w.Buffer.Write(p)
+}
+
+// TestNonFiniteModel: a model whose outputs are NaN (one NaN weight) is an
+// error naming the task and what is not finite, for the perplexity (where
+// --json used to fail with "json: unsupported value: NaN" after the whole
+// evaluation, and text printed a NaN perplexity with exit status 0) and for
+// the zero-shot tasks (where NaN log-likelihoods gave a chance-level
+// accuracy that looked like a result).
+func TestNonFiniteModel(t *testing.T) {
+	f := newFixture(t)
+	writeZeroShotData(t, f.data, 3)
+	dir := filepath.Join(t.TempDir(), "nan")
+	if err := os.CopyFS(dir, os.DirFS(f.model)); err != nil {
+		t.Fatal(err)
+	}
+	st := filepath.Join(dir, "model.safetensors")
+	sf, err := safetensors.Open(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts []*model.Tensor
+	for _, n := range sf.Names() {
+		tt, err := sf.Load(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == "model.layers.0.mlp.down_proj.weight" {
+			tt.Data[0] = float32(math.NaN())
+		}
+		ts = append(ts, tt)
+	}
+	sf.Close()
+	if err := safetensors.WriteFile(st, ts, safetensors.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"wikitext2 json", []string{"--task", "wikitext2", "--seqlen", "32", "--json"}, []string{"wikitext2", "window 0", "NaN"}},
+		{"wikitext2 text", []string{"--task", "wikitext2", "--seqlen", "32"}, []string{"wikitext2", "window 0", "NaN"}},
+		{"zero-shot", []string{"--task", "arc_easy,piqa", "--json"}, []string{"arc_easy", "12 of 12", "not finite"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stdout, _, err := optima(t, append([]string{"eval", "--model", dir, "--data-dir", f.data, "--no-progress"}, tc.args...)...)
+			if err == nil {
+				t.Fatalf("no error; stdout:\n%s", stdout)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
 }
