@@ -241,7 +241,8 @@ func Load(dir, row string, windows int) (Result, error) {
 // Markdown writes the table of res and a line naming the missing rows.
 // When a row has zero-shot results, one "acc" column per task (in the order
 // the rows first list them) and "avg acc" follow, "—" where a row lacks
-// them, and a note below the table gives the --limit of each zero-shot file.
+// them (its average, over fewer tasks, then says "(K of N tasks)"), and a
+// note below the table gives the --limit of each zero-shot file.
 func Markdown(w io.Writer, res []Result, missing []string, windows int) {
 	var tasks []string
 	seen := map[string]bool{}
@@ -284,7 +285,12 @@ func Markdown(w io.Writer, res []Result, missing []string, windows int) {
 		}
 		if len(tasks) > 0 {
 			if r.ZeroShot != nil {
-				line += fmt.Sprintf(" %.4f |", r.ZeroShot.Average)
+				line += fmt.Sprintf(" %.4f", r.ZeroShot.Average)
+				if n := len(r.ZeroShot.Tasks); n < len(tasks) {
+					// Not comparable with the rows that have every task.
+					line += fmt.Sprintf(" (%d of %d tasks)", n, len(tasks))
+				}
+				line += " |"
 			} else {
 				line += " — |"
 			}

@@ -260,7 +260,7 @@ func TestZeroShotMMLUNote(t *testing.T) {
 	}
 	b.Reset()
 	Markdown(&b, res, missing, 1)
-	for _, s := range []string{"| 0.6000 | 0.4000 | — | 0.5000 |", "not comparable: dense: the first 200 items", "; Wanda 50% / none: the first 200 items of each task (of each MMLU subject; --limit 200)."} {
+	for _, s := range []string{"| 0.6000 | 0.4000 | — | 0.5000 (2 of 3 tasks) |", "not comparable: dense: the first 200 items", "; Wanda 50% / none: the first 200 items of each task (of each MMLU subject; --limit 200)."} {
 		if !strings.Contains(b.String(), s) {
 			t.Errorf("table lacks %q:\n%s", s, b.String())
 		}
@@ -335,6 +335,36 @@ func TestLoadWindows(t *testing.T) {
 		}
 		if err != nil && tc.windows < 1 && !strings.Contains(err.Error(), "-windows") {
 			t.Errorf("windows %d: error %q does not name -windows", tc.windows, err)
+		}
+	}
+}
+
+// TestAverageOfFewerTasks: a row that lacks some of the table's zero-shot
+// columns has its average over fewer tasks, which is not comparable with
+// the other rows' averages: the cell says over how many tasks it is; rows
+// with every task keep the plain number.
+func TestAverageOfFewerTasks(t *testing.T) {
+	dir := t.TempDir()
+	for name, s := range map[string]string{
+		"dense.eval.json":            `{"window_nll": [1]}`,
+		"dense.zeroshot.json":        `{"tasks": [{"task": "piqa", "acc": 0.5}, {"task": "arc_easy", "acc": 0.3}]}`,
+		"wanda50-none.eval.json":     `{"window_nll": [2]}`,
+		"wanda50-none.report.json":   `{"totals": {}}`,
+		"wanda50-none.zeroshot.json": `{"tasks": [{"task": "piqa", "acc": 0.25}]}`,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, missing, err := LoadAll(dir, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	Markdown(&b, res, missing, 1)
+	for _, s := range []string{"| 0.5000 | 0.3000 | 0.4000 |", "| 0.2500 | — | 0.2500 (1 of 2 tasks) |"} {
+		if !strings.Contains(b.String(), s) {
+			t.Errorf("table lacks %q:\n%s", s, b.String())
 		}
 	}
 }
