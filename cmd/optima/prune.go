@@ -20,6 +20,7 @@ import (
 	"github.com/optima-llm/optima/model/loader"
 	"github.com/optima-llm/optima/pipeline"
 	"github.com/optima-llm/optima/runners"
+	"github.com/optima-llm/optima/stages/prune"
 	"github.com/optima-llm/optima/stages/report"
 	"github.com/optima-llm/optima/stages/solve"
 )
@@ -224,6 +225,15 @@ func (o *pruneOptions) Validate() error {
 	}
 	if o.evalTasks == "" && o.evalLimit != 0 {
 		return &flagError{"--eval-limit", fmt.Sprint(o.evalLimit), "does nothing without --eval-tasks"}
+	}
+	// The conjugate-gradient and float64 settings belong to the exact row
+	// re-fit; with another update nothing reads them.
+	if o.changed != nil && o.cfg.Update != prune.UpdateOptima {
+		for _, f := range []string{"cg-max-iter", "cg-tol", "float64"} {
+			if o.changed(f) {
+				return &flagError{"--" + f, "", fmt.Sprintf("sets the --update optima row solve; --update %s does not run it", o.cfg.Update)}
+			}
+		}
 	}
 	if err := checkTaskFiles("--eval-tasks", o.dataDir, o.zeroShot, o.evalLimit); err != nil {
 		return err
