@@ -45,11 +45,17 @@ mkdir -p "$out"
 # succeeds: a failed eval leaves the previous file as it was and no .tmp.
 tmp=
 trap '[ -z "$tmp" ] || rm -f "$tmp"' EXIT
+# fail ROW STEP LOG: says which step of ROW failed and shows the end of its log.
+fail() {
+  echo "$1: $2 failed; the end of $3:" >&2
+  tail -n 5 "$3" >&2
+  exit 1
+}
 for row in "${rows[@]}"; do
   if [ "$row" = dense ]; then
     tmp=$out/dense.eval.json.tmp
     "$optima" eval --model "$model" --task wikitext2 --seqlen "$seqlen" --max-windows "$maxwin" \
-      --data-dir "$data" --json --no-progress > "$tmp" 2>"$out/dense.eval.log"
+      --data-dir "$data" --json --no-progress > "$tmp" 2>"$out/dense.eval.log" || fail dense eval "$out/dense.eval.log"
     mv "$tmp" "$out/dense.eval.json"; tmp=
     echo "dense: $(grep '"perplexity"' "$out/dense.eval.json")"
     continue
@@ -65,12 +71,13 @@ for row in "${rows[@]}"; do
   start=$(date +%s)
   target=$out/$row.model
   "$optima" prune --model "$model" "${args[@]}" --calib "$data/c4/c4_sample.jsonl" \
-    --nsamples "$nsamples" --seqlen "$seqlen" --seed 0 --out "$target" --no-progress ${PRUNE_FLAGS:-} 2>"$out/$row.prune.log"
+    --nsamples "$nsamples" --seqlen "$seqlen" --seed 0 --out "$target" --no-progress ${PRUNE_FLAGS:-} 2>"$out/$row.prune.log" ||
+    fail "$row" prune "$out/$row.prune.log"
   cp "$target/report.json" "$out/$row.report.json"
   mid=$(date +%s)
   tmp=$out/$row.eval.json.tmp
   "$optima" eval --model "$target" --task wikitext2 --seqlen "$seqlen" --max-windows "$maxwin" \
-    --data-dir "$data" --json --no-progress > "$tmp" 2>"$out/$row.eval.log"
+    --data-dir "$data" --json --no-progress > "$tmp" 2>"$out/$row.eval.log" || fail "$row" eval "$out/$row.eval.log"
   mv "$tmp" "$out/$row.eval.json"; tmp=
   end=$(date +%s)
   echo "$row: prune $((mid-start))s eval $((end-mid))s $(grep '"perplexity"' "$out/$row.eval.json")"

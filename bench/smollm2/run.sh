@@ -64,6 +64,12 @@ commit() {
   for f in "$@"; do mv "$f.tmp" "$f"; done
   tmps=()
 }
+# fail ROW STEP LOG: says which step of ROW failed and shows the end of its log.
+fail() {
+  echo "$1: $2 failed; the end of $3:" >&2
+  tail -n 5 "$3" >&2
+  exit 1
+}
 for row in "$@"; do
   case $row in
     dense) target=$model ;;
@@ -81,7 +87,8 @@ for row in "$@"; do
   if [ "$row" != dense ]; then
     target=$out/$row.model
     "$optima" prune --model "$model" "${args[@]}" --calib "$data/c4/c4_sample.jsonl" \
-      --nsamples "$nsamples" --seqlen 2048 --seed 0 --out "$target" --no-progress ${PRUNE_FLAGS:-} 2>"$out/$row.prune.log"
+      --nsamples "$nsamples" --seqlen 2048 --seed 0 --out "$target" --no-progress ${PRUNE_FLAGS:-} 2>"$out/$row.prune.log" ||
+      fail "$row" prune "$out/$row.prune.log"
     cp "$target/report.json" "$out/$row.report.json"
   fi
   mid=$(date +%s)

@@ -21,10 +21,11 @@ while [ $# -gt 0 ]; do
 done
 echo "$cmd" >> "$FAKE_LOG"
 if [ "$cmd" = prune ]; then
+  if [ "${FAKE_FAIL:-}" = prune ]; then echo "optima: --calib: bad corpus" >&2; exit 1; fi
   mkdir -p "$out" && echo '{"totals": {}}' > "$out/report.json"
   exit 0
 fi
-if [ -n "${FAKE_FAIL:-}" ]; then echo '{"perpl'; exit 1; fi
+if [ -n "${FAKE_FAIL:-}" ]; then echo '{"perpl'; echo "optima: eval: boom" >&2; exit 1; fi
 printf '{\n  "perplexity": 7.389,\n  "window_nll": [2, 2]\n}\n'
 `
 
@@ -49,11 +50,14 @@ func TestRunSh(t *testing.T) {
 		// evals are the rows whose ROW.eval.json must hold the fake's new
 		// result; the others must hold old.
 		evals []string
+		// output must be in run.sh's output.
+		output []string
 	}{
-		{"success", nil, []string{"dense", "optima-slim"}, false, "eval prune eval", []string{"dense", "optima-slim"}},
-		{"dense eval fails", []string{"FAKE_FAIL=1"}, []string{"dense"}, true, "eval", nil},
-		{"row eval fails", []string{"FAKE_FAIL=1"}, []string{"optima-slim"}, true, "prune eval", nil},
-		{"unknown row", nil, []string{"dense", "optima-slimm"}, true, "", nil},
+		{"success", nil, []string{"dense", "optima-slim"}, false, "eval prune eval", []string{"dense", "optima-slim"}, nil},
+		{"dense eval fails", []string{"FAKE_FAIL=1"}, []string{"dense"}, true, "eval", nil, []string{"dense: eval failed", "dense.eval.log", "optima: eval: boom"}},
+		{"row eval fails", []string{"FAKE_FAIL=1"}, []string{"optima-slim"}, true, "prune eval", nil, []string{"optima-slim: eval failed", "optima-slim.eval.log", "optima: eval: boom"}},
+		{"prune fails", []string{"FAKE_FAIL=prune"}, []string{"optima-slim"}, true, "prune", nil, []string{"optima-slim: prune failed", "optima-slim.prune.log", "optima: --calib: bad corpus"}},
+		{"unknown row", nil, []string{"dense", "optima-slimm"}, true, "", nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -72,6 +76,11 @@ func TestRunSh(t *testing.T) {
 			b, err := cmd.CombinedOutput()
 			if (err != nil) != tc.fail {
 				t.Fatalf("run.sh: error %v, want failure %v\n%s", err, tc.fail, b)
+			}
+			for _, w := range tc.output {
+				if !strings.Contains(string(b), w) {
+					t.Errorf("output lacks %q:\n%s", w, b)
+				}
 			}
 			raw, _ := os.ReadFile(log)
 			if got := strings.Join(strings.Fields(string(raw)), " "); got != tc.calls {

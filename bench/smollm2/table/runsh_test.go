@@ -28,6 +28,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 if [ "$cmd" = prune ]; then
+  if [ "${FAKE_FAIL:-}" = prune ]; then echo "optima: --calib: bad corpus" >&2; exit 1; fi
   mkdir -p "$out" && echo '{"totals": {"sparsity": 0.5}}' > "$out/report.json"
   exit 0
 fi
@@ -72,6 +73,8 @@ func TestRunSh(t *testing.T) {
 		after map[string]string
 		// gone are files that must not exist after the run.
 		gone []string
+		// output must be in run.sh's output.
+		output []string
 	}{
 		{
 			name:  "zeroshot alias with an MMLU limit scores MMLU once",
@@ -118,6 +121,13 @@ func TestRunSh(t *testing.T) {
 			gone:   []string{"dense.zeroshot.json.tmp"},
 		},
 		{
+			name:   "a failed prune says why and where its log is",
+			env:    []string{"FAKE_FAIL=prune"},
+			rows:   []string{"wanda50-none"},
+			fail:   true,
+			output: []string{"wanda50-none: prune failed", "wanda50-none.prune.log", "optima: --calib: bad corpus"},
+		},
+		{
 			name: "an unknown row stops the run before any work",
 			rows: []string{"dense", "wanda51-optima"},
 			fail: true,
@@ -145,6 +155,11 @@ func TestRunSh(t *testing.T) {
 			b, err := cmd.CombinedOutput()
 			if (err != nil) != tc.fail {
 				t.Fatalf("run.sh: error %v, want failure %v\n%s", err, tc.fail, b)
+			}
+			for _, w := range tc.output {
+				if !strings.Contains(string(b), w) {
+					t.Errorf("output lacks %q:\n%s", w, b)
+				}
 			}
 			raw, _ := os.ReadFile(log)
 			var evals []string
