@@ -197,3 +197,53 @@ func TestRunSh(t *testing.T) {
 		})
 	}
 }
+
+// TestBlock0Sh runs bench/smollm2/block0.sh with fakeOptima: each run's
+// block-0 done marker is copied, and a failed prune says which run failed
+// and shows the end of its log instead of ending silently.
+func TestBlock0Sh(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash")
+	}
+	script, err := filepath.Abs(filepath.Join("..", "block0.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fake's prune also leaves OUT.work/HASH/block-000.done.json.
+	fake := strings.Replace(fakeOptima, `mkdir -p "$out" && echo`,
+		`mkdir -p "$out.work/abc" && echo '{"block": 0}' > "$out.work/abc/block-000.done.json" && mkdir -p "$out" && echo`, 1)
+	for _, tc := range []struct {
+		name   string
+		env    []string
+		fail   bool
+		output []string
+	}{
+		{"success", nil, false, []string{"admm-optima-0.0001 done"}},
+		{"prune fails", []string{"FAKE_FAIL=prune"}, true, []string{"sparsegpt-own-0.01: prune failed", "sparsegpt-own-0.01.log", "optima: --calib: bad corpus"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			bin := filepath.Join(dir, "optima")
+			if err := os.WriteFile(bin, []byte(fake), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(dir, "out")
+			cmd := exec.Command("bash", script, bin, "model.gguf", "data", out, "1", "--sparsity", "0.5")
+			cmd.Env = append(append(os.Environ(), "FAKE_LOG="+filepath.Join(dir, "log"), "FAKE_FAIL="), tc.env...)
+			b, err := cmd.CombinedOutput()
+			if (err != nil) != tc.fail {
+				t.Fatalf("block0.sh: error %v, want failure %v\n%s", err, tc.fail, b)
+			}
+			for _, w := range tc.output {
+				if !strings.Contains(string(b), w) {
+					t.Errorf("output lacks %q:\n%s", w, b)
+				}
+			}
+			if !tc.fail {
+				if _, err := os.Stat(filepath.Join(out, "thanos-optima-0.01.json")); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+}
