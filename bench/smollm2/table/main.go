@@ -66,6 +66,7 @@ func Label(row string) string {
 type evalFile struct {
 	Perplexity float64   `json:"perplexity"`
 	Windows    int       `json:"windows"`
+	Seqlen     int       `json:"seqlen"`
 	WindowNLL  []float64 `json:"window_nll"`
 }
 
@@ -124,6 +125,8 @@ type ZeroShot struct {
 type Result struct {
 	Row, Label string
 	PPL        float64
+	// Seqlen is the eval file's window length in tokens (0: not given).
+	Seqlen     int
 	HasReport  bool
 	Sparsity   float64
 	ErrBefore  float64
@@ -216,6 +219,7 @@ func Load(dir, row string, windows int) (Result, error) {
 		s += v
 	}
 	r.PPL = math.Exp(s / float64(windows))
+	r.Seqlen = ev.Seqlen
 	if r.ZeroShot, err = loadZeroShot(dir, row); err != nil {
 		return r, err
 	}
@@ -404,8 +408,11 @@ func Plot(res []Result, windows int, path string) error {
 }
 
 // LoadAll loads every row of Rows from dir (Load); rows without an eval
-// file are returned as missing. Other errors stop it.
+// file are returned as missing. Rows scored with different window lengths
+// (seqlen, where the files give it) are an error naming both files: their
+// perplexities are not comparable. Other errors stop it.
 func LoadAll(dir string, windows int) (res []Result, missing []string, err error) {
+	first := -1 // the first row with a seqlen
 	for _, row := range Rows {
 		r, err := Load(dir, row, windows)
 		if errors.Is(err, os.ErrNotExist) {
@@ -414,6 +421,13 @@ func LoadAll(dir string, windows int) (res []Result, missing []string, err error
 		}
 		if err != nil {
 			return nil, nil, err
+		}
+		if r.Seqlen > 0 {
+			if first < 0 {
+				first = len(res)
+			} else if f := res[first]; f.Seqlen != r.Seqlen {
+				return nil, nil, fmt.Errorf("%s.eval.json: windows of %d tokens, %s.eval.json: %d; the perplexities are not comparable", row, r.Seqlen, f.Row, f.Seqlen)
+			}
 		}
 		res = append(res, r)
 	}

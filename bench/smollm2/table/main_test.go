@@ -368,3 +368,34 @@ func TestAverageOfFewerTasks(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadAllSeqlen: rows whose eval files were scored with different
+// window lengths (--seqlen) cannot share the perplexity column: LoadAll
+// fails naming both; files without seqlen (older ones) are accepted.
+func TestLoadAllSeqlen(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		dense, wanda string
+		want         string // "": no error
+	}{
+		{"same", `{"seqlen": 2048, "window_nll": [1]}`, `{"seqlen": 2048, "window_nll": [2]}`, ""},
+		{"unknown", `{"window_nll": [1]}`, `{"seqlen": 512, "window_nll": [2]}`, ""},
+		{"different", `{"seqlen": 2048, "window_nll": [1]}`, `{"seqlen": 512, "window_nll": [2]}`, "wanda50-none.eval.json: windows of 512 tokens, dense.eval.json: 2048"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, s := range map[string]string{"dense.eval.json": tc.dense, "wanda50-none.eval.json": tc.wanda, "wanda50-none.report.json": `{"totals": {}}`} {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, _, err := LoadAll(dir, 1)
+			if tc.want == "" && err != nil {
+				t.Fatal(err)
+			}
+			if tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
