@@ -215,20 +215,13 @@ func (o *evalOptions) perplexity(ctx context.Context, src model.Source) (*evalRe
 		return nil, err
 	}
 	ids := eval.Tokenize(tok, text)
-	var progress func(done, total int)
+	var (
+		progress func(done, total int)
+		bar      *progressBar
+	)
 	if !o.noProg {
-		var bar *progressbar.ProgressBar
-		progress = func(done, total int) {
-			if bar == nil {
-				bar = progressbar.NewOptions(total, progressbar.OptionSetDescription("wikitext2"),
-					progressbar.OptionSetWriter(o.stderr), progressbar.OptionShowCount(),
-					progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
-			}
-			bar.Set(done)
-			if done == total {
-				bar.Finish()
-			}
-		}
+		bar = newProgressBar("wikitext2", o.stderr)
+		progress = bar.update
 	}
 	load, withAdapter, err := adapterLoader(o.modelPath, src.Names(), eval.SourceLoader(src))
 	if err != nil {
@@ -244,6 +237,7 @@ func (o *evalOptions) perplexity(ctx context.Context, src model.Source) (*evalRe
 	start := time.Now()
 	res, err := eval.Perplexity(ctx, be, fam, load, ids, o.seqlen, o.maxWindows, progress)
 	if err != nil {
+		bar.clear()
 		return nil, err
 	}
 	for i, v := range res.WindowNLL {
@@ -266,4 +260,35 @@ func (o *evalOptions) print(out *evalResult) error {
 	fmt.Fprintf(o.stdout, "%s %s: perplexity %.4f over %d windows of %d tokens (%.0fs, %.0f tokens/s)\n",
 		o.modelPath, out.Task, out.Perplexity, out.Windows, out.Seqlen, out.Seconds, out.TokensPerS)
 	return nil
+}
+
+// progressBar is the eval commands' progress bar over total steps, drawn
+// on w from the first update (a nil *progressBar does nothing).
+type progressBar struct {
+	desc string
+	w    io.Writer
+	bar  *progressbar.ProgressBar
+}
+
+func newProgressBar(desc string, w io.Writer) *progressBar { return &progressBar{desc: desc, w: w} }
+
+// update is the progress callback: done of total steps.
+func (p *progressBar) update(done, total int) {
+	if p.bar == nil {
+		p.bar = progressbar.NewOptions(total, progressbar.OptionSetDescription(p.desc),
+			progressbar.OptionSetWriter(p.w), progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
+	}
+	p.bar.Set(done)
+	if done == total {
+		p.bar.Finish()
+	}
+}
+
+// clear removes a bar left unfinished (the run failed or was interrupted),
+// so that the error printed next starts its own line.
+func (p *progressBar) clear() {
+	if p != nil && p.bar != nil && !p.bar.IsFinished() {
+		p.bar.Clear()
+	}
 }

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
-
 	"github.com/optima-llm/optima/kernels"
 	"github.com/optima-llm/optima/kernels/cpu"
 	"github.com/optima-llm/optima/model"
@@ -122,20 +120,13 @@ func (r zeroShotRun) run(ctx context.Context) (zeroShotOutput, error) {
 		}
 		tasks = append(tasks, t)
 	}
-	var progress func(done, total int)
+	var (
+		progress func(done, total int)
+		bar      *progressBar
+	)
 	if !r.noProg {
-		var bar *progressbar.ProgressBar
-		progress = func(done, total int) {
-			if bar == nil {
-				bar = progressbar.NewOptions(total, progressbar.OptionSetDescription("zero-shot "+strings.Join(r.tasks, ",")),
-					progressbar.OptionSetWriter(r.stderr), progressbar.OptionShowCount(),
-					progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
-			}
-			bar.Set(done)
-			if done == total {
-				bar.Finish()
-			}
-		}
+		bar = newProgressBar("zero-shot "+strings.Join(r.tasks, ","), r.stderr)
+		progress = bar.update
 	}
 	load, withAdapter, err := adapterLoader(r.src.Path(), r.src.Names(), eval.SourceLoader(r.src))
 	if err != nil {
@@ -152,6 +143,7 @@ func (r zeroShotRun) run(ctx context.Context) (zeroShotOutput, error) {
 	start := time.Now()
 	res, err := s.Evaluate(ctx, tasks, progress)
 	if err != nil {
+		bar.clear()
 		return zeroShotOutput{}, err
 	}
 	// A NaN log-likelihood still wins an argmax (numpy's rule, which the

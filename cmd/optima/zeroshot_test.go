@@ -348,3 +348,30 @@ func TestNonFiniteModel(t *testing.T) {
 		})
 	}
 }
+
+// TestProgressBarClear: an eval that fails mid-way (Ctrl-C) clears its
+// unfinished progress bar, so that the error printed next starts a clean
+// line instead of following the bar; a bar never drawn writes nothing.
+func TestProgressBarClear(t *testing.T) {
+	var b bytes.Buffer
+	p := newProgressBar("wikitext2", &b)
+	p.update(3, 10)
+	if !strings.Contains(b.String(), "wikitext2") {
+		t.Fatalf("no bar drawn: %q", b.String())
+	}
+	p.clear()
+	out := b.String()
+	if last := out[strings.LastIndexAny(out, "\r\n")+1:]; last != "" {
+		t.Errorf("after clear the line holds %q (output %q)", last, out)
+	}
+	if i := strings.LastIndex(out, "\r"); strings.TrimSpace(out[strings.LastIndex(out[:i], "\r")+1:i]) != "" {
+		t.Errorf("the bar was not overwritten: %q", out)
+	}
+	var empty bytes.Buffer
+	newProgressBar("x", &empty).clear()
+	var nilBar *progressBar
+	nilBar.clear()
+	if empty.Len() != 0 {
+		t.Errorf("a bar never drawn wrote %q", empty.String())
+	}
+}
