@@ -310,6 +310,9 @@ func (o *pruneOptions) Run(ctx context.Context) error {
 	}
 	if o.cfg.StopAfter > 0 && o.cfg.StopAfter < n {
 		fmt.Fprintf(o.stdout, "stopped after %d of %d blocks; run the same command without --stop-after-blocks to finish\n", o.cfg.StopAfter, n)
+		if len(o.zeroShot) > 0 {
+			fmt.Fprintf(o.stdout, "--eval-tasks %s not scored: the model is not written yet; the finishing run scores it\n", strings.Join(o.zeroShot, ","))
+		}
 		return nil
 	}
 	raw, err := fileio.ReadFile(ctx, fileio.Join(o.cfg.Out, "report.json"))

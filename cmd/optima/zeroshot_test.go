@@ -375,3 +375,23 @@ func TestProgressBarClear(t *testing.T) {
 		t.Errorf("a bar never drawn wrote %q", empty.String())
 	}
 }
+
+// TestPruneEvalTasksStopped: a prune stopped early by --stop-after-blocks
+// has no model to score, so --eval-tasks does not run; the message says so
+// and that the finishing run will score it, and the finishing run does.
+func TestPruneEvalTasksStopped(t *testing.T) {
+	f := newFixture(t)
+	writeZeroShotData(t, f.data, 2)
+	out := filepath.Join(t.TempDir(), "pruned")
+	args := f.pruneArgs(out, "--threads", "2", "--data-dir", f.data, "--eval-tasks", "piqa")
+	stdout, _ := mustOptima(t, append(args, "--stop-after-blocks", "1")...)
+	for _, w := range []string{"stopped after 1 of 2 blocks", "--eval-tasks", "piqa"} {
+		if !strings.Contains(stdout, w) {
+			t.Errorf("output %q does not mention %q", stdout, w)
+		}
+	}
+	stdout, _ = mustOptima(t, args...)
+	if !strings.Contains(stdout, "zero-shot accuracy") {
+		t.Errorf("the finishing run did not score piqa: %q", stdout)
+	}
+}
