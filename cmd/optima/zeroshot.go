@@ -171,7 +171,7 @@ func (r zeroShotRun) run(ctx context.Context) (zeroShotOutput, error) {
 func (z zeroShotOutput) reportSection() *report.ZeroShot {
 	out := &report.ZeroShot{AverageAcc: z.Average, Limit: z.Limit, Seconds: z.Seconds}
 	for _, t := range z.Tasks {
-		out.Tasks = append(out.Tasks, report.TaskAccuracy{Task: t.Task, Items: t.Items, Acc: t.Acc, AccNorm: t.AccNorm})
+		out.Tasks = append(out.Tasks, report.TaskAccuracy{Task: t.Task, Items: t.Items, Acc: t.Acc, AccNorm: t.AccNorm, Subjects: len(t.Subjects)})
 	}
 	return out
 }

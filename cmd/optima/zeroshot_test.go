@@ -395,3 +395,33 @@ func TestPruneEvalTasksStopped(t *testing.T) {
 		t.Errorf("the finishing run did not score piqa: %q", stdout)
 	}
 }
+
+// TestReportMMLUSubjects: report.json's zero-shot section says over how
+// many MMLU subjects its mmlu accuracy is (the data directory may hold
+// fewer than MMLU's 57; the warning about it goes only to stderr), and
+// other tasks carry no subject count.
+func TestReportMMLUSubjects(t *testing.T) {
+	f := newFixture(t)
+	writeZeroShotData(t, f.data, 2)
+	out := filepath.Join(t.TempDir(), "pruned")
+	mustOptima(t, f.pruneArgs(out, "--threads", "2", "--data-dir", f.data, "--eval-tasks", "piqa,mmlu", "--eval-limit", "1")...)
+	raw, err := os.ReadFile(filepath.Join(out, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		ZeroShot struct {
+			Tasks []map[string]any `json:"tasks"`
+		} `json:"zero_shot"`
+	}
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]any{}
+	for _, tk := range rep.ZeroShot.Tasks {
+		got[tk["task"].(string)] = tk["subjects"]
+	}
+	if diff := cmp.Diff(map[string]any{"piqa": nil, "mmlu": 2.0}, got); diff != "" {
+		t.Errorf("subjects per task in report.json (-want +got):\n%s\n%s", diff, raw)
+	}
+}
