@@ -118,8 +118,11 @@ func readJSON(path string, v any) error {
 
 // rowsIn lists the rows to render: Rows (the extra ones only when dir has
 // their eval file), then the group rows found in dir, in Rows' order of
-// their base row and by group size.
+// their base row and by group size. dir must be a directory.
 func rowsIn(dir string) ([]string, error) {
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("-results %s: not a directory", dir)
+	}
 	has := func(row string) bool {
 		_, err := os.Stat(filepath.Join(dir, row+".eval.json"))
 		return err == nil

@@ -139,3 +139,13 @@ func TestRenderWindows(t *testing.T) {
 		})
 	}
 }
+
+// TestRenderMissingDir: a -results directory that does not exist (a typo)
+// is an error naming it, not a table with every row "not run".
+func TestRenderMissingDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "nosuch")
+	var b bytes.Buffer
+	if err := Render(&b, dir); err == nil || !strings.Contains(err.Error(), dir) {
+		t.Errorf("Render(%s): error %v, want one naming the directory", dir, err)
+	}
+}

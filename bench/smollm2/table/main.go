@@ -407,11 +407,14 @@ func Plot(res []Result, windows int, path string) error {
 	return os.Rename(tmp, path)
 }
 
-// LoadAll loads every row of Rows from dir (Load); rows without an eval
-// file are returned as missing. Rows scored with different window lengths
+// LoadAll loads every row of Rows from dir (Load), which must be a
+// directory; rows without an eval file are returned as missing. Rows scored with different window lengths
 // (seqlen, where the files give it) are an error naming both files: their
 // perplexities are not comparable. Other errors stop it.
 func LoadAll(dir string, windows int) (res []Result, missing []string, err error) {
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return nil, nil, fmt.Errorf("-results %s: not a directory", dir)
+	}
 	first := -1 // the first row with a seqlen
 	for _, row := range Rows {
 		r, err := Load(dir, row, windows)

@@ -399,3 +399,12 @@ func TestLoadAllSeqlen(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadAllMissingDir: a -results directory that does not exist (a typo)
+// is an error naming it, not a table with every row "not computed".
+func TestLoadAllMissingDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "nosuch")
+	if _, _, err := LoadAll(dir, 1); err == nil || !strings.Contains(err.Error(), dir) {
+		t.Errorf("LoadAll(%s): error %v, want one naming the directory", dir, err)
+	}
+}
