@@ -8,7 +8,8 @@
 #
 # e.g. bench/smollm2/block0.sh ./optima SmolLM2.gguf ../shared/data out 8 --sparsity 0.5
 # It writes OUT/SEL-UPDATE-DAMPING.json (block 0's done marker: every linear's
-# relative error before/after and damping).
+# relative error before/after and damping) and the run's output in
+# OUT/SEL-UPDATE-DAMPING.log.
 set -euo pipefail
 optima=$1 model=$2 data=$3 out=$4 nsamples=$5
 shift 5
@@ -20,7 +21,8 @@ for sel in sparsegpt thanos admm; do
     rm -rf "$out/$name.model" "$out/$name.model.work"
     "$optima" prune --model "$model" --method "$sel" "$@" --update "$upd" --damping "$damp" \
       --calib "$data/c4/c4_sample.jsonl" --nsamples "$nsamples" --seqlen 2048 --seed 0 --shards 1 \
-      --stop-after-blocks 1 --out "$out/$name.model" --no-progress ${PRUNE_FLAGS:-} >/dev/null 2>&1
+      --stop-after-blocks 1 --out "$out/$name.model" --no-progress ${PRUNE_FLAGS:-} >"$out/$name.log" 2>&1 ||
+      { echo "$name: prune failed; the end of $out/$name.log:" >&2; tail -n 5 "$out/$name.log" >&2; exit 1; }
     cp "$out/$name.model.work"/*/block-000.done.json "$out/$name.json"
     rm -rf "$out/$name.model.work"
     echo "$name done"

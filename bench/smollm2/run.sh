@@ -23,14 +23,53 @@
 # task, per MMLU subject; unset or 0: all). With $ZEROSHOT_MMLU_LIMIT set,
 # MMLU runs on its own with that per-subject limit into
 # OUT/ROW.zeroshot-mmlu.json (MMLU has 57 subjects, so one limit for all six
-# tasks makes it dominate the time). $EVAL_FLAGS go to every optima eval
+# tasks makes it dominate the time), and the other tasks (zeroshot: the
+# other five) into ROW.zeroshot.json. A row's result files are replaced only
+# when its commands succeed, and a row's zero-shot files are then exactly the
+# ones this run wrote. Rows are checked before any work. $EVAL_FLAGS go to every optima eval
 # (e.g. --device cuda --threads 4). bench/smollm2/table renders them
 # as a Markdown table (with an acc column per task when the zeroshot files
 # exist).
 set -euo pipefail
+if [ $# -lt 7 ]; then
+  echo "usage: $0 OPTIMA MODEL DATA OUT NSAMPLES MAXWIN ROW..." >&2; exit 2
+fi
 optima=$1 model=$2 data=$3 out=$4 nsamples=$5 maxwin=$6
 shift 6
+# Every row is checked before any work, so that a typo in the last row does
+# not stop the run after hours of the others.
+for row in "$@"; do
+  case $row in
+    dense|wanda50-none|wanda50-optima|wanda24-none|wanda24-optima) ;;
+    sgpt50-own|sgpt50-optima|sgpt24-own|sgpt24-optima) ;;
+    thanos50-own|thanos50-optima|thanos24-own|thanos24-optima) ;;
+    admm50-own|admm50-optima|admm24-own|admm24-optima) ;;
+    *) echo "unknown row $row" >&2; exit 2 ;;
+  esac
+done
 mkdir -p "$out"
+# Each result is written to FILE.tmp and renamed when its commands succeed:
+# a failed command leaves the previous FILE as it was and no .tmp behind.
+tmps=()
+trap 'rm -f ${tmps[@]+"${tmps[@]}"}' EXIT
+# into FILE CMD...: CMD's stdout into FILE.tmp (commit renames it).
+into() {
+  local file=$1; shift
+  tmps+=("$file.tmp")
+  "$@" > "$file.tmp"
+}
+# commit FILE...: renames each FILE.tmp to FILE.
+commit() {
+  local f
+  for f in "$@"; do mv "$f.tmp" "$f"; done
+  tmps=()
+}
+# fail ROW STEP LOG: says which step of ROW failed and shows the end of its log.
+fail() {
+  echo "$1: $2 failed; the end of $3:" >&2
+  tail -n 5 "$3" >&2
+  exit 1
+}
 for row in "$@"; do
   case $row in
     dense) target=$model ;;
@@ -48,27 +87,38 @@ for row in "$@"; do
   if [ "$row" != dense ]; then
     target=$out/$row.model
     "$optima" prune --model "$model" "${args[@]}" --calib "$data/c4/c4_sample.jsonl" \
-      --nsamples "$nsamples" --seqlen 2048 --seed 0 --out "$target" --no-progress ${PRUNE_FLAGS:-} 2>"$out/$row.prune.log"
+      --nsamples "$nsamples" --seqlen 2048 --seed 0 --out "$target" --no-progress ${PRUNE_FLAGS:-} 2>"$out/$row.prune.log" ||
+      fail "$row" prune "$out/$row.prune.log"
     cp "$target/report.json" "$out/$row.report.json"
   fi
   mid=$(date +%s)
-  "$optima" eval --model "$target" --task wikitext2 --seqlen 2048 --max-windows "$maxwin" \
-    --data-dir "$data" --json --no-progress ${EVAL_FLAGS:-} > "$out/$row.eval.json"
+  into "$out/$row.eval.json" "$optima" eval --model "$target" --task wikitext2 --seqlen 2048 --max-windows "$maxwin" \
+    --data-dir "$data" --json --no-progress ${EVAL_FLAGS:-}
+  commit "$out/$row.eval.json"
   end=$(date +%s)
   zs=
   if [ -n "${ZEROSHOT_TASKS:-}" ]; then
     tasks=$ZEROSHOT_TASKS
+    files=()
     if [ -n "${ZEROSHOT_MMLU_LIMIT:-}" ]; then
-      # MMLU on its own, with its own per-subject limit, into ROW.zeroshot-mmlu.json.
-      tasks=$(echo ",$tasks," | sed 's/,mmlu,/,/; s/^,//; s/,$//')
-      "$optima" eval --model "$target" --task mmlu --limit "$ZEROSHOT_MMLU_LIMIT" \
-        --data-dir "$data" --json --no-progress ${EVAL_FLAGS:-} > "$out/$row.zeroshot-mmlu.json.tmp"
-      mv "$out/$row.zeroshot-mmlu.json.tmp" "$out/$row.zeroshot-mmlu.json"
+      # MMLU on its own, with its own per-subject limit, into ROW.zeroshot-mmlu.json;
+      # the other tasks (zeroshot expanded to its six tasks, less MMLU) into ROW.zeroshot.json.
+      tasks=$(echo ",${tasks// /}," | sed 's/,zeroshot,/,piqa,arc_easy,arc_challenge,winogrande,openbookqa,mmlu,/; s/,mmlu,/,/g; s/^,//; s/,$//')
+      into "$out/$row.zeroshot-mmlu.json" "$optima" eval --model "$target" --task mmlu --limit "$ZEROSHOT_MMLU_LIMIT" \
+        --data-dir "$data" --json --no-progress ${EVAL_FLAGS:-}
+      files+=("$out/$row.zeroshot-mmlu.json")
     fi
-    "$optima" eval --model "$target" --task "$tasks" --limit "${ZEROSHOT_LIMIT:-0}" \
-      --data-dir "$data" --json --no-progress ${EVAL_FLAGS:-} > "$out/$row.zeroshot.json.tmp"
-    mv "$out/$row.zeroshot.json.tmp" "$out/$row.zeroshot.json"
-    zs=" zero-shot $(($(date +%s)-end))s $(grep '"average_acc"' "$out/$row.zeroshot.json")"
+    if [ -n "$tasks" ]; then
+      into "$out/$row.zeroshot.json" "$optima" eval --model "$target" --task "$tasks" --limit "${ZEROSHOT_LIMIT:-0}" \
+        --data-dir "$data" --json --no-progress ${EVAL_FLAGS:-}
+      files+=("$out/$row.zeroshot.json")
+    fi
+    # The row's zero-shot files are now exactly this run's: a file left
+    # from an earlier run (another model, limit or task list) would be
+    # merged into the row by bench/smollm2/table.
+    rm -f "$out/$row.zeroshot.json" "$out/$row.zeroshot-mmlu.json"
+    commit "${files[@]}"
+    zs=" zero-shot $(($(date +%s)-end))s $(cat "${files[@]}" | grep '"average_acc"' | tr -s ' \n' ' ')"
   fi
   echo "$row: prune $((mid-start))s eval $((end-mid))s $(grep '"perplexity"' "$out/$row.eval.json")$zs"
 done

@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -145,10 +148,14 @@ func (c *compressFlags) options(changed func(string) bool) (*compress.Options, e
 
 // adapterLoader wraps a model loader so that the weights it returns carry
 // the PEFT adapter at dir/adapter (prune.AdapterDir) merged in (W + B·A);
-// without that directory it returns load unchanged and false.
+// without that directory it returns load unchanged and false. names are
+// the model's tensor names: every adapter tensor must be the lora_A or
+// lora_B weight of a module whose weight is among them, with its partner,
+// else the error names the tensor (a tensor that merges nowhere would
+// otherwise be left out silently).
 //
 // A gs:// dir's adapter is copied to a temporary local directory to be read.
-func adapterLoader(dir string, load eval.Loader) (eval.Loader, bool, error) {
+func adapterLoader(dir string, names []string, load eval.Loader) (eval.Loader, bool, error) {
 	ad := fileio.Join(dir, prune.AdapterDir)
 	if !fileio.IsRemote(dir) {
 		// A GGUF file has no adapter beneath it (stat: not a directory).
@@ -163,6 +170,9 @@ func adapterLoader(dir string, load eval.Loader) (eval.Loader, bool, error) {
 	a, err := readAdapter(ad)
 	if err != nil {
 		return nil, false, err
+	}
+	if err := checkAdapter(a, names); err != nil {
+		return nil, false, fmt.Errorf("adapter %s: %w", ad, err)
 	}
 	return func(names []string) (model.Weights, error) {
 		w, err := load(names)
@@ -215,4 +225,33 @@ func readAdapter(ad string) (model.Weights, error) {
 		return nil, fmt.Errorf("%s: %w", ad, err)
 	}
 	return a, nil
+}
+
+// checkAdapter checks that every tensor of a (ReadAdapter's names) is
+// "<module>.lora_A.weight" or "<module>.lora_B.weight", that each has its
+// partner, and that "<module>.weight" is one of the model's names. Errors
+// name the first offending tensor in sorted order.
+func checkAdapter(a model.Weights, names []string) error {
+	have := make(map[string]bool, len(names))
+	for _, n := range names {
+		have[n] = true
+	}
+	keys := slices.Sorted(maps.Keys(a))
+	for _, n := range keys {
+		mod, partner := "", ""
+		if m, ok := strings.CutSuffix(n, prune.LoraASuffix); ok {
+			mod, partner = m, m+prune.LoraBSuffix
+		} else if m, ok := strings.CutSuffix(n, prune.LoraBSuffix); ok {
+			mod, partner = m, m+prune.LoraASuffix
+		} else {
+			return fmt.Errorf("tensor %s is not a LoRA weight (<module>%s or <module>%s)", n, prune.LoraASuffix, prune.LoraBSuffix)
+		}
+		if _, ok := a[partner]; !ok {
+			return fmt.Errorf("tensor %s has no %s", n, partner)
+		}
+		if !have[mod+".weight"] {
+			return fmt.Errorf("tensor %s: the model has no weight %s.weight", n, mod)
+		}
+	}
+	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/optima-llm/optima/internal/tinymodel"
+	"github.com/optima-llm/optima/model"
+	"github.com/optima-llm/optima/model/safetensors"
 	"github.com/optima-llm/optima/stages/prune"
 	"github.com/optima-llm/optima/stages/report"
 )
@@ -262,9 +264,11 @@ func TestEvalWithoutAdapter(t *testing.T) {
 	for _, tc := range []struct{ name, model string }{{"gguf", gguf}, {"hf", f.model}} {
 		for _, task := range []string{"wikitext2", "arc_easy"} {
 			t.Run(tc.name+"/"+task, func(t *testing.T) {
-				args := []string{"eval", "--model", tc.model, "--task", task, "--seqlen", "32", "--data-dir", f.data, "--no-progress"}
+				args := []string{"eval", "--model", tc.model, "--task", task, "--data-dir", f.data, "--no-progress"}
 				if task != "wikitext2" {
 					args = append(args, "--limit", "2")
+				} else {
+					args = append(args, "--seqlen", "32")
 				}
 				_, stderr := mustOptima(t, args...)
 				if strings.Contains(stderr, "merging the adapter") {
@@ -272,5 +276,63 @@ func TestEvalWithoutAdapter(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestAdapterMismatch: an adapter directory whose tensors do not all merge
+// into the model (a module the model lacks, B without A, a tensor that is
+// not lora_A/lora_B) is an error naming the tensor, not an evaluation that
+// leaves them out while it says "merging the adapter"; a matching one
+// merges.
+func TestAdapterMismatch(t *testing.T) {
+	f := newFixture(t)
+	const q = "model.layers.0.self_attn.q_proj" // [64, 64] in tinymodel.Default
+	a := func(name string, rows, cols int) *model.Tensor {
+		d := make([]float32, rows*cols)
+		for i := range d {
+			d[i] = 0.01 * float32(i%7-3)
+		}
+		return &model.Tensor{Name: "base_model.model." + name, Shape: []int{rows, cols}, Data: d}
+	}
+	for _, tc := range []struct {
+		name    string
+		tensors []*model.Tensor
+		want    string // "": success
+	}{
+		{"matching", []*model.Tensor{a(q+".lora_A.weight", 2, 64), a(q+".lora_B.weight", 64, 2)}, ""},
+		{"module not in the model", []*model.Tensor{a(q+".lora_A.weight", 2, 64), a(q+".lora_B.weight", 64, 2),
+			a("model.layers.7.mlp.up_proj.lora_A.weight", 2, 64), a("model.layers.7.mlp.up_proj.lora_B.weight", 128, 2)}, "model.layers.7.mlp.up_proj"},
+		{"B without A", []*model.Tensor{a(q+".lora_A.weight", 2, 64), a(q+".lora_B.weight", 64, 2),
+			a("model.layers.1.self_attn.k_proj.lora_B.weight", 32, 2)}, "model.layers.1.self_attn.k_proj.lora_B.weight"},
+		{"not a LoRA weight", []*model.Tensor{a(q+".lora_A.weight", 2, 64), a(q+".lora_B.weight", 64, 2),
+			a("model.embed_tokens.lora_embedding_A", 2, 320)}, "model.embed_tokens.lora_embedding_A"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "m")
+			if err := os.CopyFS(dir, os.DirFS(f.model)); err != nil {
+				t.Fatal(err)
+			}
+			ad := filepath.Join(dir, prune.AdapterDir)
+			if err := os.MkdirAll(ad, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := safetensors.WriteFile(filepath.Join(ad, prune.AdapterWeightsFile), tc.tensors, safetensors.WriteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			cfg := `{"peft_type": "LORA", "r": 2, "lora_alpha": 2}`
+			if err := os.WriteFile(filepath.Join(ad, prune.AdapterConfigFile), []byte(cfg), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err := optima(t, "eval", "--model", dir, "--seqlen", "32", "--data-dir", f.data, "--json", "--no-progress")
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), ad) {
+				t.Fatalf("error %v, want one naming %s and %s", err, tc.want, ad)
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"time"
 
@@ -127,6 +128,9 @@ func (o *evalOptions) Validate() error {
 	if o.changed != nil && o.changed("max-windows") && !o.wiki {
 		return &flagError{"--max-windows", fmt.Sprint(o.maxWindows), "applies to --task wikitext2, which is not asked for"}
 	}
+	if o.changed != nil && o.changed("seqlen") && !o.wiki {
+		return &flagError{"--seqlen", fmt.Sprint(o.seqlen), "is the window of --task wikitext2, which is not asked for (zero-shot requests are cut to the model's context, as lm-evaluation-harness does)"}
+	}
 	if err := validateDeviceFlag("--device", o.device); err != nil {
 		return err
 	}
@@ -159,7 +163,7 @@ func (o *evalOptions) Run(ctx context.Context) error {
 	var wiki *evalResult
 	if o.wiki {
 		if wiki, err = o.perplexity(ctx, src); err != nil {
-			return err
+			return interrupted(ctx, err)
 		}
 		if len(o.zeroShot) == 0 {
 			return o.print(wiki)
@@ -168,7 +172,7 @@ func (o *evalOptions) Run(ctx context.Context) error {
 	zs, err := zeroShotRun{src: src, dataDir: o.dataDir, tasks: o.zeroShot, limit: o.limit, threads: o.threads,
 		device: o.device, stderr: o.stderr, noProg: o.noProg, plain: o.plain}.run(ctx)
 	if err != nil {
-		return err
+		return interrupted(ctx, err)
 	}
 	if o.jsonOut {
 		enc := json.NewEncoder(o.stdout)
@@ -186,6 +190,15 @@ func (o *evalOptions) Run(ctx context.Context) error {
 	}
 	fmt.Fprintf(o.stdout, "%s zero-shot (%.0fs):\n", o.modelPath, zs.Seconds)
 	return zs.writeText(o.stdout)
+}
+
+// interrupted returns err, or when ctx was cancelled (Ctrl-C) an error that
+// says so instead of the bare "context canceled" of whatever step stopped.
+func interrupted(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted: %w", context.Cause(ctx))
+	}
+	return err
 }
 
 // perplexity computes the WikiText-2 perplexity.
@@ -206,22 +219,15 @@ func (o *evalOptions) perplexity(ctx context.Context, src model.Source) (*evalRe
 		return nil, err
 	}
 	ids := eval.Tokenize(tok, text)
-	var progress func(done, total int)
+	var (
+		progress func(done, total int)
+		bar      *progressBar
+	)
 	if !o.noProg {
-		var bar *progressbar.ProgressBar
-		progress = func(done, total int) {
-			if bar == nil {
-				bar = progressbar.NewOptions(total, progressbar.OptionSetDescription("wikitext2"),
-					progressbar.OptionSetWriter(o.stderr), progressbar.OptionShowCount(),
-					progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
-			}
-			bar.Set(done)
-			if done == total {
-				bar.Finish()
-			}
-		}
+		bar = newProgressBar("wikitext2", o.stderr)
+		progress = bar.update
 	}
-	load, withAdapter, err := adapterLoader(o.modelPath, eval.SourceLoader(src))
+	load, withAdapter, err := adapterLoader(o.modelPath, src.Names(), eval.SourceLoader(src))
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +241,13 @@ func (o *evalOptions) perplexity(ctx context.Context, src model.Source) (*evalRe
 	start := time.Now()
 	res, err := eval.Perplexity(ctx, be, fam, load, ids, o.seqlen, o.maxWindows, progress)
 	if err != nil {
+		bar.clear()
 		return nil, err
+	}
+	for i, v := range res.WindowNLL {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("--model %s: wikitext2: window %d's NLL is %v: the model's logits are not finite", o.modelPath, i, v)
+		}
 	}
 	secs := time.Since(start).Seconds()
 	return &evalResult{Model: o.modelPath, Task: "wikitext2", Perplexity: res.Perplexity, NLL: res.NLL, Tokens: res.Tokens,
@@ -252,4 +264,35 @@ func (o *evalOptions) print(out *evalResult) error {
 	fmt.Fprintf(o.stdout, "%s %s: perplexity %.4f over %d windows of %d tokens (%.0fs, %.0f tokens/s)\n",
 		o.modelPath, out.Task, out.Perplexity, out.Windows, out.Seqlen, out.Seconds, out.TokensPerS)
 	return nil
+}
+
+// progressBar is the eval commands' progress bar over total steps, drawn
+// on w from the first update (a nil *progressBar does nothing).
+type progressBar struct {
+	desc string
+	w    io.Writer
+	bar  *progressbar.ProgressBar
+}
+
+func newProgressBar(desc string, w io.Writer) *progressBar { return &progressBar{desc: desc, w: w} }
+
+// update is the progress callback: done of total steps.
+func (p *progressBar) update(done, total int) {
+	if p.bar == nil {
+		p.bar = progressbar.NewOptions(total, progressbar.OptionSetDescription(p.desc),
+			progressbar.OptionSetWriter(p.w), progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
+	}
+	p.bar.Set(done)
+	if done == total {
+		p.bar.Finish()
+	}
+}
+
+// clear removes a bar left unfinished (the run failed or was interrupted),
+// so that the error printed next starts its own line.
+func (p *progressBar) clear() {
+	if p != nil && p.bar != nil && !p.bar.IsFinished() {
+		p.bar.Clear()
+	}
 }

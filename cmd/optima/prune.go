@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -19,6 +20,7 @@ import (
 	"github.com/optima-llm/optima/model/loader"
 	"github.com/optima-llm/optima/pipeline"
 	"github.com/optima-llm/optima/runners"
+	"github.com/optima-llm/optima/stages/prune"
 	"github.com/optima-llm/optima/stages/report"
 	"github.com/optima-llm/optima/stages/solve"
 )
@@ -236,6 +238,15 @@ func (o *pruneOptions) Validate() error {
 	if o.evalTasks == "" && o.evalLimit != 0 {
 		return &flagError{"--eval-limit", fmt.Sprint(o.evalLimit), "does nothing without --eval-tasks"}
 	}
+	// The conjugate-gradient and float64 settings belong to the exact row
+	// re-fit; with another update nothing reads them.
+	if o.changed != nil && o.cfg.Update != prune.UpdateOptima {
+		for _, f := range []string{"cg-max-iter", "cg-tol", "float64"} {
+			if o.changed(f) {
+				return &flagError{"--" + f, "", fmt.Sprintf("sets the --update optima row solve; --update %s does not run it", o.cfg.Update)}
+			}
+		}
+	}
 	if err := checkTaskFiles("--eval-tasks", o.dataDir, o.zeroShot, o.evalLimit); err != nil {
 		return err
 	}
@@ -330,6 +341,9 @@ func (o *pruneOptions) Run(ctx context.Context) error {
 	}
 	if o.cfg.StopAfter > 0 && o.cfg.StopAfter < n {
 		fmt.Fprintf(o.stdout, "stopped after %d of %d blocks; run the same command without --stop-after-blocks to finish\n", o.cfg.StopAfter, n)
+		if len(o.zeroShot) > 0 {
+			fmt.Fprintf(o.stdout, "--eval-tasks %s not scored: the model is not written yet; the finishing run scores it\n", strings.Join(o.zeroShot, ","))
+		}
 		return nil
 	}
 	raw, err := fileio.ReadFile(ctx, fileio.Join(o.cfg.Out, "report.json"))
@@ -369,7 +383,12 @@ func (o *pruneOptions) evalZeroShot(ctx context.Context) error {
 	zs, err := zeroShotRun{src: src, dataDir: o.dataDir, tasks: o.zeroShot, limit: o.evalLimit, threads: o.cfg.Threads,
 		device: o.cfg.ForwardDevice, stderr: o.stderr, noProg: o.noProg}.run(ctx)
 	if err != nil {
-		return fmt.Errorf("--eval-tasks: %w", err)
+		limit := ""
+		if o.evalLimit > 0 {
+			limit = fmt.Sprintf(" --limit %d", o.evalLimit)
+		}
+		return fmt.Errorf("--eval-tasks: %w (the pruned model is written to %s; score it with optima eval --model %s --task %s%s)",
+			interrupted(ctx, err), o.cfg.Out, o.cfg.Out, strings.Join(o.zeroShot, ","), limit)
 	}
 	if err := addZeroShot(ctx, fileio.Join(o.cfg.Out, "report.json"), zs.reportSection()); err != nil {
 		return err

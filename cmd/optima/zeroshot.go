@@ -4,12 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/schollz/progressbar/v3"
 
 	"github.com/optima-llm/optima/kernels"
 	"github.com/optima-llm/optima/kernels/cpu"
@@ -121,22 +120,15 @@ func (r zeroShotRun) run(ctx context.Context) (zeroShotOutput, error) {
 		}
 		tasks = append(tasks, t)
 	}
-	var progress func(done, total int)
+	var (
+		progress func(done, total int)
+		bar      *progressBar
+	)
 	if !r.noProg {
-		var bar *progressbar.ProgressBar
-		progress = func(done, total int) {
-			if bar == nil {
-				bar = progressbar.NewOptions(total, progressbar.OptionSetDescription("zero-shot "+strings.Join(r.tasks, ",")),
-					progressbar.OptionSetWriter(r.stderr), progressbar.OptionShowCount(),
-					progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
-			}
-			bar.Set(done)
-			if done == total {
-				bar.Finish()
-			}
-		}
+		bar = newProgressBar("zero-shot "+strings.Join(r.tasks, ","), r.stderr)
+		progress = bar.update
 	}
-	load, withAdapter, err := adapterLoader(r.src.Path(), eval.SourceLoader(r.src))
+	load, withAdapter, err := adapterLoader(r.src.Path(), r.src.Names(), eval.SourceLoader(r.src))
 	if err != nil {
 		return zeroShotOutput{}, err
 	}
@@ -151,7 +143,26 @@ func (r zeroShotRun) run(ctx context.Context) (zeroShotOutput, error) {
 	start := time.Now()
 	res, err := s.Evaluate(ctx, tasks, progress)
 	if err != nil {
+		bar.clear()
 		return zeroShotOutput{}, err
+	}
+	// A NaN log-likelihood still wins an argmax (numpy's rule, which the
+	// harness follows), so a model with non-finite logits would get an
+	// accuracy that looks like a result.
+	for _, t := range res {
+		bad, n := 0, 0
+		for _, item := range t.LogLiks {
+			for _, v := range item {
+				n++
+				if math.IsNaN(v) || math.IsInf(v, 0) {
+					bad++
+				}
+			}
+		}
+		if bad > 0 {
+			return zeroShotOutput{}, fmt.Errorf("--model %s: %s: the log-likelihoods of %d of %d choices are not finite (NaN or ±Inf): the model's logits are not finite",
+				r.src.Path(), t.Task, bad, n)
+		}
 	}
 	return zeroShotOutput{Summary: eval.Summarize(res), Limit: r.limit, Seconds: time.Since(start).Seconds()}, nil
 }
@@ -160,7 +171,7 @@ func (r zeroShotRun) run(ctx context.Context) (zeroShotOutput, error) {
 func (z zeroShotOutput) reportSection() *report.ZeroShot {
 	out := &report.ZeroShot{AverageAcc: z.Average, Limit: z.Limit, Seconds: z.Seconds}
 	for _, t := range z.Tasks {
-		out.Tasks = append(out.Tasks, report.TaskAccuracy{Task: t.Task, Items: t.Items, Acc: t.Acc, AccNorm: t.AccNorm})
+		out.Tasks = append(out.Tasks, report.TaskAccuracy{Task: t.Task, Items: t.Items, Acc: t.Acc, AccNorm: t.AccNorm, Subjects: len(t.Subjects)})
 	}
 	return out
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -12,6 +14,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/optima-llm/optima/model"
+	"github.com/optima-llm/optima/model/safetensors"
 	"github.com/optima-llm/optima/stages/eval"
 	"github.com/optima-llm/optima/stages/report"
 )
@@ -193,6 +197,7 @@ func TestZeroShotFlags(t *testing.T) {
 		{"prune wikitext2", f.pruneArgs("OUT", "--data-dir", f.data, "--eval-tasks", "wikitext2"), []string{"--eval-tasks", "wikitext2"}},
 		{"limit without zero-shot task", []string{"eval", "--model", f.model, "--task", "wikitext2", "--limit", "5", "--data-dir", f.data}, []string{"--limit 5", "zero-shot task"}},
 		{"max-windows without wikitext2", []string{"eval", "--model", f.model, "--task", "piqa", "--max-windows", "4", "--data-dir", f.data}, []string{"--max-windows 4", "wikitext2"}},
+		{"seqlen without wikitext2", []string{"eval", "--model", f.model, "--task", "piqa", "--seqlen", "512", "--data-dir", f.data}, []string{"--seqlen 512", "wikitext2"}},
 		{"eval negative threads", []string{"eval", "--model", f.model, "--task", "wikitext2", "--threads", "-2", "--data-dir", f.data}, []string{"--threads -2"}},
 		{"prune eval limit", f.pruneArgs("OUT", "--data-dir", f.data, "--eval-tasks", "piqa", "--eval-limit", "-2"), []string{"--eval-limit"}},
 	} {
@@ -222,5 +227,201 @@ func TestMMLUPartialWarning(t *testing.T) {
 		if !strings.Contains(stderr, w) {
 			t.Errorf("stderr %q does not mention %q", stderr, w)
 		}
+	}
+}
+
+// TestEvalInterrupted: an eval whose context is cancelled (Ctrl-C) fails
+// with an error that says it was interrupted, prints no result, and a
+// prune whose --eval-tasks is interrupted says where the written model is.
+func TestEvalInterrupted(t *testing.T) {
+	f := newFixture(t)
+	writeZeroShotData(t, f.data, 3)
+	out := filepath.Join(t.TempDir(), "pruned")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"wikitext2", []string{"eval", "--model", f.model, "--task", "wikitext2", "--seqlen", "32", "--data-dir", f.data, "--no-progress"}, []string{"interrupted"}},
+		{"zero-shot", []string{"eval", "--model", f.model, "--task", "piqa,mmlu", "--data-dir", f.data, "--no-progress", "--json"}, []string{"interrupted"}},
+		{"prune --eval-tasks", nil, []string{"--eval-tasks", "interrupted", out, "optima eval --model " + out + " --task piqa"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			cmd := newRootCmd()
+			args := tc.args
+			stdout := &cancelWriter{cancel: cancel}
+			if args == nil {
+				// The prune runs whole; the context is cancelled when it
+				// prints that the model is written, before the zero-shot
+				// scoring.
+				args = f.pruneArgs(out, "--threads", "2", "--data-dir", f.data, "--eval-tasks", "piqa")
+			} else {
+				cancel()
+			}
+			cmd.SetErr(&bytes.Buffer{})
+			cmd.SetArgs(args)
+			cmd.SetOut(stdout)
+			err := cmd.ExecuteContext(ctx)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if tc.args != nil && stdout.Len() > 0 {
+				t.Errorf("an interrupted eval printed %q", stdout.String())
+			}
+		})
+	}
+}
+
+// cancelWriter cancels a context once prune's "wrote OUT" line is written
+// to it.
+type cancelWriter struct {
+	bytes.Buffer
+	cancel func()
+}
+
+func (w *cancelWriter) Write(p []byte) (int, error) {
+	if bytes.HasPrefix(p, []byte("wrote ")) {
+		w.cancel()
+	}
+	return w.Buffer.Write(p)
+}
+
+// TestNonFiniteModel: a model whose outputs are NaN (one NaN weight) is an
+// error naming the task and what is not finite, for the perplexity (where
+// --json used to fail with "json: unsupported value: NaN" after the whole
+// evaluation, and text printed a NaN perplexity with exit status 0) and for
+// the zero-shot tasks (where NaN log-likelihoods gave a chance-level
+// accuracy that looked like a result).
+func TestNonFiniteModel(t *testing.T) {
+	f := newFixture(t)
+	writeZeroShotData(t, f.data, 3)
+	dir := filepath.Join(t.TempDir(), "nan")
+	if err := os.CopyFS(dir, os.DirFS(f.model)); err != nil {
+		t.Fatal(err)
+	}
+	st := filepath.Join(dir, "model.safetensors")
+	sf, err := safetensors.Open(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts []*model.Tensor
+	for _, n := range sf.Names() {
+		tt, err := sf.Load(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == "model.layers.0.mlp.down_proj.weight" {
+			tt.Data[0] = float32(math.NaN())
+		}
+		ts = append(ts, tt)
+	}
+	sf.Close()
+	if err := safetensors.WriteFile(st, ts, safetensors.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"wikitext2 json", []string{"--task", "wikitext2", "--seqlen", "32", "--json"}, []string{"wikitext2", "window 0", "NaN"}},
+		{"wikitext2 text", []string{"--task", "wikitext2", "--seqlen", "32"}, []string{"wikitext2", "window 0", "NaN"}},
+		{"zero-shot", []string{"--task", "arc_easy,piqa", "--json"}, []string{"arc_easy", "12 of 12", "not finite"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stdout, _, err := optima(t, append([]string{"eval", "--model", dir, "--data-dir", f.data, "--no-progress"}, tc.args...)...)
+			if err == nil {
+				t.Fatalf("no error; stdout:\n%s", stdout)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestProgressBarClear: an eval that fails mid-way (Ctrl-C) clears its
+// unfinished progress bar, so that the error printed next starts a clean
+// line instead of following the bar; a bar never drawn writes nothing.
+func TestProgressBarClear(t *testing.T) {
+	var b bytes.Buffer
+	p := newProgressBar("wikitext2", &b)
+	p.update(3, 10)
+	if !strings.Contains(b.String(), "wikitext2") {
+		t.Fatalf("no bar drawn: %q", b.String())
+	}
+	p.clear()
+	out := b.String()
+	if last := out[strings.LastIndexAny(out, "\r\n")+1:]; last != "" {
+		t.Errorf("after clear the line holds %q (output %q)", last, out)
+	}
+	if i := strings.LastIndex(out, "\r"); strings.TrimSpace(out[strings.LastIndex(out[:i], "\r")+1:i]) != "" {
+		t.Errorf("the bar was not overwritten: %q", out)
+	}
+	var empty bytes.Buffer
+	newProgressBar("x", &empty).clear()
+	var nilBar *progressBar
+	nilBar.clear()
+	if empty.Len() != 0 {
+		t.Errorf("a bar never drawn wrote %q", empty.String())
+	}
+}
+
+// TestPruneEvalTasksStopped: a prune stopped early by --stop-after-blocks
+// has no model to score, so --eval-tasks does not run; the message says so
+// and that the finishing run will score it, and the finishing run does.
+func TestPruneEvalTasksStopped(t *testing.T) {
+	f := newFixture(t)
+	writeZeroShotData(t, f.data, 2)
+	out := filepath.Join(t.TempDir(), "pruned")
+	args := f.pruneArgs(out, "--threads", "2", "--data-dir", f.data, "--eval-tasks", "piqa")
+	stdout, _ := mustOptima(t, append(args, "--stop-after-blocks", "1")...)
+	for _, w := range []string{"stopped after 1 of 2 blocks", "--eval-tasks", "piqa"} {
+		if !strings.Contains(stdout, w) {
+			t.Errorf("output %q does not mention %q", stdout, w)
+		}
+	}
+	stdout, _ = mustOptima(t, args...)
+	if !strings.Contains(stdout, "zero-shot accuracy") {
+		t.Errorf("the finishing run did not score piqa: %q", stdout)
+	}
+}
+
+// TestReportMMLUSubjects: report.json's zero-shot section says over how
+// many MMLU subjects its mmlu accuracy is (the data directory may hold
+// fewer than MMLU's 57; the warning about it goes only to stderr), and
+// other tasks carry no subject count.
+func TestReportMMLUSubjects(t *testing.T) {
+	f := newFixture(t)
+	writeZeroShotData(t, f.data, 2)
+	out := filepath.Join(t.TempDir(), "pruned")
+	mustOptima(t, f.pruneArgs(out, "--threads", "2", "--data-dir", f.data, "--eval-tasks", "piqa,mmlu", "--eval-limit", "1")...)
+	raw, err := os.ReadFile(filepath.Join(out, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		ZeroShot struct {
+			Tasks []map[string]any `json:"tasks"`
+		} `json:"zero_shot"`
+	}
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]any{}
+	for _, tk := range rep.ZeroShot.Tasks {
+		got[tk["task"].(string)] = tk["subjects"]
+	}
+	if diff := cmp.Diff(map[string]any{"piqa": nil, "mmlu": 2.0}, got); diff != "" {
+		t.Errorf("subjects per task in report.json (-want +got):\n%s\n%s", diff, raw)
 	}
 }

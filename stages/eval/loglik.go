@@ -141,6 +141,18 @@ func PlainLogLikelihoods(ctx context.Context, be kernels.Backend, fam model.Fami
 	return logLikelihoods(ctx, be, fam, load, reqs, maxLen, progress, plan{hiddenBudget, callTokens, logitRows}, true)
 }
 
+// effectiveMaxLen is the harness's max_length: maxLen when positive, else
+// the model's max_position_embeddings, else 2048.
+func effectiveMaxLen(cfg *model.Config, maxLen int) int {
+	if maxLen > 0 {
+		return maxLen
+	}
+	if cfg.MaxPositionEmbeddings > 0 {
+		return cfg.MaxPositionEmbeddings
+	}
+	return 2048
+}
+
 // checkRequests validates reqs against the vocabulary and maxLen.
 func checkRequests(reqs []Request, vocab, maxLen int) error {
 	for i, r := range reqs {
@@ -164,12 +176,7 @@ func checkRequests(reqs []Request, vocab, maxLen int) error {
 func logLikelihoods(ctx context.Context, be kernels.Backend, fam model.Family, load Loader, reqs []Request, maxLen int, progress func(done, total int), pl plan, plain bool) ([]LogLik, error) {
 	cfg := fam.Config()
 	hidden, vocab := cfg.HiddenSize, cfg.VocabSize
-	if maxLen <= 0 {
-		maxLen = cfg.MaxPositionEmbeddings
-		if maxLen <= 0 {
-			maxLen = 2048
-		}
-	}
+	maxLen = effectiveMaxLen(cfg, maxLen)
 	if err := checkRequests(reqs, vocab, maxLen); err != nil {
 		return nil, err
 	}

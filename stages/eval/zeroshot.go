@@ -83,9 +83,12 @@ func (s *Scorer) Requests(items []Item) ([]Request, error) {
 // per pass, not once per task), and aggregates acc
 // (and acc_norm when a task's HasNorm) as lm_eval/api/task.py
 // process_results and the mean aggregation do. progress is passed to
-// LogLikelihoods. A task without items is an error.
+// LogLikelihoods. A task without items is an error, and so is a choice
+// whose continuation is longer than the maximum length (naming the task,
+// item and choice).
 func (s *Scorer) Evaluate(ctx context.Context, tasks []*Task, progress func(done, total int)) ([]TaskResult, error) {
 	var reqs []Request
+	maxLen := effectiveMaxLen(s.Family.Config(), s.MaxLength)
 	for _, t := range tasks {
 		if len(t.Items) == 0 {
 			return nil, fmt.Errorf("eval: task %s has no items", t.Name)
@@ -93,6 +96,17 @@ func (s *Scorer) Evaluate(ctx context.Context, tasks []*Task, progress func(done
 		r, err := s.Requests(t.Items)
 		if err != nil {
 			return nil, fmt.Errorf("eval: %s: %w", t.Name, err)
+		}
+		// Checked here, where the item is known (LogLikelihoods would
+		// name only the request's index among all tasks').
+		k := 0
+		for i, it := range t.Items {
+			for c := range it.Contexts {
+				if n := len(r[k].Continuation); n > maxLen {
+					return nil, fmt.Errorf("eval: %s: item %d choice %d: continuation of %d tokens exceeds the maximum length %d", t.Name, i, c, n, maxLen)
+				}
+				k++
+			}
 		}
 		reqs = append(reqs, r...)
 	}

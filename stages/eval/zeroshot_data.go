@@ -74,8 +74,9 @@ const (
 //     file-name order.
 //
 // limit > 0 keeps the first limit items (for mmlu the first limit of each
-// subject, as the harness's --limit applies per subtask). Errors name the
-// file and line.
+// subject, as the harness's --limit applies per subtask). A UTF-8 byte
+// order mark at the start of a file is skipped. Errors name the file and
+// line.
 func LoadTask(dataDir, name string, limit int) (*Task, error) {
 	var (
 		t   *Task
@@ -124,14 +125,19 @@ func loadFile(dataDir, file string, parse func(io.Reader) (*Task, error)) (*Task
 	return t, nil
 }
 
-// jsonLines calls fn with each non-blank line of r (numbered from 1).
+// jsonLines calls fn with each non-blank line of r (numbered from 1),
+// without a UTF-8 byte order mark at the start of r.
 func jsonLines(r io.Reader, fn func(line int, b []byte) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	n := 0
 	for sc.Scan() {
 		n++
-		b := bytes.TrimSpace(sc.Bytes())
+		b := sc.Bytes()
+		if n == 1 {
+			b = bytes.TrimPrefix(b, []byte("\ufeff"))
+		}
+		b = bytes.TrimSpace(b)
 		if len(b) == 0 {
 			continue
 		}

@@ -126,6 +126,44 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// TestParseBOM: a file saved with a UTF-8 byte order mark (a Windows
+// editor's) parses as the same file without it, for every parser.
+func TestParseBOM(t *testing.T) {
+	const bom = "\ufeff"
+	choice := `{"query": "q", "choices": ["a", "b"], "gold": 1}` + "\r\n"
+	wino := `{"context_options": ["a x", "a y"], "continuation": "b", "gold": 1}` + "\n"
+	piqa := `{"goal": "g", "sol1": "a", "sol2": "b"}` + "\n"
+	mmlu := "question,choice0,choice1,choice2,choice3,answer\r\n\"q, r\",a,b,c,d,3\r\n"
+	for _, tc := range []struct {
+		name  string
+		parse func(prefix string) (any, error)
+	}{
+		{"choice", func(p string) (any, error) { return ParseChoiceJSONL(strings.NewReader(p+choice), "") }},
+		{"winogrande", func(p string) (any, error) { return ParseWinoGrande(strings.NewReader(p + wino)) }},
+		{"piqa questions", func(p string) (any, error) {
+			return ParsePIQA(strings.NewReader(p+piqa), strings.NewReader("1\n"))
+		}},
+		{"piqa labels", func(p string) (any, error) {
+			return ParsePIQA(strings.NewReader(piqa), strings.NewReader(p+"1\r\n"))
+		}},
+		{"mmlu", func(p string) (any, error) { return ParseMMLUCSV(strings.NewReader(p+mmlu), "x") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want, err := tc.parse("")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := tc.parse(bom)
+			if err != nil {
+				t.Fatalf("with a BOM: %v", err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("with a BOM (-without +with):\n%s", diff)
+			}
+		})
+	}
+}
+
 // TestMMLUContext checks the prompt against the harness's template on a
 // question with surrounding whitespace (stripped) and choices with inner
 // spaces (kept).

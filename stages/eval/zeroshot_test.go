@@ -290,3 +290,23 @@ func TestAggregate(t *testing.T) {
 		t.Errorf("summary %+v", sum)
 	}
 }
+
+// TestEvaluateTooLong: a choice whose continuation does not fit the
+// maximum length is an error naming the task, the item and the choice, not
+// the index of a request among all tasks'.
+func TestEvaluateTooLong(t *testing.T) {
+	s, _ := openTiny(t)
+	s.MaxLength = 8
+	short := Item{Contexts: []string{"a b", "a b"}, Continuations: []string{" c", " d"}, Choices: []string{"c", "d"}}
+	long := Item{Contexts: []string{"a b", "a b"}, Continuations: []string{" c", " " + strings.Repeat("d e ", 20)}, Choices: []string{"c", "x"}}
+	tasks := []*Task{
+		{Name: "piqa", Items: []Item{short, short}},
+		{Name: "arc_easy", Items: []Item{short, short, long}},
+	}
+	_, err := s.Evaluate(context.Background(), tasks, nil)
+	for _, w := range []string{"arc_easy", "item 2", "choice 1", "maximum length 8"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error %v does not mention %q", err, w)
+		}
+	}
+}

@@ -3,8 +3,11 @@ package prune
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -85,11 +88,13 @@ func writeAdapter(dir, base string, ts []*model.Tensor) error {
 	return WriteFileAtomic(filepath.Join(dir, AdapterConfigFile), append(b, '\n'))
 }
 
-// ReadAdapter reads a PEFT LoRA adapter directory written by optima (or by
-// PEFT with lora_alpha = r per module): it returns the adapter tensors by
+// ReadAdapter reads a PEFT LoRA adapter directory written by optima or by
+// PEFT (plain LoRA; ParseAdapterConfig): it returns the adapter tensors by
 // module path with the "base_model.model." prefix removed
 // ("<module>.lora_A.weight" [r, in], "<module>.lora_B.weight" [out, r]),
-// each B scaled by alpha/r when that is not 1. Errors name the file.
+// each B scaled by PEFT's alpha/r when that is not 1, with r the module's
+// rank and alpha its alpha_pattern entry (matched as PEFT matches keys,
+// patternValue) or lora_alpha. Errors name the file.
 func ReadAdapter(dir string) (model.Weights, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, AdapterConfigFile))
 	if err != nil {
@@ -117,11 +122,11 @@ func ReadAdapter(dir string) (model.Weights, error) {
 		if len(tb.Shape) != 2 {
 			return nil, fmt.Errorf("read adapter %s: %s has shape %v", dir, name, tb.Shape)
 		}
-		r, alpha := cfg.R, cfg.LoraAlpha
-		if v, ok := cfg.RankPattern[mod]; ok {
-			r = v
-		}
-		if v, ok := cfg.AlphaPattern[mod]; ok {
+		// PEFT's scale is alpha/r with the module's r (rank_pattern, else
+		// r), which is its tensors' rank, and its alpha (alpha_pattern,
+		// else lora_alpha).
+		r, alpha := tb.Shape[1], cfg.LoraAlpha
+		if v, ok := patternValue(cfg.AlphaPattern, mod); ok {
 			alpha = v
 		}
 		if r > 0 && alpha != r {
@@ -132,6 +137,27 @@ func ReadAdapter(dir string) (model.Weights, error) {
 		}
 	}
 	return w, nil
+}
+
+// patternValue is the value of the rank_pattern or alpha_pattern key that
+// PEFT's get_pattern_key picks for module mod: mod itself, else a key k
+// for which mod matches the regular expression (.*\.)?(k)$ (k read
+// literally when it is not a valid expression), the first in sorted order
+// when several match (PEFT takes the first in the file's order).
+func patternValue(pattern map[string]int, mod string) (int, bool) {
+	if v, ok := pattern[mod]; ok {
+		return v, true
+	}
+	for _, k := range slices.Sorted(maps.Keys(pattern)) {
+		re, err := regexp.Compile(`^(?:.*\.)?(?:` + k + `)$`)
+		if err != nil {
+			re = regexp.MustCompile(`^(?:.*\.)?(?:` + regexp.QuoteMeta(k) + `)$`)
+		}
+		if re.MatchString(mod) {
+			return pattern[k], true
+		}
+	}
+	return 0, false
 }
 
 // MergeAdapter merges the adapter tensors a (ReadAdapter) into the model
@@ -158,7 +184,10 @@ func MergeAdapter(w, a model.Weights) (int, error) {
 
 // ParseAdapterConfig parses a PEFT adapter_config.json. It accepts only
 // peft_type LORA with non-negative ranks and alphas (r, lora_alpha and the
-// per-module patterns), and errors otherwise.
+// per-module patterns), and errors otherwise. The options that change how
+// B·A is applied (use_rslora: scale alpha/sqrt(r); use_dora: a magnitude
+// vector; fan_in_fan_out: transposed weights) are errors when true: the
+// merge computes W + (alpha/r)·B·A only.
 func ParseAdapterConfig(raw []byte) (AdapterConfig, error) {
 	var cfg AdapterConfig
 	if err := json.Unmarshal(raw, &cfg); err != nil {
@@ -166,6 +195,21 @@ func ParseAdapterConfig(raw []byte) (AdapterConfig, error) {
 	}
 	if cfg.PeftType != "LORA" {
 		return cfg, fmt.Errorf("peft_type %q, want LORA", cfg.PeftType)
+	}
+	var variants struct {
+		UseRSLoRA bool `json:"use_rslora"`
+		UseDoRA   bool `json:"use_dora"`
+	}
+	if err := json.Unmarshal(raw, &variants); err != nil {
+		return cfg, err
+	}
+	for _, v := range []struct {
+		set  bool
+		name string
+	}{{variants.UseRSLoRA, "use_rslora"}, {variants.UseDoRA, "use_dora"}, {cfg.FanInFanOut, "fan_in_fan_out"}} {
+		if v.set {
+			return cfg, fmt.Errorf("%s is true: only plain LoRA (W + (lora_alpha/r)·B·A) is merged", v.name)
+		}
 	}
 	if cfg.R < 0 || cfg.LoraAlpha < 0 {
 		return cfg, fmt.Errorf("negative r %d or lora_alpha %d", cfg.R, cfg.LoraAlpha)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -107,6 +108,31 @@ func TestDampedHessian(t *testing.T) {
 	}
 }
 
+// TestParseAdapterConfigUnsupported: PEFT options that change how B·A is
+// applied (rsLoRA's alpha/sqrt(r) scale, DoRA's magnitude vector,
+// fan_in_fan_out's transposed weights) are errors naming the option, not
+// an adapter merged with the plain W + (alpha/r)·B·A; the plain config and
+// the options set to false parse.
+func TestParseAdapterConfigUnsupported(t *testing.T) {
+	for _, tc := range []struct {
+		raw, want string // want "": accepted
+	}{
+		{`{"peft_type": "LORA", "r": 8, "lora_alpha": 8}`, ""},
+		{`{"peft_type": "LORA", "r": 8, "lora_alpha": 8, "use_rslora": false, "use_dora": false, "fan_in_fan_out": false}`, ""},
+		{`{"peft_type": "LORA", "r": 8, "lora_alpha": 8, "use_rslora": true}`, "use_rslora"},
+		{`{"peft_type": "LORA", "r": 8, "lora_alpha": 8, "use_dora": true}`, "use_dora"},
+		{`{"peft_type": "LORA", "r": 8, "lora_alpha": 8, "fan_in_fan_out": true}`, "fan_in_fan_out"},
+	} {
+		_, err := ParseAdapterConfig([]byte(tc.raw))
+		if tc.want == "" && err != nil {
+			t.Errorf("%s: %v", tc.raw, err)
+		}
+		if tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: error %v, want one naming %s", tc.raw, err, tc.want)
+		}
+	}
+}
+
 // FuzzParseAdapterConfig: the parser never panics, and what it accepts is
 // a LoRA config with non-negative ranks that survives a JSON round trip.
 func FuzzParseAdapterConfig(f *testing.F) {
@@ -195,4 +221,66 @@ func TestJointSweepConfig(t *testing.T) {
 			t.Errorf("%s: Validate = %v, want %q", name, err, tc.want)
 		}
 	}
+}
+
+// TestReadAdapterScale: ReadAdapter scales each B by PEFT's lora_alpha/r
+// for its module, where rank_pattern and alpha_pattern keys match a module
+// as PEFT matches them (the whole path, or its last dotted components:
+// "q_proj" matches model.layers.0.self_attn.q_proj), and r is the module's
+// rank (the rows of its A).
+func TestReadAdapterScale(t *testing.T) {
+	const q, v = "model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.v_proj"
+	for _, tc := range []struct {
+		name   string
+		cfg    string
+		rank   map[string]int // module → rank of its tensors
+		scales map[string]float32
+	}{
+		{"optima's own", `{"peft_type": "LORA", "r": 4, "lora_alpha": 4, "rank_pattern": {"` + q + `": 2, "` + v + `": 4}, "alpha_pattern": {"` + q + `": 2, "` + v + `": 4}}`,
+			map[string]int{q: 2, v: 4}, map[string]float32{q: 1, v: 1}},
+		{"global alpha", `{"peft_type": "LORA", "r": 4, "lora_alpha": 8}`,
+			map[string]int{q: 4, v: 4}, map[string]float32{q: 2, v: 2}},
+		{"short alpha_pattern key", `{"peft_type": "LORA", "r": 4, "lora_alpha": 4, "alpha_pattern": {"q_proj": 16}}`,
+			map[string]int{q: 4, v: 4}, map[string]float32{q: 4, v: 1}},
+		{"short rank_pattern key", `{"peft_type": "LORA", "r": 8, "lora_alpha": 8, "rank_pattern": {"self_attn.q_proj": 2}}`,
+			map[string]int{q: 2, v: 8}, map[string]float32{q: 4, v: 1}},
+		{"key that is not a suffix", `{"peft_type": "LORA", "r": 4, "lora_alpha": 4, "alpha_pattern": {"_proj": 16}}`,
+			map[string]int{q: 4, v: 4}, map[string]float32{q: 1, v: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			var ts []*model.Tensor
+			for _, mod := range []string{q, v} {
+				r := tc.rank[mod]
+				ts = append(ts, &model.Tensor{Name: mod + LoraASuffix, Shape: []int{r, 8}, Data: make([]float32, r*8)},
+					&model.Tensor{Name: mod + LoraBSuffix, Shape: []int{8, r}, Data: slicesRepeat(1, 8*r)})
+			}
+			if err := writeAdapter(dir, "base", ts); err != nil {
+				t.Fatal(err)
+			}
+			if err := WriteFileAtomic(filepath.Join(dir, AdapterConfigFile), []byte(tc.cfg)); err != nil {
+				t.Fatal(err)
+			}
+			a, err := ReadAdapter(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]float32{}
+			for _, mod := range []string{q, v} {
+				got[mod] = a[mod+LoraBSuffix].Data[0]
+			}
+			if d := cmp.Diff(tc.scales, got); d != "" {
+				t.Errorf("B scales (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+// slicesRepeat is n copies of x.
+func slicesRepeat(x float32, n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = x
+	}
+	return s
 }

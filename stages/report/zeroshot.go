@@ -21,6 +21,9 @@ type TaskAccuracy struct {
 	// AccNorm is the accuracy by log-likelihood per character, where the
 	// harness reports it (ARC, PIQA, OpenBookQA); nil otherwise.
 	AccNorm *float64 `json:"acc_norm,omitempty"`
+	// Subjects is, for MMLU, the number of subjects scored (MMLU has 57; a
+	// data directory may hold fewer); 0 and left out for other tasks.
+	Subjects int `json:"subjects,omitempty"`
 }
 
 // ZeroShot is the zero-shot section of a prune report (optima prune

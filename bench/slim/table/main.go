@@ -118,8 +118,11 @@ func readJSON(path string, v any) error {
 
 // rowsIn lists the rows to render: Rows (the extra ones only when dir has
 // their eval file), then the group rows found in dir, in Rows' order of
-// their base row and by group size.
+// their base row and by group size. dir must be a directory.
 func rowsIn(dir string) ([]string, error) {
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("-results %s: not a directory", dir)
+	}
 	has := func(row string) bool {
 		_, err := os.Stat(filepath.Join(dir, row+".eval.json"))
 		return err == nil
@@ -168,8 +171,11 @@ func label(row string) string {
 	return Labels[row]
 }
 
-// Render writes the table of the results in dir to w.
-func Render(w io.Writer, dir string) error {
+// Render writes the table of the results in dir to w, and below it the
+// WikiText-2 windows the perplexities are over (or, when the rows differ,
+// which rows were scored on which windows: their perplexities are then not
+// comparable).
+func Render(w io.Writer, dir string) (err error) {
 	rows, err := rowsIn(dir)
 	if err != nil {
 		return err
@@ -177,6 +183,22 @@ func Render(w io.Writer, dir string) error {
 	fmt.Fprintln(w, "| row | bits | scale | adapter rank | WikiText-2 ppl | err pruned | err quantized | err adapter | linears MiB (fp16 MiB) | ratio |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 	const empty = " | | | | | |"
+	// scored groups the rows' labels by the windows their perplexity is
+	// over, in row order.
+	var scored []struct{ how, rows string }
+	defer func() {
+		switch {
+		case err != nil:
+		case len(scored) == 1:
+			fmt.Fprintf(w, "\nWikiText-2 perplexity over %s.\n", scored[0].how)
+		case len(scored) > 1:
+			var parts []string
+			for _, g := range scored {
+				parts = append(parts, g.rows+": "+g.how)
+			}
+			fmt.Fprintf(w, "\nRows were scored on different WikiText-2 windows, so their perplexities are not comparable: %s.\n", strings.Join(parts, "; "))
+		}
+	}()
 	for _, row := range rows {
 		var e evalFile
 		if err := readJSON(filepath.Join(dir, row+".eval.json"), &e); err != nil {
@@ -185,6 +207,15 @@ func Render(w io.Writer, dir string) error {
 				continue
 			}
 			return err
+		}
+		how := "unknown windows"
+		if e.Windows > 0 {
+			how = fmt.Sprintf("%d windows of %d tokens", e.Windows, e.Seqlen)
+		}
+		if i := slices.IndexFunc(scored, func(g struct{ how, rows string }) bool { return g.how == how }); i >= 0 {
+			scored[i].rows += ", " + label(row)
+		} else {
+			scored = append(scored, struct{ how, rows string }{how, label(row)})
 		}
 		if row == "dense" {
 			fmt.Fprintf(w, "| %s | 16 | | | %.2f%s\n", label(row), e.Perplexity, empty)

@@ -105,3 +105,47 @@ func TestBreakdown(t *testing.T) {
 		t.Error("a missing report gave no error")
 	}
 }
+
+// TestRenderWindows: the table says over which WikiText-2 windows its
+// perplexities are, and when rows were scored on different windows (a
+// results directory mixing runs with other MAXWIN or SEQLEN) it says that
+// those perplexities are not comparable, naming the rows.
+func TestRenderWindows(t *testing.T) {
+	report := `{"config": {"compress": {"quant": {"bits": 4, "method": "slim"}}}, "totals": {"compress": {"bytes": 1, "dense_bytes": 4}}}`
+	for _, tc := range []struct {
+		name     string
+		wandaWin string
+		want     string
+	}{
+		{"same", `"windows": 32, "seqlen": 2048`, "WikiText-2 perplexity over 32 windows of 2048 tokens."},
+		{"different", `"windows": 4, "seqlen": 512`, "not comparable: dense (float), Wanda + OPTIMA, SLiM-Quant: 32 windows of 2048 tokens; Wanda, SLiM-Quant: 4 windows of 512 tokens."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFiles(t, dir, map[string]string{
+				"dense.eval.json":         `{"perplexity": 20, "windows": 32, "seqlen": 2048}`,
+				"wanda-slim.eval.json":    `{"perplexity": 99, ` + tc.wandaWin + `}`,
+				"wanda-slim.report.json":  report,
+				"optima-slim.eval.json":   `{"perplexity": 60, "windows": 32, "seqlen": 2048}`,
+				"optima-slim.report.json": report,
+			})
+			var b bytes.Buffer
+			if err := Render(&b, dir); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(b.String(), tc.want) {
+				t.Errorf("table lacks %q:\n%s", tc.want, b.String())
+			}
+		})
+	}
+}
+
+// TestRenderMissingDir: a -results directory that does not exist (a typo)
+// is an error naming it, not a table with every row "not run".
+func TestRenderMissingDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "nosuch")
+	var b bytes.Buffer
+	if err := Render(&b, dir); err == nil || !strings.Contains(err.Error(), dir) {
+		t.Errorf("Render(%s): error %v, want one naming the directory", dir, err)
+	}
+}

@@ -66,6 +66,7 @@ func Label(row string) string {
 type evalFile struct {
 	Perplexity float64   `json:"perplexity"`
 	Windows    int       `json:"windows"`
+	Seqlen     int       `json:"seqlen"`
 	WindowNLL  []float64 `json:"window_nll"`
 }
 
@@ -124,6 +125,8 @@ type ZeroShot struct {
 type Result struct {
 	Row, Label string
 	PPL        float64
+	// Seqlen is the eval file's window length in tokens (0: not given).
+	Seqlen     int
 	HasReport  bool
 	Sparsity   float64
 	ErrBefore  float64
@@ -193,10 +196,13 @@ func loadZeroShot(dir, row string) (*ZeroShot, error) {
 }
 
 // Load reads row's files under dir and computes its perplexity over the
-// first windows windows. A missing eval file returns an error wrapping
-// os.ErrNotExist.
+// first windows windows (at least 1). A missing eval file returns an error
+// wrapping os.ErrNotExist.
 func Load(dir, row string, windows int) (Result, error) {
 	r := Result{Row: row, Label: Label(row)}
+	if windows < 1 {
+		return r, fmt.Errorf("-windows %d: want at least 1", windows)
+	}
 	raw, err := os.ReadFile(filepath.Join(dir, row+".eval.json"))
 	if err != nil {
 		return r, err
@@ -213,6 +219,7 @@ func Load(dir, row string, windows int) (Result, error) {
 		s += v
 	}
 	r.PPL = math.Exp(s / float64(windows))
+	r.Seqlen = ev.Seqlen
 	if r.ZeroShot, err = loadZeroShot(dir, row); err != nil {
 		return r, err
 	}
@@ -238,7 +245,8 @@ func Load(dir, row string, windows int) (Result, error) {
 // Markdown writes the table of res and a line naming the missing rows.
 // When a row has zero-shot results, one "acc" column per task (in the order
 // the rows first list them) and "avg acc" follow, "—" where a row lacks
-// them, and a note below the table gives the --limit of each zero-shot file.
+// them (its average, over fewer tasks, then says "(K of N tasks)"), and a
+// note below the table gives the --limit of each zero-shot file.
 func Markdown(w io.Writer, res []Result, missing []string, windows int) {
 	var tasks []string
 	seen := map[string]bool{}
@@ -281,7 +289,12 @@ func Markdown(w io.Writer, res []Result, missing []string, windows int) {
 		}
 		if len(tasks) > 0 {
 			if r.ZeroShot != nil {
-				line += fmt.Sprintf(" %.4f |", r.ZeroShot.Average)
+				line += fmt.Sprintf(" %.4f", r.ZeroShot.Average)
+				if n := len(r.ZeroShot.Tasks); n < len(tasks) {
+					// Not comparable with the rows that have every task.
+					line += fmt.Sprintf(" (%d of %d tasks)", n, len(tasks))
+				}
+				line += " |"
 			} else {
 				line += " — |"
 			}
@@ -394,9 +407,15 @@ func Plot(res []Result, windows int, path string) error {
 	return os.Rename(tmp, path)
 }
 
-// LoadAll loads every row of Rows from dir (Load); rows without an eval
-// file are returned as missing. Other errors stop it.
+// LoadAll loads every row of Rows from dir (Load), which must be a
+// directory; rows without an eval file are returned as missing. Rows scored with different window lengths
+// (seqlen, where the files give it) are an error naming both files: their
+// perplexities are not comparable. Other errors stop it.
 func LoadAll(dir string, windows int) (res []Result, missing []string, err error) {
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return nil, nil, fmt.Errorf("-results %s: not a directory", dir)
+	}
+	first := -1 // the first row with a seqlen
 	for _, row := range Rows {
 		r, err := Load(dir, row, windows)
 		if errors.Is(err, os.ErrNotExist) {
@@ -405,6 +424,13 @@ func LoadAll(dir string, windows int) (res []Result, missing []string, err error
 		}
 		if err != nil {
 			return nil, nil, err
+		}
+		if r.Seqlen > 0 {
+			if first < 0 {
+				first = len(res)
+			} else if f := res[first]; f.Seqlen != r.Seqlen {
+				return nil, nil, fmt.Errorf("%s.eval.json: windows of %d tokens, %s.eval.json: %d; the perplexities are not comparable", row, r.Seqlen, f.Row, f.Seqlen)
+			}
 		}
 		res = append(res, r)
 	}

@@ -260,7 +260,7 @@ func TestZeroShotMMLUNote(t *testing.T) {
 	}
 	b.Reset()
 	Markdown(&b, res, missing, 1)
-	for _, s := range []string{"| 0.6000 | 0.4000 | — | 0.5000 |", "not comparable: dense: the first 200 items", "; Wanda 50% / none: the first 200 items of each task (of each MMLU subject; --limit 200)."} {
+	for _, s := range []string{"| 0.6000 | 0.4000 | — | 0.5000 (2 of 3 tasks) |", "not comparable: dense: the first 200 items", "; Wanda 50% / none: the first 200 items of each task (of each MMLU subject; --limit 200)."} {
 		if !strings.Contains(b.String(), s) {
 			t.Errorf("table lacks %q:\n%s", s, b.String())
 		}
@@ -313,4 +313,98 @@ func FuzzLoadZeroShot(f *testing.F) {
 		var b bytes.Buffer
 		Markdown(&b, []Result{{Label: "dense", ZeroShot: z}}, nil, 1)
 	})
+}
+
+// TestLoadWindows: -windows below 1 is an error naming it, not a NaN
+// perplexity (0) or a panic (negative).
+func TestLoadWindows(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "dense.eval.json"), []byte(`{"window_nll": [1, 2]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		windows int
+		ok      bool
+	}{{-1, false}, {0, false}, {1, true}, {2, true}, {3, false}} {
+		r, err := Load(dir, "dense", tc.windows)
+		if (err == nil) != tc.ok {
+			t.Errorf("windows %d: error %v, want success %v", tc.windows, err, tc.ok)
+		}
+		if err == nil && (math.IsNaN(r.PPL) || r.PPL <= 1) {
+			t.Errorf("windows %d: perplexity %v", tc.windows, r.PPL)
+		}
+		if err != nil && tc.windows < 1 && !strings.Contains(err.Error(), "-windows") {
+			t.Errorf("windows %d: error %q does not name -windows", tc.windows, err)
+		}
+	}
+}
+
+// TestAverageOfFewerTasks: a row that lacks some of the table's zero-shot
+// columns has its average over fewer tasks, which is not comparable with
+// the other rows' averages: the cell says over how many tasks it is; rows
+// with every task keep the plain number.
+func TestAverageOfFewerTasks(t *testing.T) {
+	dir := t.TempDir()
+	for name, s := range map[string]string{
+		"dense.eval.json":            `{"window_nll": [1]}`,
+		"dense.zeroshot.json":        `{"tasks": [{"task": "piqa", "acc": 0.5}, {"task": "arc_easy", "acc": 0.3}]}`,
+		"wanda50-none.eval.json":     `{"window_nll": [2]}`,
+		"wanda50-none.report.json":   `{"totals": {}}`,
+		"wanda50-none.zeroshot.json": `{"tasks": [{"task": "piqa", "acc": 0.25}]}`,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, missing, err := LoadAll(dir, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	Markdown(&b, res, missing, 1)
+	for _, s := range []string{"| 0.5000 | 0.3000 | 0.4000 |", "| 0.2500 | — | 0.2500 (1 of 2 tasks) |"} {
+		if !strings.Contains(b.String(), s) {
+			t.Errorf("table lacks %q:\n%s", s, b.String())
+		}
+	}
+}
+
+// TestLoadAllSeqlen: rows whose eval files were scored with different
+// window lengths (--seqlen) cannot share the perplexity column: LoadAll
+// fails naming both; files without seqlen (older ones) are accepted.
+func TestLoadAllSeqlen(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		dense, wanda string
+		want         string // "": no error
+	}{
+		{"same", `{"seqlen": 2048, "window_nll": [1]}`, `{"seqlen": 2048, "window_nll": [2]}`, ""},
+		{"unknown", `{"window_nll": [1]}`, `{"seqlen": 512, "window_nll": [2]}`, ""},
+		{"different", `{"seqlen": 2048, "window_nll": [1]}`, `{"seqlen": 512, "window_nll": [2]}`, "wanda50-none.eval.json: windows of 512 tokens, dense.eval.json: 2048"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, s := range map[string]string{"dense.eval.json": tc.dense, "wanda50-none.eval.json": tc.wanda, "wanda50-none.report.json": `{"totals": {}}`} {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, _, err := LoadAll(dir, 1)
+			if tc.want == "" && err != nil {
+				t.Fatal(err)
+			}
+			if tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestLoadAllMissingDir: a -results directory that does not exist (a typo)
+// is an error naming it, not a table with every row "not computed".
+func TestLoadAllMissingDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "nosuch")
+	if _, _, err := LoadAll(dir, 1); err == nil || !strings.Contains(err.Error(), dir) {
+		t.Errorf("LoadAll(%s): error %v, want one naming the directory", dir, err)
+	}
 }
