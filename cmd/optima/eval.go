@@ -279,9 +279,9 @@ func newProgressBar(desc string, w io.Writer) *progressBar { return &progressBar
 // update is the progress callback: done of total steps.
 func (p *progressBar) update(done, total int) {
 	if p.bar == nil {
-		p.bar = progressbar.NewOptions(total, progressbar.OptionSetDescription(p.desc),
-			progressbar.OptionSetWriter(p.w), progressbar.OptionShowCount(),
-			progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
+		p.bar = newBar(total, p.w, progressbar.OptionSetDescription(p.desc),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(true))
 	}
 	p.bar.Set(done)
 	if done == total {

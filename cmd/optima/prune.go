@@ -432,13 +432,11 @@ func (o *pruneOptions) progress(ctx context.Context, plan *pipeline.Plan, n int)
 	if o.noProg {
 		return func() {}
 	}
-	bar := progressbar.NewOptions(n,
+	bar := newBar(n, o.stderr,
 		progressbar.OptionSetDescription("pruning blocks"),
-		progressbar.OptionSetWriter(o.stderr),
 		progressbar.OptionShowCount(),
 		progressbar.OptionSetElapsedTime(true),
 		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionClearOnFinish(),
 	)
 	bar.Set(len(plan.Done))
 	stop := make(chan struct{})

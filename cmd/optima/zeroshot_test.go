@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -353,6 +354,8 @@ func TestNonFiniteModel(t *testing.T) {
 // unfinished progress bar, so that the error printed next starts a clean
 // line instead of following the bar; a bar never drawn writes nothing.
 func TestProgressBarClear(t *testing.T) {
+	defer func(f func(io.Writer) bool) { isTerminal = f }(isTerminal)
+	isTerminal = func(io.Writer) bool { return true }
 	var b bytes.Buffer
 	p := newProgressBar("wikitext2", &b)
 	p.update(3, 10)
@@ -373,6 +376,34 @@ func TestProgressBarClear(t *testing.T) {
 	nilBar.clear()
 	if empty.Len() != 0 {
 		t.Errorf("a bar never drawn wrote %q", empty.String())
+	}
+}
+
+// TestProgressBarLog: a bar writing to a file or a pipe (not a terminal)
+// prints whole lines, without carriage returns or the blanks that clear a
+// bar, and only a few of them for many updates (one per 30 s and the last).
+func TestProgressBarLog(t *testing.T) {
+	var b bytes.Buffer
+	p := newProgressBar("wikitext2", &b)
+	for i := 1; i <= 200; i++ {
+		p.update(i, 200)
+	}
+	out := b.String()
+	if strings.Contains(out, "\r") {
+		t.Errorf("carriage returns in a log: %q", out)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) < 1 || len(lines) > 3 {
+		t.Fatalf("%d lines for 200 updates, want 1-3: %q", len(lines), out)
+	}
+	last := lines[len(lines)-1]
+	if !strings.Contains(last, "wikitext2") || !strings.Contains(last, "200/200") {
+		t.Errorf("last line %q, want the description and 200/200", last)
+	}
+	for _, l := range lines {
+		if strings.TrimSpace(l) == "" {
+			t.Errorf("blank line in %q", out)
+		}
 	}
 }
 
