@@ -90,6 +90,8 @@ for row in "$@"; do
       --nsamples "$nsamples" --seqlen 2048 --seed 0 --out "$target" --no-progress ${PRUNE_FLAGS:-} 2>"$out/$row.prune.log" ||
       fail "$row" prune "$out/$row.prune.log"
     cp "$target/report.json" "$out/$row.report.json"
+    # Zero-shot results of an earlier prune of this row belong to another model.
+    rm -f "$out/$row.zeroshot.json" "$out/$row.zeroshot-mmlu.json"
   fi
   mid=$(date +%s)
   into "$out/$row.eval.json" "$optima" eval --model "$target" --task wikitext2 --seqlen 2048 --max-windows "$maxwin" \

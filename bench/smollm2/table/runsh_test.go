@@ -121,6 +121,16 @@ func TestRunSh(t *testing.T) {
 			gone:   []string{"dense.zeroshot.json.tmp"},
 		},
 		{
+			name: "a re-pruned row without zero-shot drops the old model's zero-shot files",
+			rows: []string{"wanda50-none"},
+			before: map[string]string{
+				"wanda50-none.zeroshot.json":      `{"tasks": [{"task": "piqa", "acc": 0.9}]}`,
+				"wanda50-none.zeroshot-mmlu.json": `{"tasks": [{"task": "mmlu", "acc": 0.9}]}`,
+			},
+			evals: []string{"eval wikitext2 0"},
+			gone:  []string{"wanda50-none.zeroshot.json", "wanda50-none.zeroshot-mmlu.json"},
+		},
+		{
 			name:   "a failed prune says why and where its log is",
 			env:    []string{"FAKE_FAIL=prune"},
 			rows:   []string{"wanda50-none"},
