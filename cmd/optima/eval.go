@@ -29,6 +29,9 @@ type evalOptions struct {
 	jsonOut    bool
 	noProg     bool
 	limit      int
+	// logSamples is --log-samples: where to write one JSON Lines record
+	// per scored zero-shot document ("": nowhere).
+	logSamples string
 	// plain scores zero-shot tasks without reusing shared contexts
 	// (eval.Scorer.Plain), to time the prefix path against.
 	plain bool
@@ -72,6 +75,7 @@ MODEL/adapter (optima prune --separate-lora) is evaluated with the adapter merge
 	f.StringVar(&o.modelPath, "model", "", "GGUF file or Hugging Face model directory")
 	f.StringVar(&o.task, "task", "wikitext2", "comma-separated tasks: wikitext2, piqa, arc_easy, arc_challenge, winogrande, openbookqa, mmlu (zeroshot: all six)")
 	f.IntVar(&o.limit, "limit", 0, "zero-shot tasks: score only the first N items of each task (of each MMLU subject); 0: all")
+	f.StringVar(&o.logSamples, "log-samples", "", "zero-shot tasks: write one JSON Lines record per scored document (task, subject, doc_id, target, lls, is_greedy, completion_len, pred, pred_norm, acc, acc_norm) to PATH, gzipped when PATH ends in .gz (lm-evaluation-harness's --log_samples)")
 	f.IntVar(&o.seqlen, "seqlen", 2048, "tokens per window")
 	f.IntVar(&o.maxWindows, "max-windows", 0, "evaluate only the first N windows (0: all)")
 	f.StringVar(&o.dataDir, "data-dir", "", "data directory (default: $OPTIMA_DATA, ../shared/data, ../../shared/data, shared/data)")
@@ -125,6 +129,14 @@ func (o *evalOptions) Validate() error {
 	if o.changed != nil && o.changed("limit") && len(o.zeroShot) == 0 {
 		return &flagError{"--limit", fmt.Sprint(o.limit), "applies to zero-shot tasks; --task has none"}
 	}
+	if o.logSamples != "" || (o.changed != nil && o.changed("log-samples")) {
+		if len(o.zeroShot) == 0 {
+			return &flagError{"--log-samples", o.logSamples, "applies to zero-shot tasks; --task has none"}
+		}
+		if err := eval.CheckSamplesPath(o.logSamples); err != nil {
+			return &flagError{"--log-samples", o.logSamples, err.Error()}
+		}
+	}
 	if o.changed != nil && o.changed("max-windows") && !o.wiki {
 		return &flagError{"--max-windows", fmt.Sprint(o.maxWindows), "applies to --task wikitext2, which is not asked for"}
 	}
@@ -170,7 +182,7 @@ func (o *evalOptions) Run(ctx context.Context) error {
 		}
 	}
 	zs, err := zeroShotRun{src: src, dataDir: o.dataDir, tasks: o.zeroShot, limit: o.limit, threads: o.threads,
-		device: o.device, stderr: o.stderr, noProg: o.noProg, plain: o.plain}.run(ctx)
+		device: o.device, stderr: o.stderr, noProg: o.noProg, plain: o.plain, samplesPath: o.logSamples}.run(ctx)
 	if err != nil {
 		return interrupted(ctx, err)
 	}

@@ -69,6 +69,9 @@ type zeroShotRun struct {
 	noProg bool
 	// plain scores without context reuse (eval.Scorer.Plain).
 	plain bool
+	// samplesPath, if not empty, receives one eval.Sample per scored
+	// document (eval.WriteSamplesFile), tasks in r.tasks order.
+	samplesPath string
 }
 
 // checkTaskFiles loads the zero-shot tasks names from dataDir (the first
@@ -162,6 +165,15 @@ func (r zeroShotRun) run(ctx context.Context) (zeroShotOutput, error) {
 		if bad > 0 {
 			return zeroShotOutput{}, fmt.Errorf("--model %s: %s: the log-likelihoods of %d of %d choices are not finite (NaN or ±Inf): the model's logits are not finite",
 				r.src.Path(), t.Task, bad, n)
+		}
+	}
+	if r.samplesPath != "" {
+		var samples []eval.Sample
+		for i, t := range tasks {
+			samples = append(samples, eval.Samples(t, res[i])...)
+		}
+		if err := eval.WriteSamplesFile(r.samplesPath, samples); err != nil {
+			return zeroShotOutput{}, fmt.Errorf("--log-samples: %w", err)
 		}
 	}
 	return zeroShotOutput{Summary: eval.Summarize(res), Limit: r.limit, Seconds: time.Since(start).Seconds()}, nil

@@ -200,6 +200,9 @@ func TestZeroShotFlags(t *testing.T) {
 		{"max-windows without wikitext2", []string{"eval", "--model", f.model, "--task", "piqa", "--max-windows", "4", "--data-dir", f.data}, []string{"--max-windows 4", "wikitext2"}},
 		{"seqlen without wikitext2", []string{"eval", "--model", f.model, "--task", "piqa", "--seqlen", "512", "--data-dir", f.data}, []string{"--seqlen 512", "wikitext2"}},
 		{"eval negative threads", []string{"eval", "--model", f.model, "--task", "wikitext2", "--threads", "-2", "--data-dir", f.data}, []string{"--threads -2"}},
+		{"log-samples directory missing", []string{"eval", "--model", f.model, "--task", "piqa", "--log-samples", filepath.Join(f.data, "no", "s.jsonl"), "--data-dir", f.data}, []string{"--log-samples", filepath.Join(f.data, "no", "s.jsonl"), "no such file"}},
+		{"log-samples is a directory", []string{"eval", "--model", f.model, "--task", "piqa", "--log-samples", f.data, "--data-dir", f.data}, []string{"--log-samples", "is a directory"}},
+		{"log-samples without zero-shot task", []string{"eval", "--model", f.model, "--task", "wikitext2", "--log-samples", filepath.Join(f.data, "s.jsonl"), "--data-dir", f.data}, []string{"--log-samples", "zero-shot task"}},
 		{"prune eval limit", f.pruneArgs("OUT", "--data-dir", f.data, "--eval-tasks", "piqa", "--eval-limit", "-2"), []string{"--eval-limit"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

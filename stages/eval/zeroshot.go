@@ -41,6 +41,9 @@ type TaskResult struct {
 	Subjects map[string]SubjectResult `json:"subjects,omitempty"`
 	// LogLiks are the per-item, per-choice log-likelihoods (not in JSON).
 	LogLiks [][]float64 `json:"-"`
+	// Greedy[i][c] is LogLik.Greedy of item i's choice c (not in JSON);
+	// set by Evaluate, nil from Aggregate.
+	Greedy [][]bool `json:"-"`
 }
 
 // Scorer holds what scoring needs: the backend, the family, a weight loader
@@ -122,14 +125,19 @@ func (s *Scorer) Evaluate(ctx context.Context, tasks []*Task, progress func(done
 	k := 0
 	for _, t := range tasks {
 		per := make([][]float64, len(t.Items))
+		greedy := make([][]bool, len(t.Items))
 		for i, it := range t.Items {
 			per[i] = make([]float64, len(it.Choices))
+			greedy[i] = make([]bool, len(it.Choices))
 			for c := range it.Choices {
 				per[i][c] = lls[k].LogProb
+				greedy[i][c] = lls[k].Greedy
 				k++
 			}
 		}
-		out = append(out, Aggregate(t, per))
+		r := Aggregate(t, per)
+		r.Greedy = greedy
+		out = append(out, r)
 	}
 	return out, nil
 }
@@ -150,14 +158,11 @@ func Aggregate(task *Task, lls [][]float64) TaskResult {
 		if len(lls[i]) != len(it.Choices) {
 			panic(fmt.Sprintf("eval: item %d: %d log-likelihoods for %d choices", i, len(lls[i]), len(it.Choices)))
 		}
-		scaled := make([]float64, len(it.Choices))
-		for c, ch := range it.Choices {
-			scaled[c] = lls[i][c] / float64(utf8.RuneCountInString(ch))
-		}
-		if argmax(lls[i]) == it.Gold {
+		pred, predNorm, _ := scoreItem(it, lls[i])
+		if pred == it.Gold {
 			acc[i] = 1
 		}
-		if argmax(scaled) == it.Gold {
+		if predNorm == it.Gold {
 			norm[i] = 1
 		}
 		if it.Subject != "" {
@@ -182,6 +187,20 @@ func Aggregate(task *Task, lls [][]float64) TaskResult {
 		}
 	}
 	return res
+}
+
+// scoreItem returns the harness's pred (argmax of the log-likelihoods),
+// pred_norm (argmax of each divided by its choice's length) and those
+// lengths (completion_len: Unicode code points, Python's len) for one item
+// (lm_eval/api/task.py process_results, output_type multiple_choice).
+func scoreItem(it Item, lls []float64) (pred, predNorm int, lens []int) {
+	lens = make([]int, len(it.Choices))
+	scaled := make([]float64, len(it.Choices))
+	for c, ch := range it.Choices {
+		lens[c] = utf8.RuneCountInString(ch)
+		scaled[c] = lls[c] / float64(lens[c])
+	}
+	return argmax(lls), argmax(scaled), lens
 }
 
 // argmax is numpy.argmax: the first index of the maximum (a NaN wins, as
