@@ -271,7 +271,7 @@ func TestPairedDifference(t *testing.T) {
 		// (b in reverse order): mean 0.4, Σ(d−0.4)² = 2·0.36 + 3·0.16 =
 		// 1.2, sd² = 0.3, stderr = sqrt(0.3/5) = sqrt(0.06).
 		{name: "subjects", a: join(accSamples("mmlu", "anatomy", 1, 1, 1), accSamples("mmlu", "virology", 0, 1)),
-			b: reversed(join(accSamples("mmlu", "anatomy", 0, 1, 0), accSamples("mmlu", "virology", 0, 1))),
+			b:    reversed(join(accSamples("mmlu", "anatomy", 0, 1, 0), accSamples("mmlu", "virology", 0, 1))),
 			diff: 0.4, stderr: 0.24494897427831781, n: 5},
 		// One document: no spread, stderr 0.
 		{name: "one", a: accSamples("winogrande", "", 1), b: accSamples("winogrande", "", 0), diff: 1, stderr: 0, n: 1},
