@@ -16,6 +16,9 @@ import (
 type SubjectResult struct {
 	Acc   float64 `json:"acc"`
 	Items int     `json:"items"`
+	// AccStderr is the harness's mean_stderr of the subject's 0/1 scores
+	// (0 for one item).
+	AccStderr float64 `json:"acc_stderr"`
 }
 
 // TaskResult is a zero-shot task's score, as lm-evaluation-harness reports
@@ -28,7 +31,10 @@ type TaskResult struct {
 	// log-likelihood (ties go to the first choice, numpy.argmax).
 	Acc float64 `json:"acc"`
 	// AccStderr is the harness's mean_stderr: the sample standard deviation
-	// of the per-item scores over sqrt(items).
+	// of the per-item scores over sqrt(items); for MMLU (Subjects set) the
+	// harness's group stderr instead, MMLUGroups' PooledSampleStderr over
+	// the subjects (which leaves out the spread between subjects' means,
+	// so it is not mean_stderr over all items).
 	AccStderr float64 `json:"acc_stderr"`
 	// AccNorm divides each choice's log-likelihood by its length in
 	// characters before the argmax; nil where the harness does not report it
@@ -37,8 +43,13 @@ type TaskResult struct {
 	AccNormStderr *float64 `json:"acc_norm_stderr,omitempty"`
 	// Subjects holds MMLU's per-subject accuracies; Acc is then their mean
 	// weighted by size (the harness's mmlu group: weight_by_size), which is
-	// the mean over all items.
+	// the mean over all items (computed as that mean; the harness's
+	// Σ acc_i·n_i / Σ n_i is MMLUGroups' and may differ in the last bit).
 	Subjects map[string]SubjectResult `json:"subjects,omitempty"`
+	// Categories holds MMLUGroups' aggregates of the harness's MMLU
+	// categories ("stem", "other", "social_sciences", "humanities") that
+	// have subjects here.
+	Categories map[string]GroupResult `json:"categories,omitempty"`
 	// LogLiks are the per-item, per-choice log-likelihoods (not in JSON).
 	LogLiks [][]float64 `json:"-"`
 	// Greedy[i][c] is LogLik.Greedy of item i's choice c (not in JSON);
@@ -152,7 +163,10 @@ func Aggregate(task *Task, lls [][]float64) TaskResult {
 	res := TaskResult{Task: task.Name, Items: len(task.Items), LogLiks: lls}
 	acc := make([]float64, len(lls))
 	norm := make([]float64, len(lls))
-	type sub struct{ n, correct int }
+	type sub struct {
+		n, correct int
+		scores     []float64
+	}
 	subs := map[string]*sub{}
 	for i, it := range task.Items {
 		if len(lls[i]) != len(it.Choices) {
@@ -173,6 +187,7 @@ func Aggregate(task *Task, lls [][]float64) TaskResult {
 			}
 			s.n++
 			s.correct += int(acc[i])
+			s.scores = append(s.scores, acc[i])
 		}
 	}
 	res.Acc, res.AccStderr = meanStderr(acc)
@@ -183,8 +198,12 @@ func Aggregate(task *Task, lls [][]float64) TaskResult {
 	if len(subs) > 0 {
 		res.Subjects = map[string]SubjectResult{}
 		for name, s := range subs {
-			res.Subjects[name] = SubjectResult{Acc: float64(s.correct) / float64(s.n), Items: s.n}
+			_, se := meanStderr(s.scores)
+			res.Subjects[name] = SubjectResult{Acc: float64(s.correct) / float64(s.n), Items: s.n, AccStderr: se}
 		}
+		var mmlu GroupResult
+		mmlu, res.Categories = MMLUGroups(res.Subjects)
+		res.AccStderr = mmlu.AccStderr
 	}
 	return res
 }
