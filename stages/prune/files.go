@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 
 	"github.com/optima-llm/optima/internal/fileio"
 	"github.com/optima-llm/optima/model"
@@ -59,6 +60,19 @@ func shardHeader(h []byte) (nseq, seqlen, hidden int64, ok bool) {
 	return int64(le.Uint32(h[8:])), int64(le.Uint32(h[12:])), int64(le.Uint32(h[16:])), true
 }
 
+// shardBytes is the byte size of a shard file of nseq×seqlen×hidden float32
+// values (header included), and false when that overflows an int64.
+func shardBytes(nseq, seqlen, hidden int64) (int64, bool) {
+	hi, n := bits.Mul64(uint64(nseq), uint64(seqlen))
+	if hi != 0 {
+		return 0, false
+	}
+	if hi, n = bits.Mul64(n, uint64(hidden)); hi != 0 || n > (math.MaxInt64-uint64(hiddenHeader))/4 {
+		return 0, false
+	}
+	return int64(hiddenHeader) + 4*int64(n), true
+}
+
 // CheckShardHeader checks a shard file of size bytes read through r against
 // ref, the reference a done marker holds for it: the magic, the dimensions
 // (ref.NSeq, ref.SeqLen, ref.Hidden) and the size they need. It reads the
@@ -79,7 +93,7 @@ func CheckShardHeader(r io.ReaderAt, size int64, ref ShardRef) error {
 	if nseq != int64(ref.NSeq) || seqlen != int64(ref.SeqLen) || hid != int64(ref.Hidden) {
 		return fmt.Errorf("header %d×%d×%d, the done marker says %d×%d×%d", nseq, seqlen, hid, ref.NSeq, ref.SeqLen, ref.Hidden)
 	}
-	if want := int64(hiddenHeader) + 4*nseq*seqlen*hid; size != want {
+	if want, ok := shardBytes(nseq, seqlen, hid); !ok || size != want {
 		return fmt.Errorf("%d bytes, want %d for %d×%d×%d float32", size, want, nseq, seqlen, hid)
 	}
 	return nil
@@ -97,12 +111,11 @@ func ReadHidden(path string) (x []float32, nseq, seqlen, hidden int, err error) 
 		return nil, 0, 0, 0, fmt.Errorf("read hidden states %s: not a shard file", path)
 	}
 	nseq, seqlen, hidden = int(ns), int(sl), int(hd)
-	n := ns * sl * hd
-	if n*4+int64(hiddenHeader) != int64(len(raw)) {
+	if want, ok := shardBytes(ns, sl, hd); !ok || want != int64(len(raw)) {
 		return nil, 0, 0, 0, fmt.Errorf("read hidden states %s: size %d does not match %d×%d×%d", path, len(raw), nseq, seqlen, hidden)
 	}
 	raw = raw[hiddenHeader:]
-	x = make([]float32, n)
+	x = make([]float32, ns*sl*hd)
 	for i := range x {
 		x[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
 	}
