@@ -15,6 +15,7 @@ import (
 
 	"github.com/optima-llm/optima/internal/fileio"
 	"github.com/optima-llm/optima/internal/fileio/gcstest"
+	"github.com/optima-llm/optima/kernels/cpu"
 	"github.com/optima-llm/optima/model"
 )
 
@@ -274,4 +275,28 @@ func BenchmarkChecksum(b *testing.B) {
 			r.Close()
 		}
 	})
+}
+
+// TestPropagateShardSum: the shard PropagateShard writes is referenced with
+// the SHA-256 of the file as stored.
+func TestPropagateShardSum(t *testing.T) {
+	fam, w, x, nseq, seqlen := tinyBlock(t)
+	hidden := fam.Config().HiddenSize
+	work := Work{Dir: t.TempDir()}
+	in := ShardRef{Block: 0, Index: 1, Path: work.HiddenPath(0, 1), NSeq: nseq, SeqLen: seqlen, Hidden: hidden}
+	var err error
+	if in.SHA256, err = WriteHiddenSum(in.Path, x, nseq, seqlen, hidden); err != nil {
+		t.Fatal(err)
+	}
+	next, err := PropagateShard(cpu.New(1), fam, 0, w, in, work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(next.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := sha256Hex(raw); next.SHA256 != want || next.SHA256 == in.SHA256 {
+		t.Errorf("next shard's sha256 %q, the file's is %s (the input's %s)", next.SHA256, want, in.SHA256)
+	}
 }
