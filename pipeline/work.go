@@ -29,11 +29,12 @@ import (
 // WeightsSHA256, prune.ShardRef's SHA256) must have that digest, read
 // whole (prune.CheckSHA256), which catches bytes garbled behind an intact
 // header. A marker written before checksums resumes with the header checks
-// alone. A file that fails is corrupt (a killed run, a full disk): it is reported
-// with log.Warn naming it, removed unless dryRun, and the steps from the
-// first block that needs it are redone. The done markers of every block
-// from the resume point on are removed too (unless dryRun), so that they
-// do not count as finished while their blocks are redone.
+// alone. A file that fails is corrupt (a killed run, a full disk, bit rot,
+// a bad copy): it is reported with log.Warn naming it, removed unless
+// dryRun, and the steps from the first block that needs it are redone. The
+// done markers of every block from the resume point on are removed too
+// (unless dryRun), so that they do not count as finished while their
+// blocks are redone.
 //
 // Paths are those of the work directory, whatever a marker recorded, so a
 // work directory that was moved still resumes. Errors are returned only
