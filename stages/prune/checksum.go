@@ -15,9 +15,11 @@ import (
 // bytes as they are written (WriteTensorsSum, WriteHiddenSum), so that a
 // resume can tell a file garbled behind an intact header (bit rot, a page
 // lost in a crash, a bad copy) from the file that was written. SHA-256
-// (crypto/sha256, SHA-NI accelerated on amd64) hashed 1.35 GB/s on one core
-// of this machine, 0.31 of the time of writing the same 100 MB to a local
-// file with fsync (BenchmarkChecksum); checking a SmolLM2-sized work
+// (crypto/sha256, SHA-NI accelerated on amd64) hashed 1.36-1.41 GB/s on
+// one core of this machine, 0.31-0.68 of the time of writing the same 100 MB
+// to a local file with fsync (425-930 MB/s on this shared disk), and
+// WriteHiddenSum ran within the noise of WriteHidden (370-425 MB/s both;
+// BenchmarkChecksum); checking a SmolLM2-sized work
 // directory (1.01 GB) took 1.1-1.3 s (BenchmarkResumeVerify in pipeline).
 // xxHash64 (github.com/cespare/xxhash/v2) hashed 5.3 GB/s and CRC-32C
 // (hash/crc32) 2.9 GB/s in the same run: a second or so per resume, small
