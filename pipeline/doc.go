@@ -12,5 +12,7 @@
 //
 // so that each block is calibrated on the outputs of the already pruned
 // block before it (DESIGN.md §2), and an interrupted run resumes after the
-// last block whose done marker exists in the work directory.
+// last block whose done marker exists in the work directory and whose files
+// pass Prepare's checks (headers, sizes, and the SHA-256 the marker records
+// for each file the block wrote; see resumable).
 package pipeline

@@ -119,6 +119,26 @@ func runSequential(t *testing.T, cfg pipeline.Config) {
 	if err := prune.RunSequential(cpu.New(2), &cfg.Config, src, fam, work, calib.Shard(wins, cfg.Shards), cfg.Out, nil); err != nil {
 		t.Fatal(err)
 	}
+	// Its done markers record each block file's SHA-256, and one for each
+	// shard (the shards themselves are gone by now).
+	for b := range fam.NumBlocks() {
+		var d prune.BlockDone
+		raw, err := os.ReadFile(work.DonePath(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(raw, &d); err != nil {
+			t.Fatal(err)
+		}
+		if got := fileSHA256(t, work.BlockPath(b)); d.WeightsSHA256 != got {
+			t.Errorf("sequential block %d: weights_sha256 %q, the file's SHA-256 is %s", b, d.WeightsSHA256, got)
+		}
+		for _, s := range d.Next {
+			if len(s.SHA256) != 64 {
+				t.Errorf("sequential block %d: shard %d has sha256 %q", b, s.Index, s.SHA256)
+			}
+		}
+	}
 }
 
 // weights loads every tensor of a written model directory.

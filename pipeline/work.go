@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,26 +18,23 @@ import (
 	"github.com/optima-llm/optima/stages/prune"
 )
 
-// hiddenMagic and hiddenHeader are the start of a hidden-state shard file
-// (prune.WriteHidden): the magic, then nseq, seqlen and hidden as
-// little-endian uint32.
-const (
-	hiddenMagic  = "OPTHID01"
-	hiddenHeader = len(hiddenMagic) + 12
-)
-
 // resumable returns the finished blocks of work that a resume can reuse:
 // prune.Work.Done's rule (the leading blocks whose done marker and weight
 // file exist, less trailing ones whose output shards are gone), with every
 // file it reuses checked first: a done marker must parse and name its
 // block, a block file must be safetensors whose header fits the file and
 // holds each pruned linear as float32 [Out, In], and the shards entering
-// the next block must have the header and the size of their reference. A
-// file that fails is corrupt (a killed run, a full disk): it is reported
-// with log.Warn naming it, removed unless dryRun, and the steps from the
-// first block that needs it are redone. The done markers of every block
-// from the resume point on are removed too (unless dryRun), so that they
-// do not count as finished while their blocks are redone.
+// the next block must have the header and the size of their reference;
+// and every file whose SHA-256 the marker records (prune.BlockDone's
+// WeightsSHA256, prune.ShardRef's SHA256) must have that digest, read
+// whole (prune.CheckSHA256), which catches bytes garbled behind an intact
+// header. A marker written before checksums resumes with the header checks
+// alone. A file that fails is corrupt (a killed run, a full disk, bit rot,
+// a bad copy): it is reported with log.Warn naming it, removed unless
+// dryRun, and the steps from the first block that needs it are redone. The
+// done markers of every block from the resume point on are removed too
+// (unless dryRun), so that they do not count as finished while their
+// blocks are redone.
 //
 // Paths are those of the work directory, whatever a marker recorded, so a
 // work directory that was moved still resumes. Errors are returned only
@@ -78,7 +74,7 @@ func resumable(ctx context.Context, work prune.Work, fam model.Family, cfg *prun
 		} else if !ok {
 			break
 		}
-		if err := checkBlockFile(ctx, d.Weights, fam, b, cfg); err != nil {
+		if err := checkBlockFile(ctx, d.Weights, d.WeightsSHA256, fam, b, cfg); err != nil {
 			corrupt(d.Weights, err)
 			break
 		}
@@ -116,8 +112,9 @@ func resumable(ctx context.Context, work prune.Work, fam model.Family, cfg *prun
 
 // checkBlockFile checks that the block file at path is a safetensors file
 // whose header is whole and fits the file, holding every pruned linear of
-// block b as float32 [Out, In].
-func checkBlockFile(ctx context.Context, path string, fam model.Family, b int, cfg *prune.Config) error {
+// block b as float32 [Out, In], and, when sum is not empty, whose SHA-256
+// is sum.
+func checkBlockFile(ctx context.Context, path, sum string, fam model.Family, b int, cfg *prune.Config) error {
 	r, err := fileio.OpenReaderAt(ctx, path)
 	if err != nil {
 		return err
@@ -139,40 +136,28 @@ func checkBlockFile(ctx context.Context, path string, fam model.Family, b int, c
 			return fmt.Errorf("tensor %s is %s %v, want F32 [%d %d]", l.Weight(), ti.DType, ti.Shape, l.Out, l.In)
 		}
 	}
-	return nil
+	return prune.CheckSHA256(r, r.Size(), sum)
 }
 
 // checkShard checks the shard file of ref (the i-th shard entering block
-// b) against its reference: magic, dimensions, hidden size and file size.
+// b) against its reference: magic, dimensions, hidden size and file size
+// (prune.CheckShardHeader), then its SHA-256 when ref records one.
 func checkShard(ctx context.Context, ref prune.ShardRef, i, b, hidden int) error {
 	if ref.Index != i || ref.Block != b {
 		return fmt.Errorf("the done marker lists shard %d entering block %d as shard %d entering block %d", i, b, ref.Index, ref.Block)
+	}
+	if ref.Hidden != hidden {
+		return fmt.Errorf("the done marker says hidden size %d, the model's is %d", ref.Hidden, hidden)
 	}
 	r, err := fileio.OpenReaderAt(ctx, ref.Path)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	var h [hiddenHeader]byte
-	if r.Size() < int64(hiddenHeader) {
-		return fmt.Errorf("%d bytes, shorter than the header", r.Size())
-	}
-	if _, err := r.ReadAt(h[:], 0); err != nil {
+	if err := prune.CheckShardHeader(r, r.Size(), ref); err != nil {
 		return err
 	}
-	if string(h[:len(hiddenMagic)]) != hiddenMagic {
-		return errors.New("not a hidden-state shard file")
-	}
-	nseq := int64(binary.LittleEndian.Uint32(h[8:]))
-	seqlen := int64(binary.LittleEndian.Uint32(h[12:]))
-	hid := int64(binary.LittleEndian.Uint32(h[16:]))
-	if nseq != int64(ref.NSeq) || seqlen != int64(ref.SeqLen) || hid != int64(ref.Hidden) || hid != int64(hidden) {
-		return fmt.Errorf("header %d×%d×%d, the done marker says %d×%d×%d (hidden size %d)", nseq, seqlen, hid, ref.NSeq, ref.SeqLen, ref.Hidden, hidden)
-	}
-	if want := int64(hiddenHeader) + 4*nseq*seqlen*hid; r.Size() != want {
-		return fmt.Errorf("%d bytes, want %d for %d×%d×%d float32", r.Size(), want, nseq, seqlen, hid)
-	}
-	return nil
+	return prune.CheckSHA256(r, r.Size(), ref.SHA256)
 }
 
 // workKeyRE matches a work directory's name (workKey).

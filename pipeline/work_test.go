@@ -3,6 +3,11 @@ package pipeline_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -64,13 +69,16 @@ func copyTree(t *testing.T, src, dst string) {
 // file: the warning names the file, the file is removed, and the finished
 // model equals an uninterrupted run's. Before, the resume reused the file
 // and failed inside the Beam pipeline (or, for a done marker, in Prepare)
-// with advice to run again, which failed the same way.
+// with advice to run again, which failed the same way. A byte flipped
+// behind an intact header (bit rot, a bad copy) is caught by the SHA-256
+// the done marker records, and redone the same way; a work directory whose
+// markers predate checksums still resumes (checked by headers alone). The
+// redone model equals the uninterrupted one byte for byte.
 func TestResumeCorrupt(t *testing.T) {
 	modelDir, corpus := fixture(t)
 	dir := t.TempDir()
 	full := baseConfig(modelDir, corpus, filepath.Join(dir, "full"))
 	runPipeline(t, full)
-	want := weights(t, full.Out)
 
 	// A run stopped after two of the three blocks: blocks 0 and 1 are done,
 	// the shards entering block 2 are kept.
@@ -106,26 +114,41 @@ func TestResumeCorrupt(t *testing.T) {
 		return os.WriteFile(p, b, 0o644)
 	}
 	empty := func(p string) error { return os.WriteFile(p, nil, 0o644) }
+	checkSums(t, plan.Work.Dir)
 	for _, tc := range []struct {
 		name    string
 		file    string
 		corrupt func(string) error
 		run     bool // also finish the run and compare with the uninterrupted one
+		old     bool // first strip the checksums from every done marker (one written before them)
+		reused  int  // blocks the resume reuses; a corrupt file is expected (warned, removed) when 0
 	}{
-		{"truncated block file", "block-001.safetensors", truncate, true},
-		{"garbled block file", "block-000.safetensors", garble, false},
-		{"empty done marker", "block-001.done.json", empty, false},
-		{"garbled done marker", "block-000.done.json", garble, false},
-		{"truncated shard", shard, truncate, true},
-		{"garbled shard", shard, garble, false},
+		{name: "truncated block file", file: "block-001.safetensors", corrupt: truncate, run: true},
+		{name: "garbled block file", file: "block-000.safetensors", corrupt: garble},
+		{name: "empty done marker", file: "block-001.done.json", corrupt: empty},
+		{name: "garbled done marker", file: "block-000.done.json", corrupt: garble},
+		{name: "truncated shard", file: shard, corrupt: truncate, run: true},
+		{name: "garbled shard", file: shard, corrupt: garble},
+		// Bytes garbled behind an intact header: only the checksum sees them.
+		{name: "flipped byte in a block file", file: "block-001.safetensors", corrupt: flipMiddle(t), run: true},
+		{name: "flipped byte in a shard", file: shard, corrupt: flipMiddle(t), run: true},
+		// A work directory from before checksums resumes, checked by
+		// headers alone, so that the same flipped byte goes unnoticed.
+		{name: "old markers", old: true, reused: 2, run: true},
+		{name: "old markers, flipped byte in a block file", file: "block-001.safetensors", corrupt: flipMiddle(t), old: true, reused: 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := stopped
 			cfg.Out, cfg.WorkRoot = filepath.Join(t.TempDir(), "out"), filepath.Join(t.TempDir(), "work")
 			copyTree(t, stopped.WorkRoot, cfg.WorkRoot)
+			if tc.old {
+				stripSums(t, filepath.Join(cfg.WorkRoot, key))
+			}
 			bad := filepath.Join(cfg.WorkRoot, key, tc.file)
-			if err := tc.corrupt(bad); err != nil {
-				t.Fatal(err)
+			if tc.corrupt != nil {
+				if err := tc.corrupt(bad); err != nil {
+					t.Fatal(err)
+				}
 			}
 			var logs syncBuffer
 			cfg.Log = slog.New(slog.NewTextHandler(&logs, nil))
@@ -136,30 +159,162 @@ func TestResumeCorrupt(t *testing.T) {
 			if filepath.Base(plan.Work.Dir) != key {
 				t.Fatalf("work directory %s, want the stopped run's %s", plan.Work.Dir, key)
 			}
-			// Every earlier block's input shards were removed as blocks
-			// finished, so a bad file sends the run back to block 0.
-			if len(plan.Done) != 0 || len(plan.Windows) == 0 {
-				t.Errorf("resume reuses %d blocks (%d window shards), want a fresh start", len(plan.Done), len(plan.Windows))
-			}
-			if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), bad) {
-				t.Errorf("log does not warn about %s:\n%s", bad, logs.String())
-			}
-			if _, err := os.Stat(bad); err == nil {
-				t.Errorf("%s was kept", bad)
-			}
-			for _, m := range []string{"block-000.done.json", "block-001.done.json"} {
-				if _, err := os.Stat(filepath.Join(plan.Work.Dir, m)); err == nil {
-					t.Errorf("%s kept, though its block is redone", m)
+			if tc.reused > 0 {
+				if len(plan.Done) != tc.reused || strings.Contains(logs.String(), "level=WARN") {
+					t.Fatalf("resume reuses %d blocks, want %d without a warning; log:\n%s", len(plan.Done), tc.reused, logs.String())
+				}
+			} else {
+				// Every earlier block's input shards were removed as blocks
+				// finished, so a bad file sends the run back to block 0.
+				if len(plan.Done) != 0 || len(plan.Windows) == 0 {
+					t.Errorf("resume reuses %d blocks (%d window shards), want a fresh start", len(plan.Done), len(plan.Windows))
+				}
+				if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), bad) {
+					t.Errorf("log does not warn about %s:\n%s", bad, logs.String())
+				}
+				if _, err := os.Stat(bad); err == nil {
+					t.Errorf("%s was kept", bad)
+				}
+				for _, m := range []string{"block-000.done.json", "block-001.done.json"} {
+					if _, err := os.Stat(filepath.Join(plan.Work.Dir, m)); err == nil {
+						t.Errorf("%s kept, though its block is redone", m)
+					}
 				}
 			}
 			if !tc.run {
 				return
 			}
 			runPipeline(t, cfg)
-			if d := maxRelDiff(t, want, weights(t, cfg.Out)); d != 0 {
-				t.Errorf("redone run differs from the uninterrupted one: max relative %g", d)
-			}
+			sameModelFiles(t, full.Out, cfg.Out)
 		})
+	}
+}
+
+// flipMiddle returns a corruption that flips one bit in the middle of a
+// block file or shard, behind its header (which the test checks it spares).
+func flipMiddle(t *testing.T) func(string) error {
+	return func(p string) error {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		hdr := 20 // a shard's header (prune.WriteHidden)
+		if strings.HasSuffix(p, ".safetensors") {
+			hdr = 8 + int(binary.LittleEndian.Uint64(b))
+		}
+		mid := len(b) / 2
+		if mid < hdr {
+			t.Fatalf("%s: the middle byte %d is inside the %d-byte header", p, mid, hdr)
+		}
+		b[mid] ^= 0x10
+		return os.WriteFile(p, b, 0o644)
+	}
+}
+
+// checkSums checks that every done marker in the work directory dir
+// records the SHA-256 of its block file and of the shards it lists that
+// still exist, and that it records at least one shard's.
+func checkSums(t *testing.T, dir string) {
+	t.Helper()
+	markers, _ := filepath.Glob(filepath.Join(dir, "block-*.done.json"))
+	if len(markers) == 0 {
+		t.Fatalf("no done markers in %s", dir)
+	}
+	shards := 0
+	for _, m := range markers {
+		var d prune.BlockDone
+		raw, err := os.ReadFile(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(raw, &d); err != nil {
+			t.Fatalf("%s: %v", m, err)
+		}
+		if got := fileSHA256(t, filepath.Join(dir, filepath.Base(d.Weights))); d.WeightsSHA256 != got {
+			t.Errorf("%s: weights_sha256 %q, the block file's SHA-256 is %s", m, d.WeightsSHA256, got)
+		}
+		for _, s := range d.Next {
+			p := filepath.Join(dir, filepath.Base(s.Path))
+			if _, err := os.Stat(p); err != nil {
+				continue // removed when the next block finished
+			}
+			shards++
+			if got := fileSHA256(t, p); s.SHA256 != got {
+				t.Errorf("%s: shard %d sha256 %q, the file's SHA-256 is %s", m, s.Index, s.SHA256, got)
+			}
+		}
+	}
+	if shards == 0 {
+		t.Errorf("no done marker in %s lists an existing shard", dir)
+	}
+}
+
+func fileSHA256(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// stripSums rewrites every done marker in dir as one written before
+// checksums: without weights_sha256 and next[].sha256, which it fails
+// unless they were there.
+func stripSums(t *testing.T, dir string) {
+	t.Helper()
+	markers, _ := filepath.Glob(filepath.Join(dir, "block-*.done.json"))
+	for _, m := range markers {
+		raw, err := os.ReadFile(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d map[string]any
+		if err := json.Unmarshal(raw, &d); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := d["weights_sha256"]; !ok {
+			t.Fatalf("%s has no weights_sha256", m)
+		}
+		delete(d, "weights_sha256")
+		next, _ := d["next"].([]any)
+		for _, n := range next {
+			sh := n.(map[string]any)
+			if _, ok := sh["sha256"]; !ok {
+				t.Fatalf("%s: a shard has no sha256", m)
+			}
+			delete(sh, "sha256")
+		}
+		if raw, err = json.Marshal(d); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(m, raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// sameModelFiles checks that the model directories a and b hold the same
+// safetensors files, byte for byte.
+func sameModelFiles(t *testing.T, a, b string) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(a, "*.safetensors"))
+	if len(files) == 0 {
+		t.Fatalf("no safetensors files in %s", a)
+	}
+	for _, fa := range files {
+		ra, err := os.ReadFile(fa)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rb, err := os.ReadFile(filepath.Join(b, filepath.Base(fa)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(ra, rb) {
+			t.Errorf("%s differs from the uninterrupted run's %s", filepath.Join(b, filepath.Base(fa)), fa)
+		}
 	}
 }
 
@@ -500,5 +655,93 @@ func TestWorkGCS(t *testing.T) {
 	}
 	if left, err := fileio.Glob(ctx, plan.Work.Dir+"/**"); err != nil || len(left) != 0 {
 		t.Errorf("objects left under %s: %v (%v)", plan.Work.Dir, left, err)
+	}
+}
+
+// TestResumeChecksumGCS: on a gs:// work root, the done markers record the
+// SHA-256 of the objects written, and a byte flipped in the middle of a
+// block file or a shard is found by it (read back in ranged GETs), warned
+// about, removed and redone, the model equal byte for byte to an
+// uninterrupted run's (GCS emulator).
+func TestResumeChecksumGCS(t *testing.T) {
+	modelDir, corpus := fixture(t)
+	gcstest.Start(t, "bkt")
+	ctx := context.Background()
+	dir := t.TempDir()
+	full := baseConfig(modelDir, corpus, filepath.Join(dir, "full"))
+	runPipeline(t, full)
+	stopped := full
+	stopped.Out, stopped.WorkRoot, stopped.StopAfter = filepath.Join(dir, "stopped"), "gs://bkt/stopped", 2
+	runPipeline(t, stopped)
+	stopped.StopAfter = 0
+	plan, err := pipeline.Prepare(&stopped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Done) != 2 || len(plan.Done[1].Next) == 0 {
+		t.Fatalf("the stopped run left %d finished blocks, want 2 with shards after them", len(plan.Done))
+	}
+	key := fileio.Base(plan.Work.Dir)
+	objects, err := fileio.Glob(ctx, plan.Work.Dir+"/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := func(p string) string {
+		b, err := fileio.ReadFile(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := sha256.Sum256(b)
+		return hex.EncodeToString(s[:])
+	}
+	last := plan.Done[1]
+	if got := sum(last.Weights); last.WeightsSHA256 != got {
+		t.Errorf("block 1 records weights_sha256 %q, the object's SHA-256 is %s", last.WeightsSHA256, got)
+	}
+	if got := sum(last.Next[0].Path); last.Next[0].SHA256 != got {
+		t.Errorf("block 1 records shard 0's sha256 %q, the object's SHA-256 is %s", last.Next[0].SHA256, got)
+	}
+
+	for i, file := range []string{"block-001.safetensors", fileio.Base(last.Next[0].Path)} {
+		t.Run(file, func(t *testing.T) {
+			cfg := stopped
+			cfg.Out, cfg.WorkRoot = filepath.Join(t.TempDir(), "out"), fmt.Sprintf("gs://bkt/case%d", i)
+			for _, o := range objects {
+				b, err := fileio.ReadFile(ctx, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fileio.Base(o) == file {
+					local := filepath.Join(t.TempDir(), file)
+					if err := os.WriteFile(local, b, 0o644); err != nil {
+						t.Fatal(err)
+					}
+					if err := flipMiddle(t)(local); err != nil {
+						t.Fatal(err)
+					}
+					if b, err = os.ReadFile(local); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := fileio.WriteFile(ctx, fileio.Join(cfg.WorkRoot, key, fileio.Base(o)), b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			bad := fileio.Join(cfg.WorkRoot, key, file)
+			var logs syncBuffer
+			cfg.Log = slog.New(slog.NewTextHandler(&logs, nil))
+			plan, err := pipeline.Prepare(&cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(plan.Done) != 0 || !strings.Contains(logs.String(), "checksum mismatch") || !strings.Contains(logs.String(), bad) {
+				t.Errorf("%d blocks reused, log %q; want 0 and a checksum warning naming %s", len(plan.Done), logs.String(), bad)
+			}
+			if ok, err := fileio.Exists(ctx, bad); err != nil || ok {
+				t.Errorf("corrupt %s kept (%v)", bad, err)
+			}
+			runPipeline(t, cfg)
+			sameModelFiles(t, full.Out, cfg.Out)
+		})
 	}
 }

@@ -172,7 +172,7 @@ func (f *embedFn) ProcessElement(ws WindowShard, emit func(Shard)) error {
 	}
 	hidden := f.h.fam.Config().HiddenSize
 	sh := Shard{Block: 0, Index: ws.Index, Path: f.Opts.work().HiddenPath(0, ws.Index), NSeq: nseq, SeqLen: ws.SeqLen, Hidden: hidden}
-	if err := prune.WriteHidden(sh.Path, x, nseq, ws.SeqLen, hidden); err != nil {
+	if sh.SHA256, err = prune.WriteHiddenSum(sh.Path, x, nseq, ws.SeqLen, hidden); err != nil {
 		return err
 	}
 	emit(sh)
@@ -562,9 +562,11 @@ func (f *writeBlockFn) write(ctx context.Context, block int, batches func(*RowBa
 		}
 		done.Linears = append(done.Linears, rep)
 	}
-	if err := prune.WriteTensors(done.Weights, tensors); err != nil {
+	sum, err := prune.WriteTensorsSum(done.Weights, tensors)
+	if err != nil {
 		return err
 	}
+	done.WeightsSHA256 = sum
 	log.Infof(ctx, "wrote pruned block %d", block)
 	emit(done)
 	return nil

@@ -131,6 +131,14 @@ func checkTensor(t *model.Tensor) error {
 // and len(Data) must match Shape; otherwise, or on an I/O error, it returns
 // an error and leaves path untouched.
 func WriteFile(path string, tensors []*model.Tensor, opts WriteOptions) error {
+	return WriteFileTee(path, tensors, opts, nil)
+}
+
+// WriteFileTee is WriteFile that also writes every byte of the file, in
+// order, to tee (a hash.Hash, say: a checksum of the file costs no read
+// back); a nil tee is WriteFile. An error from tee fails the write. On
+// error tee may have received part of the file.
+func WriteFileTee(path string, tensors []*model.Tensor, opts WriteOptions, tee io.Writer) error {
 	dt, err := opts.dtype()
 	if err != nil {
 		return err
@@ -155,6 +163,9 @@ func WriteFile(path string, tensors []*model.Tensor, opts WriteOptions) error {
 		return fmt.Errorf("safetensors: %w", err)
 	}
 	return atomicWrite(path, func(w io.Writer) error {
+		if tee != nil {
+			w = io.MultiWriter(w, tee)
+		}
 		bw := bufio.NewWriterSize(w, 1<<20)
 		var lb [8]byte
 		binary.LittleEndian.PutUint64(lb[:], uint64(len(hdr)))

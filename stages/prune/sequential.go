@@ -213,7 +213,8 @@ func Sequential(be kernels.Backend, cfg *Config, src model.Source, fam model.Fam
 		if err != nil {
 			return done, err
 		}
-		if err := WriteTensors(work.BlockPath(b), tensors); err != nil {
+		sum, err := WriteTensorsSum(work.BlockPath(b), tensors)
+		if err != nil {
 			return done, err
 		}
 		pw, err := PrunedWeights(src, fam, b, work.BlockPath(b))
@@ -230,7 +231,7 @@ func Sequential(be kernels.Backend, cfg *Config, src model.Source, fam model.Fam
 				next = append(next, n)
 			}
 		}
-		d := BlockDone{Block: b, Weights: work.BlockPath(b), Linears: reps, Next: next}
+		d := BlockDone{Block: b, Weights: work.BlockPath(b), WeightsSHA256: sum, Linears: reps, Next: next}
 		if err := work.MarkDone(d); err != nil {
 			return done, err
 		}
@@ -252,7 +253,7 @@ func PropagateShard(be kernels.Backend, fam model.Family, b int, w model.Weights
 		return ShardRef{}, fmt.Errorf("propagate block %d: %w", b, err)
 	}
 	next := ShardRef{Block: b + 1, Index: sh.Index, Path: work.HiddenPath(b+1, sh.Index), NSeq: nseq, SeqLen: seqlen, Hidden: hidden}
-	if err := WriteHidden(next.Path, x, nseq, seqlen, hidden); err != nil {
+	if next.SHA256, err = WriteHiddenSum(next.Path, x, nseq, seqlen, hidden); err != nil {
 		return ShardRef{}, err
 	}
 	return next, nil
@@ -274,7 +275,7 @@ func RunSequential(be kernels.Backend, cfg *Config, src model.Source, fam model.
 			return err
 		}
 		ref := ShardRef{Block: 0, Index: i, Path: work.HiddenPath(0, i), NSeq: len(wins), SeqLen: len(wins[0]), Hidden: fam.Config().HiddenSize}
-		if err := WriteHidden(ref.Path, x, ref.NSeq, ref.SeqLen, ref.Hidden); err != nil {
+		if ref.SHA256, err = WriteHiddenSum(ref.Path, x, ref.NSeq, ref.SeqLen, ref.Hidden); err != nil {
 			return err
 		}
 		refs = append(refs, ref)

@@ -2,6 +2,8 @@ package prune
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,19 +17,35 @@ import (
 // safetensors, atomically), a local path or a gs:// URL; a gs:// file is
 // written locally first and uploaded as one object.
 func WriteTensors(path string, tensors []*model.Tensor) error {
+	_, err := WriteTensorsSum(path, tensors)
+	return err
+}
+
+// WriteTensorsSum is WriteTensors that also returns the hex SHA-256 of the
+// file (for BlockDone.WeightsSHA256), hashed from the bytes as they are
+// written (safetensors.WriteFileTee), with no read back.
+func WriteTensorsSum(path string, tensors []*model.Tensor) (string, error) {
+	h := sha256.New()
+	sum := func() string { return hex.EncodeToString(h.Sum(nil)) }
 	if !fileio.IsRemote(path) {
-		return safetensors.WriteFile(path, tensors, safetensors.WriteOptions{})
+		if err := safetensors.WriteFileTee(path, tensors, safetensors.WriteOptions{}, h); err != nil {
+			return "", err
+		}
+		return sum(), nil
 	}
 	dir, err := os.MkdirTemp("", "optima-tensors-*")
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return "", fmt.Errorf("write %s: %w", path, err)
 	}
 	defer os.RemoveAll(dir)
 	tmp := filepath.Join(dir, fileio.Base(path))
-	if err := safetensors.WriteFile(tmp, tensors, safetensors.WriteOptions{}); err != nil {
-		return err
+	if err := safetensors.WriteFileTee(tmp, tensors, safetensors.WriteOptions{}, h); err != nil {
+		return "", err
 	}
-	return fileio.CopyFile(context.Background(), tmp, path)
+	if err := fileio.CopyFile(context.Background(), tmp, path); err != nil {
+		return "", err
+	}
+	return sum(), nil
 }
 
 // openTensors opens a safetensors file at a local path or a gs:// URL (read

@@ -24,15 +24,26 @@ type ShardRef struct {
 	NSeq   int    `json:"nseq"`
 	SeqLen int    `json:"seqlen"`
 	Hidden int    `json:"hidden"`
+	// SHA256 is the hex SHA-256 of the shard file as written
+	// (WriteHiddenSum); empty in references made before checksums, which
+	// resume unchecked (CheckSHA256).
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // BlockDone records a finished block in the work directory: its pruned
-// linears' file, their reports, and the shards entering the next block.
+// linears' file, their reports, and the shards entering the next block,
+// with the SHA-256 of every file the block wrote (see CheckSHA256). Done
+// markers written before the checksums existed lack them (the JSON fields
+// weights_sha256 and next[].sha256 are absent) and still resume: their
+// files are checked by header and size only.
 type BlockDone struct {
-	Block   int                   `json:"block"`
-	Weights string                `json:"weights"`
-	Linears []report.LinearReport `json:"linears"`
-	Next    []ShardRef            `json:"next"`
+	Block   int    `json:"block"`
+	Weights string `json:"weights"`
+	// WeightsSHA256 is the hex SHA-256 of the block file Weights as
+	// written (WriteTensorsSum); empty in markers made before checksums.
+	WeightsSHA256 string                `json:"weights_sha256,omitempty"`
+	Linears       []report.LinearReport `json:"linears"`
+	Next          []ShardRef            `json:"next"`
 }
 
 // Work is a run's work directory, <root>/<config hash>, a local path or a
