@@ -52,3 +52,19 @@ func (l *lineWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// advanceBar moves bar to done only when done is past its current count.
+// progressbar estimates the time left from the rates between its updates;
+// an update that adds nothing (a poll between two blocks) counts as a rate
+// of 0, and ten of them made the estimate infinite, printed "0s".
+func advanceBar(bar barSetter, done int) {
+	if int64(done) > bar.State().CurrentNum {
+		bar.Set(done)
+	}
+}
+
+// barSetter is the part of *progressbar.ProgressBar advanceBar uses.
+type barSetter interface {
+	Set(int) error
+	State() progressbar.State
+}

@@ -80,3 +80,32 @@ func TestPruneKeepWork(t *testing.T) {
 		})
 	}
 }
+
+// TestWarnFewTokens: a run whose calibration has fewer tokens than the
+// widest linear has inputs (the tiny model's down_proj: 128) warns that the
+// Hessian is rank-deficient when it uses the Hessian, and not for Wanda
+// without an update or with enough tokens.
+func TestWarnFewTokens(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name  string
+		extra []string
+		warn  bool
+	}{
+		{"64 tokens, optima", []string{"--nsamples", "2"}, true},
+		{"64 tokens, wanda alone", []string{"--nsamples", "2", "--update", "none"}, false},
+		{"128 tokens, optima", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, stderr := mustOptima(t, f.pruneArgs(filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")), tc.extra...)...)
+			got := strings.Contains(stderr, "fewer tokens than the widest linear")
+			if got != tc.warn {
+				t.Errorf("warning %v, want %v; stderr:\n%s", got, tc.warn, stderr)
+			}
+			if got && !strings.Contains(stderr, "inputs=128") {
+				t.Errorf("the warning does not give the inputs: %s", stderr)
+			}
+		})
+	}
+}

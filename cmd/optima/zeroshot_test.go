@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/schollz/progressbar/v3"
 
 	"github.com/optima-llm/optima/model"
 	"github.com/optima-llm/optima/model/safetensors"
@@ -407,6 +408,30 @@ func TestProgressBarLog(t *testing.T) {
 		if strings.TrimSpace(l) == "" {
 			t.Errorf("blank line in %q", out)
 		}
+	}
+}
+
+// countingBar records advanceBar's Set calls.
+type countingBar struct {
+	cur  int64
+	sets []int
+}
+
+func (c *countingBar) Set(n int) error { c.sets = append(c.sets, n); c.cur = int64(n); return nil }
+
+func (c *countingBar) State() progressbar.State { return progressbar.State{CurrentNum: c.cur} }
+
+// TestAdvanceBar: the prune bar is polled every second while a block takes
+// much longer. A poll without progress must not reach the bar: progressbar
+// counts each such update as a rate of 0, and ten of them made its time
+// left infinite, printed "0s" (a newcomer saw "(23/30) [27m20s:0s]").
+func TestAdvanceBar(t *testing.T) {
+	c := &countingBar{}
+	for _, done := range []int{0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 4, 3} {
+		advanceBar(c, done)
+	}
+	if diff := cmp.Diff([]int{1, 2, 4}, c.sets); diff != "" {
+		t.Errorf("Set calls (-want +got):\n%s", diff)
 	}
 }
 

@@ -10,7 +10,7 @@ Commands that made the committed fixtures:
   python3 tools/oracle/smollm2_reference.py --gguf /path/SmolLM2-135M-Instruct.Q4_1.gguf \
       --data ../shared/data --seqlen 2048 --out stages/eval/testdata/smollm2_wikitext2_dense.json
   # a model directory written by optima (does it load, and is its perplexity optima's?):
-  python3 tools/oracle/smollm2_reference.py --model-dir OUT/model --tokenizer-gguf ... --out ...
+  python3 tools/oracle/smollm2_reference.py --model-dir OUT --max-windows 1   # OUT: optima prune --out
 """
 import argparse, hashlib, json, math, os, sys, time
 
