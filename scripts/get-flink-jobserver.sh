@@ -31,9 +31,9 @@ mkdir -p "$dir"
 tmp=$(mktemp -d "$dir/.get-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 artifact=org.apache.beam:beam-runners-flink-$flink-job-server:$beam
-if ! timeout 600 mvn -B -q --strict-checksums dependency:copy -Dartifact="$artifact" -DoutputDirectory="$tmp" >"$tmp/mvn.log" 2>&1; then
+if ! timeout 600 mvn -B -q --no-transfer-progress -Dstyle.color=never --strict-checksums dependency:copy -Dartifact="$artifact" -DoutputDirectory="$tmp" >"$tmp/mvn.log" 2>&1; then
   echo "get-flink-jobserver: Maven could not fetch $artifact:" >&2
-  grep -E "ERROR|Could not" "$tmp/mvn.log" | head -3 >&2 || true
+  sed 's/\x1b\[[0-9;]*m//g' "$tmp/mvn.log" | grep -E "ERROR|Could not" | head -3 >&2 || true
   exit 1
 fi
 [ -f "$tmp/$name" ] || { echo "get-flink-jobserver: $name missing after download" >&2; exit 1; }
