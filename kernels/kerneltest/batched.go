@@ -149,6 +149,12 @@ func refSolve(t *testing.T, b kernels.Backend, orig []float64, n int, rhs []floa
 	if err := b.Cholesky(l, n); err != nil {
 		t.Fatalf("Cholesky: %v", err)
 	}
+	return substitute(l, n, rhs)
+}
+
+// substitute solves L·Lᵀ·x = rhs for the lower triangle l ([n, n]
+// row-major) by forward and back substitution in float64.
+func substitute(l []float64, n int, rhs []float64) []float64 {
 	x := append([]float64(nil), rhs...)
 	for i := range n {
 		v := x[i]
@@ -321,22 +327,7 @@ func textbookSolve(t *testing.T, m []float64, n int, rhs []float64) []float64 {
 			}
 		}
 	}
-	x := append([]float64(nil), rhs...)
-	for i := range n {
-		v := x[i]
-		for k := range i {
-			v -= l[i*n+k] * x[k]
-		}
-		x[i] = v / l[i*n+i]
-	}
-	for i := n - 1; i >= 0; i-- {
-		v := x[i]
-		for k := i + 1; k < n; k++ {
-			v -= l[k*n+i] * x[k]
-		}
-		x[i] = v / l[i*n+i]
-	}
-	return x
+	return substitute(l, n, rhs)
 }
 
 func testCholeskyBatchedPanics(t *testing.T, bc kernels.BatchedCholesky) {
