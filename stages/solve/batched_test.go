@@ -226,19 +226,8 @@ type noBatchDevice struct{ DeviceSolver }
 // within 1e-7 relative. Skipped without a GPU (a failure with
 // OPTIMA_REQUIRE_GPU=1).
 func TestFallbackBatchedCUDA(t *testing.T) {
-	if err := cuda.Available(); err != nil {
-		if requireGPU() {
-			t.Fatalf("OPTIMA_REQUIRE_GPU=1 but %v", err)
-		}
-		t.Skipf("no GPU: %v", err)
-	}
-	be, err := cuda.New(cuda.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer be.Close()
-	cases := append([]problemCase(nil), problemCases...)
-	cases = append(cases, problemCase{name: "in1024_pareto_unstructured", in: 1024, rows: 300, tokens: 700, dist: pareto, mask: unstructured50, seed: 9, emptyRow: true, fullRow: true})
+	be := newCUDA(t, cuda.Options{})
+	cases := cudaCases()
 	for _, c := range cases {
 		for _, small := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/small=%v", c.name, small), func(t *testing.T) {

@@ -216,6 +216,30 @@ func TestDeviceSolverPlumbing(t *testing.T) {
 // turns a missing GPU into a failure (set it on GPU machines).
 func requireGPU() bool { return os.Getenv("OPTIMA_REQUIRE_GPU") == "1" }
 
+// newCUDA opens a CUDA backend with opts, closed when the test ends; the
+// test is skipped without a GPU (a failure with OPTIMA_REQUIRE_GPU=1).
+func newCUDA(t *testing.T, opts cuda.Options) *cuda.Backend {
+	t.Helper()
+	if err := cuda.Available(); err != nil {
+		if requireGPU() {
+			t.Fatalf("OPTIMA_REQUIRE_GPU=1 but %v", err)
+		}
+		t.Skipf("no GPU: %v", err)
+	}
+	be, err := cuda.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { be.Close() })
+	return be
+}
+
+// cudaCases are problemCases and a wider (in = 1024) case for the GPU tests.
+func cudaCases() []problemCase {
+	return append(append([]problemCase(nil), problemCases...),
+		problemCase{name: "in1024_pareto_unstructured", in: 1024, rows: 300, tokens: 700, dist: pareto, mask: unstructured50, seed: 9, emptyRow: true, fullRow: true})
+}
+
 // TestCUDAMatchesCPU is the GPU acceptance check of issue 6: on the same
 // inputs the device-resident solve leaves zeros exactly on the mask, weights
 // within 1e-5 of the CPU solve (‖W_gpu − W_cpu‖_F / ‖W_cpu‖_F; the largest
@@ -224,19 +248,8 @@ func requireGPU() bool { return os.Getenv("OPTIMA_REQUIRE_GPU") == "1" }
 // objective within 1e-6 relative, and every row's damped objective within
 // 1e-6 relative of the float64 direct solve. Skipped without a GPU.
 func TestCUDAMatchesCPU(t *testing.T) {
-	if err := cuda.Available(); err != nil {
-		if requireGPU() {
-			t.Fatalf("OPTIMA_REQUIRE_GPU=1 but %v", err)
-		}
-		t.Skipf("no GPU: %v", err)
-	}
-	be, err := cuda.New(cuda.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer be.Close()
-	cases := append([]problemCase(nil), problemCases...)
-	cases = append(cases, problemCase{name: "in1024_pareto_unstructured", in: 1024, rows: 300, tokens: 700, dist: pareto, mask: unstructured50, seed: 9, emptyRow: true, fullRow: true})
+	be := newCUDA(t, cuda.Options{})
+	cases := cudaCases()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			h, w, pruned := c.build()

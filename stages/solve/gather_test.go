@@ -251,25 +251,10 @@ func (c *countingGather) CholeskySolveGathered(key uint64, in int, h []float64, 
 // the number of differing weights is logged) and ObjAfter within 1e-9
 // relative. Skipped without a GPU (a failure with OPTIMA_REQUIRE_GPU=1).
 func TestFallbackDeviceGatherCUDA(t *testing.T) {
-	if err := cuda.Available(); err != nil {
-		if requireGPU() {
-			t.Fatalf("OPTIMA_REQUIRE_GPU=1 but %v", err)
-		}
-		t.Skipf("no GPU: %v", err)
-	}
-	off, err := cuda.New(cuda.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer off.Close()
-	cb, err := cuda.New(cuda.Options{DeviceGather: true, PinnedStaging: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cb.Close()
+	off := newCUDA(t, cuda.Options{})
+	cb := newCUDA(t, cuda.Options{DeviceGather: true, PinnedStaging: true})
 	on := &countingGather{Backend: cb}
-	cases := append([]problemCase(nil), problemCases...)
-	cases = append(cases, problemCase{name: "in1024_pareto_unstructured", in: 1024, rows: 300, tokens: 700, dist: pareto, mask: unstructured50, seed: 9, emptyRow: true, fullRow: true})
+	cases := cudaCases()
 	for _, c := range cases {
 		for _, small := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/small=%v", c.name, small), func(t *testing.T) {
