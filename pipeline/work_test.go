@@ -82,17 +82,7 @@ func TestResumeCorrupt(t *testing.T) {
 
 	// A run stopped after two of the three blocks: blocks 0 and 1 are done,
 	// the shards entering block 2 are kept.
-	stopped := full
-	stopped.Out, stopped.WorkRoot, stopped.StopAfter = filepath.Join(dir, "stopped"), filepath.Join(dir, "work"), 2
-	runPipeline(t, stopped)
-	stopped.StopAfter = 0
-	plan, err := pipeline.Prepare(&stopped)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(plan.Done) != 2 || len(plan.Done[1].Next) == 0 {
-		t.Fatalf("the stopped run left %d finished blocks, want 2 with shards after them", len(plan.Done))
-	}
+	stopped, plan := stopAfterTwo(t, full, filepath.Join(dir, "stopped"), filepath.Join(dir, "work"))
 	key := filepath.Base(plan.Work.Dir)
 	shard := filepath.Base(plan.Done[1].Next[0].Path)
 
@@ -670,17 +660,7 @@ func TestResumeChecksumGCS(t *testing.T) {
 	dir := t.TempDir()
 	full := baseConfig(modelDir, corpus, filepath.Join(dir, "full"))
 	runPipeline(t, full)
-	stopped := full
-	stopped.Out, stopped.WorkRoot, stopped.StopAfter = filepath.Join(dir, "stopped"), "gs://bkt/stopped", 2
-	runPipeline(t, stopped)
-	stopped.StopAfter = 0
-	plan, err := pipeline.Prepare(&stopped)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(plan.Done) != 2 || len(plan.Done[1].Next) == 0 {
-		t.Fatalf("the stopped run left %d finished blocks, want 2 with shards after them", len(plan.Done))
-	}
+	stopped, plan := stopAfterTwo(t, full, filepath.Join(dir, "stopped"), "gs://bkt/stopped")
 	key := fileio.Base(plan.Work.Dir)
 	objects, err := fileio.Glob(ctx, plan.Work.Dir+"/*")
 	if err != nil {
@@ -744,4 +724,24 @@ func TestResumeChecksumGCS(t *testing.T) {
 			sameModelFiles(t, full.Out, cfg.Out)
 		})
 	}
+}
+
+// stopAfterTwo runs full with out and workRoot stopped after two of its
+// three blocks, and returns that configuration without the stop (the
+// command that resumes it) with its plan: blocks 0 and 1 done, the shards
+// entering block 2 kept.
+func stopAfterTwo(t *testing.T, full pipeline.Config, out, workRoot string) (pipeline.Config, *pipeline.Plan) {
+	t.Helper()
+	stopped := full
+	stopped.Out, stopped.WorkRoot, stopped.StopAfter = out, workRoot, 2
+	runPipeline(t, stopped)
+	stopped.StopAfter = 0
+	plan, err := pipeline.Prepare(&stopped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Done) != 2 || len(plan.Done[1].Next) == 0 {
+		t.Fatalf("the stopped run left %d finished blocks, want 2 with shards after them", len(plan.Done))
+	}
+	return stopped, plan
 }
