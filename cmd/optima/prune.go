@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/optima-llm/optima/internal/fileio"
 	"github.com/optima-llm/optima/kernels/cuda"
-	"github.com/optima-llm/optima/model"
 	"github.com/optima-llm/optima/model/loader"
 	"github.com/optima-llm/optima/pipeline"
 	"github.com/optima-llm/optima/runners"
@@ -319,7 +317,6 @@ func (o *pruneOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	warnFewTokens(&o.cfg, plan.Family, o.cfg.Log)
 	n := plan.Family.NumBlocks()
 	if len(plan.Done) > 0 {
 		fmt.Fprintf(o.stderr, "resuming %s: blocks 0-%d already pruned\n", plan.Work.Dir, len(plan.Done)-1)
@@ -470,30 +467,5 @@ func (o *pruneOptions) progress(ctx context.Context, plan *pipeline.Plan, n int)
 		close(stop)
 		<-finished
 		bar.Finish()
-	}
-}
-
-// warnFewTokens warns when the calibration has fewer tokens than the widest
-// linear has inputs and the run uses the full Hessian (an update other than
-// none, or a Hessian-based selector): H = XᵀX then has rank at most tokens <
-// in, so the re-fit matches the calibration tokens almost exactly (a tiny
-// reported error) and generalises badly. A newcomer's 2:4 prune with
-// --nsamples 2 --seqlen 256 reported err_after 0.00046 and had perplexity 768.
-func warnFewTokens(cfg *pipeline.Config, fam model.Family, log *slog.Logger) {
-	if cfg.Update == prune.UpdateNone && (cfg.Method == "magnitude" || cfg.Method == "wanda") {
-		return
-	}
-	tokens := cfg.NSamples * cfg.SeqLen
-	var widest model.Linear
-	for i := range fam.NumBlocks() {
-		for _, l := range fam.Linears(i) {
-			if l.In > widest.In {
-				widest = l
-			}
-		}
-	}
-	if tokens > 0 && tokens < widest.In {
-		log.Warn("the calibration has fewer tokens than the widest linear has inputs: its Hessian is rank-deficient and the weight update will fit the calibration tokens, not the model; raise --nsamples or --seqlen",
-			"tokens", tokens, "linear", widest.Name, "inputs", widest.In)
 	}
 }
