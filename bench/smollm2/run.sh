@@ -24,7 +24,11 @@
 # MMLU runs on its own with that per-subject limit into
 # OUT/ROW.zeroshot-mmlu.json (MMLU has 57 subjects, so one limit for all six
 # tasks makes it dominate the time), and the other tasks (zeroshot: the
-# other five) into ROW.zeroshot.json. A row's result files are replaced only
+# other five) into ROW.zeroshot.json. With $ZEROSHOT_SAMPLES set to 1, each
+# zero-shot eval also writes its per-document results (optima eval
+# --log-samples) to ROW.zeroshot.samples.jsonl.gz and
+# ROW.zeroshot-mmlu.samples.jsonl.gz, from which bench/smollm2/table -paired
+# computes paired differences between rows. A row's result files are replaced only
 # when its commands succeed, and a row's zero-shot files are then exactly the
 # ones this run wrote. Rows are checked before any work. $EVAL_FLAGS go to every optima eval
 # (e.g. --device cuda --threads 4). bench/smollm2/table renders them
@@ -91,7 +95,7 @@ for row in "$@"; do
       fail "$row" prune "$out/$row.prune.log"
     cp "$target/report.json" "$out/$row.report.json"
     # Zero-shot results of an earlier prune of this row belong to another model.
-    rm -f "$out/$row.zeroshot.json" "$out/$row.zeroshot-mmlu.json"
+    rm -f "$out/$row".zeroshot{,-mmlu}{.json,.samples.jsonl.gz}
   fi
   mid=$(date +%s)
   into "$out/$row.eval.json" "$optima" eval --model "$target" --task wikitext2 --seqlen 2048 --max-windows "$maxwin" \
@@ -102,23 +106,37 @@ for row in "$@"; do
   if [ -n "${ZEROSHOT_TASKS:-}" ]; then
     tasks=$ZEROSHOT_TASKS
     files=()
+    # samples NAME sets sf to the --log-samples flag for ROW.NAME.samples.jsonl.gz
+    # when $ZEROSHOT_SAMPLES is 1 (written under a temporary name, renamed
+    # with the JSON files), else to nothing.
+    samples() {
+      sf=()
+      [ "${ZEROSHOT_SAMPLES:-}" = 1 ] || return 0
+      tmps+=("$out/$row.$1.samples.tmp.jsonl.gz")
+      sf=(--log-samples "$out/$row.$1.samples.tmp.jsonl.gz")
+    }
     if [ -n "${ZEROSHOT_MMLU_LIMIT:-}" ]; then
       # MMLU on its own, with its own per-subject limit, into ROW.zeroshot-mmlu.json;
       # the other tasks (zeroshot expanded to its six tasks, less MMLU) into ROW.zeroshot.json.
       tasks=$(echo ",${tasks// /}," | sed 's/,zeroshot,/,piqa,arc_easy,arc_challenge,winogrande,openbookqa,mmlu,/; s/,mmlu,/,/g; s/^,//; s/,$//')
+      samples zeroshot-mmlu
       into "$out/$row.zeroshot-mmlu.json" "$optima" eval --model "$target" --task mmlu --limit "$ZEROSHOT_MMLU_LIMIT" \
-        --data-dir "$data" --json --no-progress ${EVAL_FLAGS:-}
+        --data-dir "$data" --json --no-progress ${sf[@]+"${sf[@]}"} ${EVAL_FLAGS:-}
       files+=("$out/$row.zeroshot-mmlu.json")
     fi
     if [ -n "$tasks" ]; then
+      samples zeroshot
       into "$out/$row.zeroshot.json" "$optima" eval --model "$target" --task "$tasks" --limit "${ZEROSHOT_LIMIT:-0}" \
-        --data-dir "$data" --json --no-progress ${EVAL_FLAGS:-}
+        --data-dir "$data" --json --no-progress ${sf[@]+"${sf[@]}"} ${EVAL_FLAGS:-}
       files+=("$out/$row.zeroshot.json")
     fi
     # The row's zero-shot files are now exactly this run's: a file left
     # from an earlier run (another model, limit or task list) would be
     # merged into the row by bench/smollm2/table.
-    rm -f "$out/$row.zeroshot.json" "$out/$row.zeroshot-mmlu.json"
+    rm -f "$out/$row".zeroshot{,-mmlu}{.json,.samples.jsonl.gz}
+    if [ "${ZEROSHOT_SAMPLES:-}" = 1 ]; then
+      for f in "${files[@]}"; do mv "${f%.json}.samples.tmp.jsonl.gz" "${f%.json}.samples.jsonl.gz"; done
+    fi
     commit "${files[@]}"
     zs=" zero-shot $(($(date +%s)-end))s $(cat "${files[@]}" | grep '"average_acc"' | tr -s ' \n' ' ')"
   fi

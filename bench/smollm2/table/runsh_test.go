@@ -13,17 +13,19 @@ import (
 // fakeOptima stands in for the optima binary in TestRunSh: prune makes
 // --out with a report.json; eval logs "eval TASK LIMIT" to $FAKE_LOG and
 // prints what optima eval --json prints (perplexity for wikitext2, else
-// the tasks, with zeroshot expanded), or fails with a partial output when
+// the tasks, with zeroshot expanded) and writes {"task": "TASK"} to the
+// --log-samples path when one is given, or fails with a partial output when
 // TASK is $FAKE_FAIL. An empty, unknown or repeated task fails as optima's
 // --task does.
 const fakeOptima = `#!/usr/bin/env bash
 cmd=$1; shift
-task= limit=0 out=
+task= limit=0 out= samples=
 while [ $# -gt 0 ]; do
   case $1 in
     --task) task=$2; shift ;;
     --limit) limit=$2; shift ;;
     --out) out=$2; shift ;;
+    --log-samples) samples=$2; shift ;;
   esac
   shift
 done
@@ -45,6 +47,7 @@ for t in ${list//,/ } ""; do
   printf '%s{"task": "%s", "items": 4, "acc": 0.5}' "$sep" "$t"; sep=,
 done
 printf '],\n  "average_acc": 0.5,\n  "limit": %s\n}\n' "$limit"
+if [ -n "$samples" ]; then echo "{\"task\": \"$task\"}" > "$samples"; fi
 `
 
 // TestRunSh runs bench/smollm2/run.sh with fakeOptima: which evals it
@@ -99,6 +102,37 @@ func TestRunSh(t *testing.T) {
 			evals:  []string{"eval wikitext2 0", "eval piqa 0"},
 			tasks:  []string{"piqa"},
 			gone:   []string{"dense.zeroshot-mmlu.json"},
+		},
+		{
+			name:  "per-document samples are kept beside the JSON files",
+			env:   []string{"ZEROSHOT_TASKS=piqa,mmlu", "ZEROSHOT_MMLU_LIMIT=3", "ZEROSHOT_SAMPLES=1"},
+			rows:  []string{"dense"},
+			evals: []string{"eval wikitext2 0", "eval mmlu 3", "eval piqa 0"},
+			tasks: []string{"piqa", "mmlu"},
+			after: map[string]string{
+				"dense.zeroshot.samples.jsonl.gz":      `{"task": "piqa"}`,
+				"dense.zeroshot-mmlu.samples.jsonl.gz": `{"task": "mmlu"}`,
+			},
+			gone: []string{"dense.zeroshot.samples.tmp.jsonl.gz", "dense.zeroshot-mmlu.samples.tmp.jsonl.gz"},
+		},
+		{
+			name:   "a rerun without samples drops the old samples",
+			env:    []string{"ZEROSHOT_TASKS=piqa"},
+			rows:   []string{"dense"},
+			before: map[string]string{"dense.zeroshot.samples.jsonl.gz": `{"task": "old"}`},
+			evals:  []string{"eval wikitext2 0", "eval piqa 0"},
+			tasks:  []string{"piqa"},
+			gone:   []string{"dense.zeroshot.samples.jsonl.gz"},
+		},
+		{
+			name:   "a failed zero-shot eval keeps the previous samples",
+			env:    []string{"ZEROSHOT_TASKS=piqa", "ZEROSHOT_SAMPLES=1", "FAKE_FAIL=piqa"},
+			rows:   []string{"dense"},
+			before: map[string]string{"dense.zeroshot.samples.jsonl.gz": `{"task": "old"}`},
+			fail:   true,
+			evals:  []string{"eval wikitext2 0", "eval piqa 0"},
+			after:  map[string]string{"dense.zeroshot.samples.jsonl.gz": `{"task": "old"}`},
+			gone:   []string{"dense.zeroshot.samples.tmp.jsonl.gz"},
 		},
 		{
 			name:   "a failed eval keeps the previous result",
@@ -161,7 +195,7 @@ func TestRunSh(t *testing.T) {
 			}
 			log := filepath.Join(dir, "log")
 			cmd := exec.Command("bash", append([]string{script, fake, "model.gguf", "data", out, "1", "2"}, tc.rows...)...)
-			cmd.Env = append(append(os.Environ(), "FAKE_LOG="+log, "ZEROSHOT_TASKS=", "ZEROSHOT_LIMIT=", "ZEROSHOT_MMLU_LIMIT=", "FAKE_FAIL="), tc.env...)
+			cmd.Env = append(append(os.Environ(), "FAKE_LOG="+log, "ZEROSHOT_TASKS=", "ZEROSHOT_LIMIT=", "ZEROSHOT_MMLU_LIMIT=", "ZEROSHOT_SAMPLES=", "FAKE_FAIL="), tc.env...)
 			b, err := cmd.CombinedOutput()
 			if (err != nil) != tc.fail {
 				t.Fatalf("run.sh: error %v, want failure %v\n%s", err, tc.fail, b)
