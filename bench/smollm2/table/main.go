@@ -19,6 +19,12 @@
 // are left out. The average is recomputed from the merged tasks: the
 // unweighted mean of the tasks' acc, as lm-evaluation-harness' six-task
 // average in the OPTIMA paper.
+//
+// With -paired it prints, instead, each base row (the selector's own update,
+// none for Wanda) against its optima row on the per-document zero-shot
+// results that run.sh keeps with ZEROSHOT_SAMPLES=1: per task the difference
+// in accuracy points with its paired standard error, and the difference of
+// the averages with its paired and unpaired errors (paired.go).
 package main
 
 import (
@@ -441,7 +447,17 @@ func main() {
 	dir := flag.String("results", "bench/smollm2/results", "directory of ROW.eval.json, ROW.report.json and (optional) ROW.zeroshot.json, ROW.zeroshot-mmlu.json")
 	windows := flag.Int("windows", 32, "WikiText-2 windows per row")
 	png := flag.String("png", "", "write the perplexity bar chart here (PNG)")
+	paired := flag.Bool("paired", false, "instead of the table, compare each base row (own, or none for Wanda) with its optima row on the per-document zero-shot samples (ROW.zeroshot[-mmlu].samples.jsonl.gz): differences with paired standard errors")
 	flag.Parse()
+	if *paired {
+		ps, err := LoadPaired(*dir)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "table:", err)
+			os.Exit(1)
+		}
+		MarkdownPaired(os.Stdout, ps)
+		return
+	}
 	res, missing, err := LoadAll(*dir, *windows)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "table:", err)

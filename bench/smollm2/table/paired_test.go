@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"math"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/optima-llm/optima/stages/eval"
+)
+
+// writeSamples writes dir/NAME with one sample per acc of each task.
+func writeSamples(t *testing.T, dir, name string, accs map[string][]float64) {
+	t.Helper()
+	var s []eval.Sample
+	for task, a := range accs {
+		for i, v := range a {
+			s = append(s, eval.Sample{Task: task, DocID: i, LogLiks: []float64{-1, -2}, CompletionLen: []int{1, 1}, Acc: v})
+		}
+	}
+	if err := eval.WriteSamplesFile(filepath.Join(dir, name), s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLoadPaired checks the paired differences against values worked by
+// hand: piqa d = B − A = (0, 1, 0, −1, 1), mean 0.2, sample sd
+// sqrt(2.8/4), SE sqrt(0.7/5) = 0.374166; unpaired hypot(sqrt(.24/4),
+// sqrt(.16/4)) = 0.316228. arc_easy d = (1, 0, 0): 1/3, SE 1/3, unpaired
+// hypot(1/3, 1/3). Averages: 0.266667, sqrt(0.14 + 1/9)/2 = 0.250555,
+// sqrt(0.1 + 2/9)/2 = 0.283823.
+func TestLoadPaired(t *testing.T) {
+	dir := t.TempDir()
+	writeSamples(t, dir, "wanda50-none.zeroshot.samples.jsonl.gz", map[string][]float64{"piqa": {1, 0, 1, 1, 0}})
+	writeSamples(t, dir, "wanda50-none.zeroshot-mmlu.samples.jsonl.gz", map[string][]float64{"arc_easy": {0, 0, 1}})
+	writeSamples(t, dir, "wanda50-optima.zeroshot.samples.jsonl.gz", map[string][]float64{"piqa": {1, 1, 1, 0, 1}, "arc_easy": {1, 0, 1}})
+	// A row without its pair's samples is left out.
+	writeSamples(t, dir, "sgpt24-own.zeroshot.samples.jsonl.gz", map[string][]float64{"piqa": {1}})
+	ps, err := LoadPaired(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 1 || ps[0].A != "wanda50-none" || ps[0].B != "wanda50-optima" {
+		t.Fatalf("pairs %+v, want wanda50-none vs wanda50-optima only", ps)
+	}
+	p := ps[0]
+	want := []PairedTask{
+		{Task: "piqa", N: 5, Diff: 0.2, SE: 0.374166, Unpaired: 0.316228},
+		{Task: "arc_easy", N: 3, Diff: 1.0 / 3, SE: 1.0 / 3, Unpaired: 0.471405},
+	}
+	if len(p.Tasks) != len(want) {
+		t.Fatalf("tasks %+v, want %+v", p.Tasks, want)
+	}
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-6 }
+	for i, w := range want {
+		g := p.Tasks[i]
+		if g.Task != w.Task || g.N != w.N || !near(g.Diff, w.Diff) || !near(g.SE, w.SE) || !near(g.Unpaired, w.Unpaired) {
+			t.Errorf("task %d: %+v, want %+v", i, g, w)
+		}
+	}
+	if !near(p.AvgDiff, 0.266667) || !near(p.AvgSE, 0.250555) || !near(p.AvgUnpaired, 0.283823) {
+		t.Errorf("averages %.6f ± %.6f (unpaired %.6f), want 0.266667 ± 0.250555 (0.283823)", p.AvgDiff, p.AvgSE, p.AvgUnpaired)
+	}
+	var b bytes.Buffer
+	MarkdownPaired(&b, ps)
+	for _, s := range []string{"| Wanda 50% / optima − Wanda 50% / none | +20.00 ± 37.42 | +33.33 ± 33.33 | +26.67 ± 25.06 | 28.38 |", "piqa 5, arc_easy 3"} {
+		if !strings.Contains(b.String(), s) {
+			t.Errorf("markdown lacks %q:\n%s", s, b.String())
+		}
+	}
+}
+
+// TestLoadPairedErrors: a task only one row of a pair scored, or scored on
+// other documents, is an error naming the rows.
+func TestLoadPairedErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		a, b         map[string][]float64
+		wantContains string
+	}{
+		{"task only in the optima row", map[string][]float64{"piqa": {1}}, map[string][]float64{"piqa": {1}, "arc_easy": {0}}, "wanda24-optima has samples of arc_easy"},
+		{"task only in the base row", map[string][]float64{"piqa": {1}, "winogrande": {0}}, map[string][]float64{"piqa": {1}}, "wanda24-none has samples of winogrande"},
+		{"different documents", map[string][]float64{"piqa": {1, 0}}, map[string][]float64{"piqa": {1}}, "wanda24-optima vs wanda24-none, piqa"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeSamples(t, dir, "wanda24-none.zeroshot.samples.jsonl.gz", tc.a)
+			writeSamples(t, dir, "wanda24-optima.zeroshot.samples.jsonl.gz", tc.b)
+			_, err := LoadPaired(dir)
+			if err == nil || !strings.Contains(err.Error(), tc.wantContains) {
+				t.Fatalf("error %v, want one containing %q", err, tc.wantContains)
+			}
+		})
+	}
+}
