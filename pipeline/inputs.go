@@ -18,7 +18,8 @@ import (
 // fullHashLimit is the largest file whose whole contents go into its
 // inputID; of a larger file only the first headHashBytes are hashed (the
 // safetensors header with the tensor index, a GGUF's metadata) and its size
-// and modification time stand for the rest.
+// and, locally, its modification time, on GCS the object's CRC32C, stand
+// for the rest.
 var fullHashLimit int64 = 64 << 20
 
 // headHashBytes is how much of a file above fullHashLimit is hashed.
@@ -37,6 +38,10 @@ type inputID struct {
 	// ModTimeNS is the modification time (Unix nanoseconds) of a local
 	// file hashed only in part: a rewrite of the part not hashed changes it.
 	ModTimeNS int64 `json:"mtime_ns,omitempty"`
+	// CRC32C is the hex CRC-32C of the whole object, as GCS stores it, of a
+	// gs:// file hashed only in part: GCS objects have no modification time
+	// that a rewrite must change, but their checksum covers every byte.
+	CRC32C string `json:"crc32c,omitempty"`
 }
 
 // modelFile reports whether a file of a model directory can change what
@@ -108,7 +113,9 @@ func fileID(ctx context.Context, p string) (inputID, error) {
 	n := id.Size
 	if n > fullHashLimit {
 		n, id.Head = headHashBytes, true
-		if !fileio.IsRemote(p) {
+		if c, ok := r.(interface{ CRC32C() uint32 }); ok {
+			id.CRC32C = fmt.Sprintf("%08x", c.CRC32C())
+		} else {
 			st, err := os.Stat(p)
 			if err != nil {
 				return inputID{}, fmt.Errorf("identify input: %w", err)

@@ -2,11 +2,16 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
+	"hash/crc32"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/optima-llm/optima/internal/fileio"
+	"github.com/optima-llm/optima/internal/fileio/gcstest"
 )
 
 // TestFileIDLargeFile: above fullHashLimit a file's identity is its size,
@@ -57,5 +62,48 @@ func TestFileIDLargeFile(t *testing.T) {
 	small := write(data[:100], stamp)
 	if small.Head || small.ModTimeNS != 0 {
 		t.Errorf("a small file's identity %+v: want the whole-file hash, no time", small)
+	}
+}
+
+// TestFileIDLargeObject: above fullHashLimit a gs:// object's identity is
+// its size, the hash of its head and GCS's CRC32C of the whole object, so
+// a byte changed past the head changes it and the same bytes written again
+// keep it (GCS emulator).
+func TestFileIDLargeObject(t *testing.T) {
+	defer func(n int64) { fullHashLimit = n }(fullHashLimit)
+	fullHashLimit = headHashBytes
+	gcstest.Start(t, "bkt")
+	ctx := context.Background()
+	const p = "gs://bkt/model.gguf"
+	r := rand.New(rand.NewPCG(5, 6))
+	data := make([]byte, 2*headHashBytes)
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	write := func(b []byte) inputID {
+		t.Helper()
+		if err := fileio.WriteFile(ctx, p, b); err != nil {
+			t.Fatal(err)
+		}
+		id, err := fileID(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	base := write(data)
+	if !base.Head || base.CRC32C == "" || base.ModTimeNS != 0 || base.Size != int64(len(data)) {
+		t.Fatalf("identity %+v: want a head hash, the object's CRC32C and the size", base)
+	}
+	if want := fmt.Sprintf("%08x", crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli))); base.CRC32C != want {
+		t.Errorf("CRC32C %s, want %s", base.CRC32C, want)
+	}
+	if again := write(data); again != base {
+		t.Errorf("same bytes written again: %+v, want %+v", again, base)
+	}
+	tail := append([]byte(nil), data...)
+	tail[len(tail)-1] ^= 1
+	if id := write(tail); id == base {
+		t.Errorf("a byte changed past the head kept the identity %+v", id)
 	}
 }

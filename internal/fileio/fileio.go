@@ -462,7 +462,7 @@ func OpenReaderAt(ctx context.Context, p string) (ReaderAt, error) {
 		return nil, notExist(p, err)
 	}
 	// Pin the generation: a concurrent overwrite cannot mix two versions.
-	return &gcsReaderAt{ctx: context.WithoutCancel(ctx), obj: obj.Generation(attrs.Generation), size: attrs.Size, name: p}, nil
+	return &gcsReaderAt{ctx: context.WithoutCancel(ctx), obj: obj.Generation(attrs.Generation), size: attrs.Size, crc32c: attrs.CRC32C, name: p}, nil
 }
 
 type localReaderAt struct {
@@ -473,10 +473,11 @@ type localReaderAt struct {
 func (l *localReaderAt) Size() int64 { return l.size }
 
 type gcsReaderAt struct {
-	ctx  context.Context
-	obj  *storage.ObjectHandle
-	size int64
-	name string
+	ctx    context.Context
+	obj    *storage.ObjectHandle
+	size   int64
+	crc32c uint32
+	name   string
 
 	mu     sync.Mutex
 	ranged int64 // ranged reads made, for tests
@@ -484,6 +485,11 @@ type gcsReaderAt struct {
 
 func (g *gcsReaderAt) Size() int64  { return g.size }
 func (g *gcsReaderAt) Close() error { return nil }
+
+// CRC32C is the CRC-32C (Castagnoli) checksum of the whole object as GCS
+// stores it with every object (computed by GCS on upload), so that callers
+// can tell contents apart without reading them.
+func (g *gcsReaderAt) CRC32C() uint32 { return g.crc32c }
 
 // ReadAt reads len(b) bytes at off with one ranged GET. Reading past the
 // end returns the bytes there and io.EOF, as io.ReaderAt requires.
