@@ -371,7 +371,10 @@ func (c Config) CheckReachable(ctx context.Context) error {
 // Execute validates c and runs p on its runner, waiting for the job to end.
 // A failed or cancelled job, or a job server that goes away, is an error
 // naming the runner (and the endpoint for flink). With DryRun, the Dataflow
-// job is printed to c.Stdout and the result is nil.
+// job is printed to c.Stdout and the result is nil. Loopback runs (local,
+// flink with LOOPBACK) run with $TMPDIR pointing at a private directory
+// inside it, which removes the empty beamloopbackworker-* file Beam leaves
+// per run (withPrivateTemp).
 func Execute(ctx context.Context, c Config, p *beam.Pipeline) (beam.PipelineResult, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -381,12 +384,25 @@ func Execute(ctx context.Context, c Config, p *beam.Pipeline) (beam.PipelineResu
 		var err error
 		switch c.name() {
 		case Local:
-			res, err = prism.Execute(ctx, p)
+			err = withPrivateTemp(func() error {
+				var err error
+				res, err = prism.Execute(ctx, p)
+				return err
+			})
 		case Flink:
 			if err := c.CheckReachable(ctx); err != nil {
 				return err
 			}
-			res, err = universal.Execute(ctx, p)
+			run := func() error {
+				var err error
+				res, err = universal.Execute(ctx, p)
+				return err
+			}
+			if !c.Remote() { // LOOPBACK
+				err = withPrivateTemp(run)
+			} else {
+				err = run()
+			}
 			if err != nil && strings.Contains(err.Error(), "code = Unavailable") {
 				err = fmt.Errorf("flink job server at %s went away or is unreachable (stopped or crashed?): %w", c.JobEndpoint, err)
 			} else if err != nil {

@@ -413,6 +413,7 @@ func TestBadInput(t *testing.T) {
 		{"eval data dir", []string{"eval", "--model", f.model, "--data-dir", filepath.Join(dir, "nodata")}, []string{"--data-dir", "nodata"}},
 		{"eval no wikitext", []string{"eval", "--model", f.model, "--data-dir", dir, "--no-progress"}, []string{"wiki.test.raw"}},
 		{"eval-limit without eval-tasks", f.pruneArgs("OUT", "--eval-limit", "5"), []string{"--eval-limit", "--eval-tasks"}},
+		{"data-dir with calib and no eval-tasks", f.pruneArgs("OUT", "--data-dir", f.data), []string{"--data-dir", f.data, "--calib", "--eval-tasks"}},
 		{"eval-tasks files missing", f.pruneArgs("OUT", "--eval-tasks", "piqa", "--data-dir", f.data), []string{"--eval-tasks", "piqa_valid.jsonl"}},
 		{"eval zero-shot files missing", []string{"eval", "--model", f.model, "--task", "wikitext2,arc_easy", "--seqlen", "32", "--data-dir", f.data, "--no-progress"}, []string{"--task", "arc_easy.jsonl"}},
 		{"sparsity garbage", []string{"sparsity", "--model", garbage}, []string{"--model", "model.safetensors"}},

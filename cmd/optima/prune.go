@@ -138,7 +138,7 @@ prune_and_quantize to these flags.`,
 	f.StringVar(&o.cfg.WorkRoot, "work-dir", "", "work directory for resumable state (default OUT.work)")
 	f.IntVar(&o.cfg.Threads, "threads", 0, "compute threads per worker (0: all cores)")
 	f.IntVar(&o.cfg.StopAfter, "stop-after-blocks", 0, "stop once this many blocks are done (0: all); rerun to resume")
-	f.StringVar(&o.dataDir, "data-dir", "", "data directory (default: $OPTIMA_DATA, ../shared/data, ../../shared/data, shared/data)")
+	f.StringVar(&o.dataDir, "data-dir", "", "data directory of the default --calib and the --eval-tasks files (default: $OPTIMA_DATA, ../shared/data, ../../shared/data, shared/data)")
 	runners.AddFlags(f, &o.run)
 	f.BoolVar(&o.keepWork, "keep-work", false, "keep the work directory (finished blocks, hidden states) after a successful run; by default it is removed")
 	f.BoolVar(&o.noProg, "no-progress", false, "no progress bar")
@@ -237,6 +237,11 @@ func (o *pruneOptions) Validate() error {
 	}
 	if o.evalTasks == "" && o.evalLimit != 0 {
 		return &flagError{"--eval-limit", fmt.Sprint(o.evalLimit), "does nothing without --eval-tasks"}
+	}
+	// The data directory gives only the default --calib and the
+	// --eval-tasks files; with neither it would be ignored.
+	if o.dataDir != "" && o.calibSet && o.evalTasks == "" {
+		return &flagError{"--data-dir", o.dataDir, "does nothing: it gives the default --calib and the --eval-tasks files, and --calib is given without --eval-tasks"}
 	}
 	// The conjugate-gradient and float64 settings belong to the exact row
 	// re-fit; with another update nothing reads them.

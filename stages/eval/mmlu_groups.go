@@ -44,8 +44,11 @@ func init() {
 type GroupResult struct {
 	// Acc is aggregate_subtask_metrics with weight_by_size: Σ acc_i·n_i / Σ n_i.
 	Acc float64 `json:"acc"`
-	// AccStderr is PooledSampleStderr of the subjects' acc_stderr and sizes.
-	AccStderr float64 `json:"acc_stderr"`
+	// AccStderr is PooledSampleStderr of the subjects' acc_stderr and
+	// sizes; nil, and left out of the JSON, when a subject's is nil (one
+	// item), where the harness reports "N/A" (lm_eval/api/group.py,
+	// 0.4.13: pooled_sample_stderr only when no subtask stderr is "N/A").
+	AccStderr *float64 `json:"acc_stderr,omitempty"`
 	// Items is Σ n_i; Subjects the number of subjects aggregated.
 	Items    int `json:"items"`
 	Subjects int `json:"subjects"`
@@ -61,8 +64,10 @@ type GroupResult struct {
 // (se_i²·n_i is subtask i's sample variance) and the result is sqrt(s²/N).
 // It pools the within-subtask variances only: the spread of the subtasks'
 // means adds nothing, so it is not the stderr over all items pooled. It
-// returns 0 when N ≤ k (every subtask has one item; the harness divides by
-// zero there). It panics when the lengths differ or a size is below 1.
+// returns NaN when N ≤ k (every subtask has one item: the pooled variance
+// is undefined, and the harness's division by zero raises; its groups
+// never get there, as a one-item subtask's stderr is "N/A"). It panics when
+// the lengths differ or a size is below 1.
 func PooledSampleStderr(stderrs []float64, sizes []int) float64 {
 	if len(stderrs) != len(sizes) {
 		panic(fmt.Sprintf("eval: PooledSampleStderr of %d stderrs and %d sizes", len(stderrs), len(sizes)))
@@ -79,7 +84,7 @@ func PooledSampleStderr(stderrs []float64, sizes []int) float64 {
 		total += n
 	}
 	if total <= len(sizes) {
-		return 0
+		return math.NaN()
 	}
 	return math.Sqrt(num / float64(total-len(sizes)) / float64(total))
 }
@@ -116,7 +121,8 @@ func mmluLeafOrder(subjects []string) []string {
 // subgroups' results; weight_by_size as in lm_eval/tasks/mmlu/default
 // _mmlu*.yaml): Acc = Σ acc_i·n_i / Σ n_i and AccStderr =
 // PooledSampleStderr over the subjects, visited in the harness's order
-// (which fixes the floating-point sums bit for bit). mmlu covers every
+// (which fixes the floating-point sums bit for bit), or nil when a member
+// subject's AccStderr is nil (the harness's "N/A"). mmlu covers every
 // subject given; categories (keyed "stem", "other", "social_sciences",
 // "humanities") only those with subjects among them, and a subject missing
 // from MMLUCategories counts in mmlu only. It panics on an empty map.
@@ -134,13 +140,24 @@ func MMLUGroups(subjects map[string]SubjectResult) (mmlu GroupResult, categories
 		ses := make([]float64, len(members))
 		sizes := make([]int, len(members))
 		total := 0
+		na := false
 		for i, s := range members {
 			r := subjects[s]
 			weighted += r.Acc * float64(r.Items)
-			ses[i], sizes[i] = r.AccStderr, r.Items
+			if r.AccStderr == nil {
+				na = true
+			} else {
+				ses[i] = *r.AccStderr
+			}
+			sizes[i] = r.Items
 			total += r.Items
 		}
-		return GroupResult{Acc: weighted / float64(total), AccStderr: PooledSampleStderr(ses, sizes), Items: total, Subjects: len(members)}
+		g := GroupResult{Acc: weighted / float64(total), Items: total, Subjects: len(members)}
+		if !na {
+			se := PooledSampleStderr(ses, sizes)
+			g.AccStderr = &se
+		}
+		return g
 	}
 	categories = map[string]GroupResult{}
 	for _, c := range MMLUCategoryOrder {

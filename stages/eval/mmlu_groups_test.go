@@ -20,10 +20,10 @@ type mmluGolden struct {
 	LeafOrder []string                 `json:"leaf_order"`
 	Subjects  map[string]SubjectResult `json:"subjects"`
 	Groups    map[string]struct {
-		Acc       float64 `json:"acc"`
-		AccStderr float64 `json:"acc_stderr"`
-		N         int     `json:"n"`
-		Subjects  int     `json:"subjects"`
+		Acc       float64  `json:"acc"`
+		AccStderr *float64 `json:"acc_stderr"`
+		N         int      `json:"n"`
+		Subjects  int      `json:"subjects"`
 	} `json:"groups"`
 	ItemPooled float64 `json:"item_pooled_acc_stderr"`
 }
@@ -34,9 +34,9 @@ func (g *mmluGolden) UnmarshalJSON(b []byte) error {
 	var raw struct {
 		plain
 		Subjects map[string]struct {
-			Acc       float64 `json:"acc"`
-			AccStderr float64 `json:"acc_stderr"`
-			N         int     `json:"n"`
+			Acc       float64  `json:"acc"`
+			AccStderr *float64 `json:"acc_stderr"`
+			N         int      `json:"n"`
 		} `json:"subjects"`
 	}
 	if err := json.Unmarshal(b, &raw); err != nil {
@@ -89,8 +89,8 @@ func TestMMLUGroupStderrHarness(t *testing.T) {
 	if diff := cmp.Diff(g.Subjects, res.Subjects); diff != "" {
 		t.Errorf("subjects (-harness +ours):\n%s", diff)
 	}
-	if res.AccStderr != g.Groups["mmlu"].AccStderr {
-		t.Errorf("mmlu acc_stderr %.17g, harness %.17g", res.AccStderr, g.Groups["mmlu"].AccStderr)
+	if diff := cmp.Diff(g.Groups["mmlu"].AccStderr, res.AccStderr); diff != "" {
+		t.Errorf("mmlu acc_stderr (-harness +ours):\n%s", diff)
 	}
 	if math.Abs(res.Acc-g.Groups["mmlu"].Acc) > 1e-15 {
 		t.Errorf("mmlu acc %.17g, harness %.17g", res.Acc, g.Groups["mmlu"].Acc)
@@ -114,8 +114,8 @@ func TestMMLUGroupStderrHarness(t *testing.T) {
 		t.Errorf("leaf order (-harness +ours):\n%s", diff)
 	}
 	// The old number (mean_stderr over all 14042 items) is not the harness's.
-	if _, se := meanStderr(mmluScores(task, lls)); se != g.ItemPooled || se == res.AccStderr {
-		t.Errorf("item-pooled stderr %.17g (golden %.17g), group stderr %.17g", se, g.ItemPooled, res.AccStderr)
+	if _, se := meanStderr(mmluScores(task, lls)); res.AccStderr == nil || se != g.ItemPooled || se == *res.AccStderr {
+		t.Errorf("item-pooled stderr %.17g (golden %.17g), group stderr %v", se, g.ItemPooled, res.AccStderr)
 	}
 }
 
@@ -176,11 +176,12 @@ func TestPooledSampleStderr(t *testing.T) {
 		// Equal sizes and stderrs: se/sqrt(k)·sqrt((n−1)/(n−1)) = se/sqrt(k)
 		// ((n−1)·se²·n·k / (k(n−1)) / (kn) = se²/k).
 		{"equal", []float64{0.3, 0.3, 0.3, 0.3}, []int{10, 10, 10, 10}, 0.15},
-		// Every subtask of one item: N − k = 0.
-		{"singletons", []float64{0, 0}, []int{1, 1}, 0},
+		// Every subtask of one item: N − k = 0, undefined.
+		{"singletons", []float64{0, 0}, []int{1, 1}, math.NaN()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := PooledSampleStderr(tc.ses, tc.sizes); math.Abs(got-tc.want) > 1e-16 {
+			got := PooledSampleStderr(tc.ses, tc.sizes)
+			if math.IsNaN(tc.want) != math.IsNaN(got) || math.Abs(got-tc.want) > 1e-16 {
 				t.Errorf("got %.17g, want %.17g", got, tc.want)
 			}
 		})
@@ -205,22 +206,22 @@ func TestPooledSampleStderr(t *testing.T) {
 // only its own; hand-computed values.
 func TestMMLUGroupsPartial(t *testing.T) {
 	subs := map[string]SubjectResult{
-		"anatomy":         {Acc: 0.5, Items: 2, AccStderr: 0.5},
-		"virology":        {Acc: 0.25, Items: 4, AccStderr: 0.25},
-		"not_a_subject":   {Acc: 1, Items: 2, AccStderr: 0},
-		"world_religions": {Acc: 0, Items: 3, AccStderr: 0},
+		"anatomy":         {Acc: 0.5, Items: 2, AccStderr: ptr(0.5)},
+		"virology":        {Acc: 0.25, Items: 4, AccStderr: ptr(0.25)},
+		"not_a_subject":   {Acc: 1, Items: 2, AccStderr: ptr(0)},
+		"world_religions": {Acc: 0, Items: 3, AccStderr: ptr(0)},
 	}
 	mmlu, cats := MMLUGroups(subs)
 	// mmlu: acc (0.5·2 + 0.25·4 + 0 + 1·2)/11 = 4/11; pooled variance
 	// (1·0.25·2 + 3·0.0625·4)/(11−4) = 1.25/7, stderr sqrt(1.25/7/11).
-	wantMMLU := GroupResult{Acc: 4.0 / 11, AccStderr: math.Sqrt(1.25 / 7 / 11), Items: 11, Subjects: 4}
+	wantMMLU := GroupResult{Acc: 4.0 / 11, AccStderr: ptr(math.Sqrt(1.25 / 7 / 11)), Items: 11, Subjects: 4}
 	if diff := cmp.Diff(wantMMLU, mmlu, cmpApprox); diff != "" {
 		t.Errorf("mmlu (-want +got):\n%s", diff)
 	}
 	want := map[string]GroupResult{
-		"stem":       {Acc: 0.5, AccStderr: 0.5, Items: 2, Subjects: 1},
-		"other":      {Acc: 0.25, AccStderr: 0.25, Items: 4, Subjects: 1},
-		"humanities": {Acc: 0, AccStderr: 0, Items: 3, Subjects: 1},
+		"stem":       {Acc: 0.5, AccStderr: ptr(0.5), Items: 2, Subjects: 1},
+		"other":      {Acc: 0.25, AccStderr: ptr(0.25), Items: 4, Subjects: 1},
+		"humanities": {Acc: 0, AccStderr: ptr(0), Items: 3, Subjects: 1},
 	}
 	if diff := cmp.Diff(want, cats, cmpApprox); diff != "" {
 		t.Errorf("categories (-want +got):\n%s", diff)
@@ -228,3 +229,5 @@ func TestMMLUGroupsPartial(t *testing.T) {
 }
 
 var cmpApprox = cmp.Comparer(func(a, b float64) bool { return math.Abs(a-b) <= 1e-15 })
+
+func ptr(x float64) *float64 { return &x }

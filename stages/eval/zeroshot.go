@@ -16,9 +16,11 @@ import (
 type SubjectResult struct {
 	Acc   float64 `json:"acc"`
 	Items int     `json:"items"`
-	// AccStderr is the harness's mean_stderr of the subject's 0/1 scores
-	// (0 for one item).
-	AccStderr float64 `json:"acc_stderr"`
+	// AccStderr is the harness's mean_stderr of the subject's 0/1 scores;
+	// nil, and left out of the JSON, for a subject of one item, where the
+	// harness reports "N/A" (lm_eval/evaluator_utils.py, 0.4.13: a stderr
+	// only when len(items) > 1).
+	AccStderr *float64 `json:"acc_stderr,omitempty"`
 }
 
 // TaskResult is a zero-shot task's score, as lm-evaluation-harness reports
@@ -34,12 +36,16 @@ type TaskResult struct {
 	// of the per-item scores over sqrt(items); for MMLU (Subjects set) the
 	// harness's group stderr instead, MMLUGroups' PooledSampleStderr over
 	// the subjects (which leaves out the spread between subjects' means,
-	// so it is not mean_stderr over all items).
-	AccStderr float64 `json:"acc_stderr"`
+	// so it is not mean_stderr over all items). It is nil, and left out of
+	// the JSON, where the harness reports "N/A": a task of one item, or an
+	// MMLU with a subject of one item (GroupResult.AccStderr).
+	AccStderr *float64 `json:"acc_stderr,omitempty"`
 	// AccNorm divides each choice's log-likelihood by its length in
 	// characters before the argmax; nil where the harness does not report it
 	// (WinoGrande, MMLU).
-	AccNorm       *float64 `json:"acc_norm,omitempty"`
+	AccNorm *float64 `json:"acc_norm,omitempty"`
+	// AccNormStderr is AccNorm's mean_stderr; nil where AccNorm is, or
+	// where the harness reports "N/A" (one item).
 	AccNormStderr *float64 `json:"acc_norm_stderr,omitempty"`
 	// Subjects holds MMLU's per-subject accuracies; Acc is then their mean
 	// weighted by size (the harness's mmlu group: weight_by_size), which is
@@ -190,15 +196,16 @@ func Aggregate(task *Task, lls [][]float64) TaskResult {
 			s.scores = append(s.scores, acc[i])
 		}
 	}
-	res.Acc, res.AccStderr = meanStderr(acc)
+	res.Acc, res.AccStderr = meanStderrNA(acc)
 	if task.HasNorm {
-		m, se := meanStderr(norm)
-		res.AccNorm, res.AccNormStderr = &m, &se
+		var m float64
+		m, res.AccNormStderr = meanStderrNA(norm)
+		res.AccNorm = &m
 	}
 	if len(subs) > 0 {
 		res.Subjects = map[string]SubjectResult{}
 		for name, s := range subs {
-			_, se := meanStderr(s.scores)
+			_, se := meanStderrNA(s.scores)
 			res.Subjects[name] = SubjectResult{Acc: float64(s.correct) / float64(s.n), Items: s.n, AccStderr: se}
 		}
 		var mmlu GroupResult
@@ -252,6 +259,18 @@ func meanStderr(x []float64) (mean, stderr float64) {
 		ss += (v - mean) * (v - mean)
 	}
 	return mean, math.Sqrt(ss/float64(len(x)-1)) / math.Sqrt(float64(len(x)))
+}
+
+// meanStderrNA is meanStderr with the harness's "N/A" (a nil stderr) for
+// fewer than two scores, where the sample standard deviation is undefined
+// (lm_eval/evaluator_utils.py, 0.4.13: stderr_fn(items) if len(items) > 1
+// else "N/A").
+func meanStderrNA(x []float64) (mean float64, stderr *float64) {
+	mean, se := meanStderr(x)
+	if len(x) < 2 {
+		return mean, nil
+	}
+	return mean, &se
 }
 
 // Summary is the result of several zero-shot tasks.

@@ -277,15 +277,15 @@ func TestAggregate(t *testing.T) {
 	if got.Acc != 2.0/3 || got.AccNorm == nil || *got.AccNorm != norm {
 		t.Fatalf("acc %v acc_norm %v, want 2/3 and 2/3", got.Acc, got.AccNorm)
 	}
-	want := map[string]SubjectResult{"x": {Acc: 0, Items: 1}, "y": {Acc: 1, Items: 2}}
+	want := map[string]SubjectResult{"x": {Acc: 0, Items: 1}, "y": {Acc: 1, Items: 2, AccStderr: ptr(0)}}
 	if diff := cmp.Diff(want, got.Subjects); diff != "" {
 		t.Errorf("subjects (-want +got):\n%s", diff)
 	}
 	// With subjects, the stderr is the harness's group stderr, which pools
-	// the within-subject variances only: both are 0 here. x and y are no
-	// MMLU subjects, so there are no categories.
-	if got.AccStderr != 0 || len(got.Categories) != 0 {
-		t.Errorf("with subjects: stderr %v categories %v, want 0 and none", got.AccStderr, got.Categories)
+	// the within-subject variances only; x has one item, so it is "N/A"
+	// (nil). x and y are no MMLU subjects, so there are no categories.
+	if got.AccStderr != nil || len(got.Categories) != 0 {
+		t.Errorf("with subjects: stderr %v categories %v, want nil and none", got.AccStderr, got.Categories)
 	}
 	// Without subjects it is mean_stderr over the items.
 	plain := &Task{Name: "t", HasNorm: true}
@@ -294,7 +294,7 @@ func TestAggregate(t *testing.T) {
 		plain.Items = append(plain.Items, it)
 	}
 	se := math.Sqrt((2*math.Pow(1-2.0/3, 2)+math.Pow(2.0/3, 2))/2) / math.Sqrt(3)
-	if p := Aggregate(plain, lls); math.Abs(p.AccStderr-se) > 1e-12 || p.Acc != got.Acc || p.Subjects != nil {
+	if p := Aggregate(plain, lls); p.AccStderr == nil || math.Abs(*p.AccStderr-se) > 1e-12 || p.Acc != got.Acc || p.Subjects != nil {
 		t.Errorf("without subjects: stderr %v, want %v; acc %v, subjects %v", p.AccStderr, se, p.Acc, p.Subjects)
 	}
 	sum := Summarize([]TaskResult{got, {Acc: 0.5}})

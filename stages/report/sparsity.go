@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -84,7 +85,7 @@ func linearWeights(src model.Source) ([]string, string) {
 					names = append(names, l.Weight())
 				}
 			}
-			slices.Sort(names)
+			slices.SortFunc(names, compareNatural)
 			return names, SelectFamily
 		}
 	}
@@ -94,11 +95,56 @@ func linearWeights(src model.Source) ([]string, string) {
 			names = append(names, name)
 		}
 	}
+	slices.SortFunc(names, compareNatural)
 	return names, SelectNames
 }
 
+// compareNatural orders tensor names numeric-aware, so that
+// model.layers.2 comes before model.layers.10: runs of ASCII digits compare
+// by their value (of any length), other bytes as bytes (a byte and a digit
+// run compare as the byte and the run's first digit). Names equal but for
+// leading zeros put the first run with fewer zeros first, so only equal
+// strings compare 0. It returns -1, 0 or +1, as strings.Compare.
+func compareNatural(a, b string) int {
+	isDigit := func(c byte) bool { return '0' <= c && c <= '9' }
+	tie := 0 // the first difference in leading zeros
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		if !isDigit(a[i]) || !isDigit(b[j]) {
+			if a[i] != b[j] {
+				return cmp.Compare(a[i], b[j])
+			}
+			i++
+			j++
+			continue
+		}
+		si, sj := i, j
+		for i < len(a) && isDigit(a[i]) {
+			i++
+		}
+		for j < len(b) && isDigit(b[j]) {
+			j++
+		}
+		ra, rb := strings.TrimLeft(a[si:i], "0"), strings.TrimLeft(b[sj:j], "0")
+		if c := cmp.Compare(len(ra), len(rb)); c != 0 {
+			return c
+		}
+		if c := strings.Compare(ra, rb); c != 0 {
+			return c
+		}
+		if tie == 0 {
+			tie = cmp.Compare(i-si, j-sj)
+		}
+	}
+	if c := cmp.Compare(len(a)-i, len(b)-j); c != 0 {
+		return c
+	}
+	return tie
+}
+
 // Sparsity counts the zeros of every prunable linear weight of src, sorted
-// by name: the weights of the family's Linears(i) for every block when the
+// by name in numeric-aware order (model.layers.2 before model.layers.10):
+// the weights of the family's Linears(i) for every block when the
 // architecture of src.Config() has a registered family (model.New), else
 // each tensor whose name passes IsLinearWeight. Tensors are loaded one at a
 // time and counted when they are 2-D. An exact zero (including −0) counts.

@@ -18,7 +18,9 @@
 // note gives the --limit of each file; without such files those columns
 // are left out. The average is recomputed from the merged tasks: the
 // unweighted mean of the tasks' acc, as lm-evaluation-harness' six-task
-// average in the OPTIMA paper.
+// average in the OPTIMA paper. A row whose MMLU lists fewer than its 57
+// subjects (a data directory that lacks some) is flagged in its mmlu cell,
+// its average and a note.
 //
 // With -paired it prints, instead, each base row (the selector's own update,
 // none for Wanda) against its optima row on the per-document zero-shot
@@ -95,6 +97,9 @@ type zeroShotFile struct {
 		Task  string  `json:"task"`
 		Items int     `json:"items"`
 		Acc   float64 `json:"acc"`
+		// Subjects is MMLU's per-subject results (only counted here);
+		// nil when the file lists none.
+		Subjects map[string]json.RawMessage `json:"subjects"`
 	} `json:"tasks"`
 	// Limit is eval's --limit (0 or absent: every item).
 	Limit int `json:"limit"`
@@ -125,6 +130,23 @@ type ZeroShot struct {
 	Average float64
 	// Sources are the files read, ROW.zeroshot.json first.
 	Sources []ZeroShotSource
+	// MMLUSubjects is the number of subjects the mmlu task lists; nil when
+	// there is no mmlu task or its file lists no subjects (older or
+	// hand-written files), so the count is unknown.
+	MMLUSubjects *int
+}
+
+// mmluSubjectCount is the number of MMLU subjects (lm-evaluation-harness
+// lm_eval/tasks/mmlu/default: 57 leaf tasks, stages/eval.MMLUCategories).
+const mmluSubjectCount = 57
+
+// partialMMLU reports whether z's mmlu lists fewer than its 57 subjects,
+// and how many it lists.
+func (z *ZeroShot) partialMMLU() (n int, partial bool) {
+	if z == nil || z.MMLUSubjects == nil || *z.MMLUSubjects >= mmluSubjectCount {
+		return 0, false
+	}
+	return *z.MMLUSubjects, true
 }
 
 // Result is one rendered row.
@@ -186,6 +208,10 @@ func loadZeroShot(dir, row string) (*ZeroShot, error) {
 			}
 			from[t.Task] = name
 			z.Acc[t.Task] = t.Acc
+			if t.Task == "mmlu" && t.Subjects != nil {
+				n := len(t.Subjects)
+				z.MMLUSubjects = &n
+			}
 			z.Tasks = append(z.Tasks, t.Task)
 			src.Tasks = append(src.Tasks, t.Task)
 		}
@@ -252,14 +278,21 @@ func Load(dir, row string, windows int) (Result, error) {
 // When a row has zero-shot results, one "acc" column per task (in the order
 // the rows first list them) and "avg acc" follow, "—" where a row lacks
 // them (its average, over fewer tasks, then says "(K of N tasks)"), and a
-// note below the table gives the --limit of each zero-shot file.
+// note below the table gives the --limit of each zero-shot file. A row
+// whose MMLU lists fewer than 57 subjects has its mmlu cell say "(K of 57
+// subjects)", its average "(MMLU on K of 57 subjects)", and a note names
+// it: neither number is comparable with full-MMLU rows.
 func Markdown(w io.Writer, res []Result, missing []string, windows int) {
 	var tasks []string
 	seen := map[string]bool{}
 	var scorings []scoring
+	var partial []string // "Label (K)" of rows with a partial MMLU
 	for _, r := range res {
 		if r.ZeroShot == nil {
 			continue
+		}
+		if n, ok := r.ZeroShot.partialMMLU(); ok {
+			partial = append(partial, fmt.Sprintf("%s (%d)", r.Label, n))
 		}
 		for _, t := range r.ZeroShot.Tasks {
 			if !seen[t] {
@@ -288,7 +321,11 @@ func Markdown(w io.Writer, res []Result, missing []string, windows int) {
 		}
 		for _, t := range tasks {
 			if a, ok := r.ZeroShot.accOf(t); ok {
-				line += fmt.Sprintf(" %.4f |", a)
+				line += fmt.Sprintf(" %.4f", a)
+				if n, part := r.ZeroShot.partialMMLU(); part && t == "mmlu" {
+					line += fmt.Sprintf(" (%d of %d subjects)", n, mmluSubjectCount)
+				}
+				line += " |"
 			} else {
 				line += " — |"
 			}
@@ -296,9 +333,17 @@ func Markdown(w io.Writer, res []Result, missing []string, windows int) {
 		if len(tasks) > 0 {
 			if r.ZeroShot != nil {
 				line += fmt.Sprintf(" %.4f", r.ZeroShot.Average)
+				// Not comparable with the rows that have every task, or
+				// all of MMLU.
+				var flags []string
 				if n := len(r.ZeroShot.Tasks); n < len(tasks) {
-					// Not comparable with the rows that have every task.
-					line += fmt.Sprintf(" (%d of %d tasks)", n, len(tasks))
+					flags = append(flags, fmt.Sprintf("%d of %d tasks", n, len(tasks)))
+				}
+				if n, part := r.ZeroShot.partialMMLU(); part {
+					flags = append(flags, fmt.Sprintf("MMLU on %d of %d subjects", n, mmluSubjectCount))
+				}
+				if len(flags) > 0 {
+					line += " (" + strings.Join(flags, "; ") + ")"
 				}
 				line += " |"
 			} else {
@@ -309,6 +354,10 @@ func Markdown(w io.Writer, res []Result, missing []string, windows int) {
 	}
 	if len(tasks) > 0 {
 		fmt.Fprintf(w, "\nZero-shot acc as lm-evaluation-harness 0.4 scores it (optima eval); avg acc is the unweighted mean over the row's tasks. %s\n", limitNote(scorings))
+	}
+	if len(partial) > 0 {
+		fmt.Fprintf(w, "\nMMLU was scored on fewer than its %d subjects for %s (subjects scored in parentheses): their mmlu acc and avg acc are over those subjects only and not comparable with full-MMLU rows.\n",
+			mmluSubjectCount, strings.Join(partial, ", "))
 	}
 	if len(missing) > 0 {
 		fmt.Fprintf(w, "\nNot computed: %s.\n", strings.Join(missing, ", "))

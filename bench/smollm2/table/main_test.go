@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -406,5 +407,57 @@ func TestLoadAllMissingDir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "nosuch")
 	if _, _, err := LoadAll(dir, 1); err == nil || !strings.Contains(err.Error(), dir) {
 		t.Errorf("LoadAll(%s): error %v, want one naming the directory", dir, err)
+	}
+}
+
+// TestMMLUFewerSubjects: a row whose MMLU was scored on fewer than its 57
+// subjects (a data directory that lacks some) is flagged in its mmlu cell,
+// in its average and in a note, in whichever file MMLU came; rows with
+// all 57, or whose file does not list subjects, keep plain numbers.
+func TestMMLUFewerSubjects(t *testing.T) {
+	subjects := func(n int) string {
+		var s []string
+		for i := range n {
+			s = append(s, fmt.Sprintf(`"s%02d": {"acc": 0.25, "items": 2}`, i))
+		}
+		return `{` + strings.Join(s, ", ") + `}`
+	}
+	dir := t.TempDir()
+	for name, s := range map[string]string{
+		"dense.eval.json":     `{"window_nll": [1]}`,
+		"dense.zeroshot.json": `{"tasks": [{"task": "piqa", "acc": 0.5}, {"task": "mmlu", "acc": 0.3, "subjects": ` + subjects(57) + `}]}`,
+		// MMLU in its own file, over 12 subjects.
+		"wanda50-none.eval.json":          `{"window_nll": [2]}`,
+		"wanda50-none.report.json":        `{"totals": {}}`,
+		"wanda50-none.zeroshot.json":      `{"tasks": [{"task": "piqa", "acc": 0.25}]}`,
+		"wanda50-none.zeroshot-mmlu.json": `{"tasks": [{"task": "mmlu", "acc": 0.75, "subjects": ` + subjects(12) + `}]}`,
+		// A list of subjects, empty.
+		"sgpt50-own.eval.json":        `{"window_nll": [2]}`,
+		"sgpt50-own.report.json":      `{"totals": {}}`,
+		"sgpt50-own.zeroshot.json":    `{"tasks": [{"task": "piqa", "acc": 0.5}, {"task": "mmlu", "acc": 0.5, "subjects": {}}]}`,
+		"sgpt50-optima.eval.json":     `{"window_nll": [2]}`,
+		"sgpt50-optima.report.json":   `{"totals": {}}`,
+		"sgpt50-optima.zeroshot.json": `{"tasks": [{"task": "piqa", "acc": 0.5}, {"task": "mmlu", "acc": 0.5}]}`,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, missing, err := LoadAll(dir, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	Markdown(&b, res, missing, 1)
+	for _, s := range []string{
+		"| — | 0.5000 | 0.3000 | 0.4000 |",
+		"| 0 | 0.2500 | 0.7500 (12 of 57 subjects) | 0.5000 (MMLU on 12 of 57 subjects) |",
+		"| 0 | 0.5000 | 0.5000 (0 of 57 subjects) | 0.5000 (MMLU on 0 of 57 subjects) |",
+		"| 0 | 0.5000 | 0.5000 | 0.5000 |",
+		"MMLU was scored on fewer than its 57 subjects for Wanda 50% / none (12), SparseGPT 50% / own (0)",
+	} {
+		if !strings.Contains(b.String(), s) {
+			t.Errorf("table lacks %q:\n%s", s, b.String())
+		}
 	}
 }
