@@ -415,7 +415,7 @@ func (z *ZeroShot) scored() string {
 			unit = "each task (of each MMLU subject)"
 		}
 		if s.Limit == 0 {
-			parts = append(parts, fmt.Sprintf("all items of %s in %s", strings.TrimPrefix(unit, "each "), file))
+			parts = append(parts, fmt.Sprintf("all items of %s in %s", unit, file))
 			continue
 		}
 		parts = append(parts, fmt.Sprintf("the first %d items of %s in %s (--limit %d)", s.Limit, unit, file, s.Limit))

@@ -461,3 +461,15 @@ func TestMMLUFewerSubjects(t *testing.T) {
 		}
 	}
 }
+
+// TestScoredWording: the note on what a row's two zero-shot files scored.
+func TestScoredWording(t *testing.T) {
+	z := &ZeroShot{Sources: []ZeroShotSource{
+		{File: "dense.zeroshot.json", Tasks: []string{"piqa", "arc_easy"}},
+		{File: "dense.zeroshot-mmlu.json", Limit: 10, Tasks: []string{"mmlu"}},
+	}}
+	want := "all items of each task in ROW.zeroshot.json and the first 10 items of each MMLU subject in ROW.zeroshot-mmlu.json (--limit 10)"
+	if got := z.scored(); got != want {
+		t.Errorf("scored() = %q, want %q", got, want)
+	}
+}
