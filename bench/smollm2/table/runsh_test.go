@@ -135,6 +135,25 @@ func TestRunSh(t *testing.T) {
 			gone:   []string{"dense.zeroshot.samples.tmp.jsonl.gz"},
 		},
 		{
+			// MMLU's eval succeeds and writes its samples under the
+			// temporary name; the next eval fails: that file must go, and
+			// both old samples files stay.
+			name: "a failed zero-shot eval after MMLU's removes MMLU's new samples",
+			env:  []string{"ZEROSHOT_TASKS=piqa,mmlu", "ZEROSHOT_MMLU_LIMIT=3", "ZEROSHOT_SAMPLES=1", "FAKE_FAIL=piqa"},
+			rows: []string{"dense"},
+			before: map[string]string{
+				"dense.zeroshot.samples.jsonl.gz":      `{"task": "old"}`,
+				"dense.zeroshot-mmlu.samples.jsonl.gz": `{"task": "old mmlu"}`,
+			},
+			fail:  true,
+			evals: []string{"eval wikitext2 0", "eval mmlu 3", "eval piqa 0"},
+			after: map[string]string{
+				"dense.zeroshot.samples.jsonl.gz":      `{"task": "old"}`,
+				"dense.zeroshot-mmlu.samples.jsonl.gz": `{"task": "old mmlu"}`,
+			},
+			gone: []string{"dense.zeroshot-mmlu.samples.tmp.jsonl.gz", "dense.zeroshot-mmlu.json.tmp", "dense.zeroshot.samples.tmp.jsonl.gz"},
+		},
+		{
 			name:   "a failed eval keeps the previous result",
 			env:    []string{"FAKE_FAIL=wikitext2"},
 			rows:   []string{"dense"},
