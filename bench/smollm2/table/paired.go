@@ -56,8 +56,13 @@ type PairedTask struct {
 	Diff float64
 	// SE is the paired standard error of Diff (eval.PairedDifference);
 	// Unpaired the standard error were the two runs independent,
-	// sqrt(se_A² + se_B²) with se = sqrt(p(1−p)/(N−1)) as lm-evaluation-harness
-	// reports acc_stderr.
+	// sqrt(se_A² + se_B²) with se each row's acc_stderr as
+	// lm-evaluation-harness reports it: sqrt(p(1−p)/(N−1)), or for a task
+	// of subjects (MMLU, whose acc is the micro average over its items, the
+	// harness's weight_by_size) eval.PooledSampleStderr of the subjects'
+	// stderrs. SE pools the subjects' paired errors the same way: both
+	// leave out the spread between the subjects' means, as the subjects
+	// are fixed strata, not a sample.
 	SE, Unpaired float64
 }
 
@@ -155,12 +160,12 @@ func LoadPaired(dir string) ([]Paired, error) {
 		p := Paired{A: pr[0], B: pr[1]}
 		var se2, un2 float64
 		for _, t := range tasks {
-			diff, se, n, err := eval.PairedDifference(b[t], a[t])
+			pt, err := pairedTask(t, a[t], b[t])
 			if err != nil {
 				return nil, fmt.Errorf("%s vs %s, %s: %w", pr[1], pr[0], t, err)
 			}
-			un := math.Hypot(binomialSE(meanAcc(a[t]), n), binomialSE(meanAcc(b[t]), n))
-			p.Tasks = append(p.Tasks, PairedTask{Task: t, N: n, Diff: diff, SE: se, Unpaired: un})
+			diff, se, un := pt.Diff, pt.SE, pt.Unpaired
+			p.Tasks = append(p.Tasks, pt)
 			p.AvgDiff += diff
 			se2 += se * se
 			un2 += un * un
@@ -172,6 +177,48 @@ func LoadPaired(dir string) ([]Paired, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// pairedTask compares task's samples of row B with row A's. Diff is over
+// all documents (for MMLU the difference of the micro averages, which its
+// acc is); with subjects, SE and Unpaired pool the subjects' errors
+// (PairedTask).
+func pairedTask(task string, a, b []eval.Sample) (PairedTask, error) {
+	diff, se, n, err := eval.PairedDifference(b, a)
+	if err != nil {
+		return PairedTask{}, err
+	}
+	pt := PairedTask{Task: task, N: n, Diff: diff, SE: se,
+		Unpaired: math.Hypot(binomialSE(meanAcc(a), n), binomialSE(meanAcc(b), n))}
+	bySubject := func(s []eval.Sample) map[string][]eval.Sample {
+		m := map[string][]eval.Sample{}
+		for _, x := range s {
+			m[x.Subject] = append(m[x.Subject], x)
+		}
+		return m
+	}
+	as, bs := bySubject(a), bySubject(b)
+	if _, plain := as[""]; plain && len(as) == 1 {
+		return pt, nil
+	}
+	subjects := make([]string, 0, len(as))
+	for s := range as {
+		subjects = append(subjects, s)
+	}
+	slices.Sort(subjects)
+	ses, seA, seB := make([]float64, len(subjects)), make([]float64, len(subjects)), make([]float64, len(subjects))
+	sizes := make([]int, len(subjects))
+	for i, s := range subjects {
+		_, se, n, err := eval.PairedDifference(bs[s], as[s])
+		if err != nil {
+			return PairedTask{}, err
+		}
+		ses[i], sizes[i] = se, n
+		seA[i], seB[i] = binomialSE(meanAcc(as[s]), n), binomialSE(meanAcc(bs[s]), n)
+	}
+	pt.SE = eval.PooledSampleStderr(ses, sizes)
+	pt.Unpaired = math.Hypot(eval.PooledSampleStderr(seA, sizes), eval.PooledSampleStderr(seB, sizes))
+	return pt, nil
 }
 
 // taskOrder orders tasks as the OPTIMA paper's Table 1 lists them, unknown
@@ -226,5 +273,5 @@ func MarkdownPaired(w io.Writer, ps []Paired) {
 		parts = append(parts, fmt.Sprintf("%s %d", t, n[t]))
 	}
 	fmt.Fprintf(w, "\nDocuments per task: %s. Paired SE: eval.PairedDifference over the documents both rows scored;\n", strings.Join(parts, ", "))
-	fmt.Fprintln(w, "the averages' SE is sqrt(Σ SE²)/T over the T tasks.")
+	fmt.Fprintln(w, "MMLU's, and its unpaired SE, pool its subjects' errors as lm-evaluation-harness's group acc_stderr does; the averages' SE is sqrt(Σ SE²)/T over the T tasks.")
 }

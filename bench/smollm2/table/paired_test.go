@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -92,5 +93,90 @@ func TestLoadPairedErrors(t *testing.T) {
 				t.Fatalf("error %v, want one containing %q", err, tc.wantContains)
 			}
 		})
+	}
+}
+
+// TestLoadPairedMMLU: MMLU's difference is that of the micro averages over
+// its items (its acc, the harness's weight_by_size), and its errors leave
+// out the spread between subjects as the harness's group acc_stderr does:
+// each row's unpaired error is the acc_stderr optima eval reports for mmlu
+// (eval.MMLUGroups), and the paired SE is sqrt(W/(N−k)/N) with W the
+// within-subject sum of squares of d = B − A (k subjects, N documents).
+// The subjects' accuracies differ widely, so pooling the items would give
+// visibly larger errors.
+func TestLoadPairedMMLU(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 1))
+	type subject struct {
+		name   string
+		n      int
+		pa, pb float64
+	}
+	subjects := []subject{{"abstract_algebra", 40, 0.9, 0.8}, {"anatomy", 30, 0.1, 0.2}, {"virology", 25, 0.5, 0.6}}
+	var a, b []eval.Sample
+	for _, s := range subjects {
+		for i := range s.n {
+			x := eval.Sample{Task: "mmlu", Subject: s.name, DocID: i, LogLiks: []float64{-1, -2}, CompletionLen: []int{1, 1}}
+			y := x
+			if r.Float64() < s.pa {
+				x.Acc = 1
+			}
+			if r.Float64() < s.pb {
+				y.Acc = 1
+			}
+			a, b = append(a, x), append(b, y)
+		}
+	}
+	dir := t.TempDir()
+	for name, s := range map[string][]eval.Sample{"sgpt50-own.zeroshot-mmlu.samples.jsonl.gz": a, "sgpt50-optima.zeroshot-mmlu.samples.jsonl.gz": b} {
+		if err := eval.WriteSamplesFile(filepath.Join(dir, name), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ps, err := LoadPaired(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 1 || len(ps[0].Tasks) != 1 {
+		t.Fatalf("%+v: want one pair with mmlu", ps)
+	}
+	got := ps[0].Tasks[0]
+	// The harness's mmlu acc_stderr of each row, as optima eval reports it.
+	groupSE := func(s []eval.Sample) float64 {
+		sub := map[string]eval.SubjectResult{}
+		for _, x := range s {
+			r := sub[x.Subject]
+			r.Items++
+			r.Acc += x.Acc
+			sub[x.Subject] = r
+		}
+		for k, r := range sub {
+			p := r.Acc / float64(r.Items)
+			se := math.Sqrt(p * (1 - p) / float64(r.Items-1))
+			sub[k] = eval.SubjectResult{Acc: p, Items: r.Items, AccStderr: &se}
+		}
+		g, _ := eval.MMLUGroups(sub)
+		return *g.AccStderr
+	}
+	var sumA, sumB float64
+	mean := map[string]float64{}
+	for i := range a {
+		sumA += a[i].Acc
+		sumB += b[i].Acc
+		mean[a[i].Subject] += (b[i].Acc - a[i].Acc)
+	}
+	for _, s := range subjects {
+		mean[s.name] /= float64(s.n)
+	}
+	var w float64
+	for i := range a {
+		d := b[i].Acc - a[i].Acc - mean[a[i].Subject]
+		w += d * d
+	}
+	n := float64(len(a))
+	want := PairedTask{Task: "mmlu", N: len(a), Diff: (sumB - sumA) / n,
+		SE: math.Sqrt(w / (n - float64(len(subjects))) / n), Unpaired: math.Hypot(groupSE(a), groupSE(b))}
+	near := func(x, y float64) bool { return math.Abs(x-y) < 1e-12 }
+	if got.Task != want.Task || got.N != want.N || !near(got.Diff, want.Diff) || !near(got.SE, want.SE) || !near(got.Unpaired, want.Unpaired) {
+		t.Errorf("mmlu %+v, want %+v", got, want)
 	}
 }
