@@ -54,7 +54,9 @@ type PairedTask struct {
 	N int
 	// Diff is acc(B) − acc(A) over those documents.
 	Diff float64
-	// SE is the paired standard error of Diff (eval.PairedDifference);
+	// SE is the paired standard error of Diff (eval.PairedDifference),
+	// NaN (printed "N/A", the harness's word) where undefined: fewer than
+	// two documents, or a subject of one;
 	// Unpaired the standard error were the two runs independent,
 	// sqrt(se_A² + se_B²) with se each row's acc_stderr as
 	// lm-evaluation-harness reports it: sqrt(p(1−p)/(N−1)), or for a task
@@ -74,7 +76,7 @@ type Paired struct {
 	// AvgDiff is the difference of the unweighted task averages (the
 	// table's avg acc column), AvgSE its paired standard error
 	// sqrt(Σ SE²)/T (tasks are disjoint documents), AvgUnpaired the same
-	// from the unpaired errors.
+	// from the unpaired errors; NaN when a task's is.
 	AvgDiff, AvgSE, AvgUnpaired float64
 }
 
@@ -97,10 +99,10 @@ func pairs() [][2]string {
 
 // binomialSE is lm-evaluation-harness' acc_stderr of a 0/1 metric over n
 // documents with mean p: sqrt(p(1−p)/(n−1)) (sample standard deviation over
-// sqrt(n)); 0 for n < 2.
+// sqrt(n)); NaN for n < 2, where the harness reports "N/A".
 func binomialSE(p float64, n int) float64 {
 	if n < 2 {
-		return 0
+		return math.NaN()
 	}
 	return math.Sqrt(p * (1 - p) / float64(n-1))
 }
@@ -188,7 +190,7 @@ func pairedTask(task string, a, b []eval.Sample) (PairedTask, error) {
 	if err != nil {
 		return PairedTask{}, err
 	}
-	pt := PairedTask{Task: task, N: n, Diff: diff, SE: se,
+	pt := PairedTask{Task: task, N: n, Diff: diff, SE: naBelow2(se, n),
 		Unpaired: math.Hypot(binomialSE(meanAcc(a), n), binomialSE(meanAcc(b), n))}
 	bySubject := func(s []eval.Sample) map[string][]eval.Sample {
 		m := map[string][]eval.Sample{}
@@ -213,12 +215,30 @@ func pairedTask(task string, a, b []eval.Sample) (PairedTask, error) {
 		if err != nil {
 			return PairedTask{}, err
 		}
-		ses[i], sizes[i] = se, n
+		ses[i], sizes[i] = naBelow2(se, n), n
 		seA[i], seB[i] = binomialSE(meanAcc(as[s]), n), binomialSE(meanAcc(bs[s]), n)
 	}
 	pt.SE = eval.PooledSampleStderr(ses, sizes)
 	pt.Unpaired = math.Hypot(eval.PooledSampleStderr(seA, sizes), eval.PooledSampleStderr(seB, sizes))
 	return pt, nil
+}
+
+// naBelow2 is se, or NaN (the harness's "N/A": a sample standard deviation
+// needs two documents) when n < 2.
+func naBelow2(se float64, n int) float64 {
+	if n < 2 {
+		return math.NaN()
+	}
+	return se
+}
+
+// pct formats a fraction in points with 2 decimals, "N/A" for NaN (an
+// undefined standard error).
+func pct(x float64) string {
+	if math.IsNaN(x) {
+		return "N/A"
+	}
+	return fmt.Sprintf("%.2f", 100*x)
 }
 
 // taskOrder orders tasks as the OPTIMA paper's Table 1 lists them, unknown
@@ -255,12 +275,12 @@ func MarkdownPaired(w io.Writer, ps []Paired) {
 			cells[i] = "—"
 			for _, pt := range p.Tasks {
 				if pt.Task == t {
-					cells[i] = fmt.Sprintf("%+.2f ± %.2f", 100*pt.Diff, 100*pt.SE)
+					cells[i] = fmt.Sprintf("%+.2f ± %s", 100*pt.Diff, pct(pt.SE))
 				}
 			}
 		}
-		fmt.Fprintf(w, "| %s − %s | %s | %+.2f ± %.2f | %.2f |\n", Label(p.B), Label(p.A), strings.Join(cells, " | "),
-			100*p.AvgDiff, 100*p.AvgSE, 100*p.AvgUnpaired)
+		fmt.Fprintf(w, "| %s − %s | %s | %+.2f ± %s | %s |\n", Label(p.B), Label(p.A), strings.Join(cells, " | "),
+			100*p.AvgDiff, pct(p.AvgSE), pct(p.AvgUnpaired))
 	}
 	n := map[string]int{}
 	for _, p := range ps {

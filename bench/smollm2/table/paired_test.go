@@ -180,3 +180,38 @@ func TestLoadPairedMMLU(t *testing.T) {
 		t.Errorf("mmlu %+v, want %+v", got, want)
 	}
 }
+
+// TestLoadPairedOneDocument: a standard error over one document (or an
+// MMLU subject of one) is undefined, the harness's "N/A", and so are the
+// averages' errors; it is not printed as ± 0.00.
+func TestLoadPairedOneDocument(t *testing.T) {
+	dir := t.TempDir()
+	writeSamples(t, dir, "wanda24-none.zeroshot.samples.jsonl.gz", map[string][]float64{"piqa": {0}, "arc_easy": {0, 1, 1}})
+	writeSamples(t, dir, "wanda24-optima.zeroshot.samples.jsonl.gz", map[string][]float64{"piqa": {1}, "arc_easy": {1, 1, 0}})
+	mmlu := func(acc ...float64) []eval.Sample {
+		var s []eval.Sample
+		for i, a := range acc {
+			subject := "anatomy"
+			if i == 0 {
+				subject = "virology" // one document
+			}
+			s = append(s, eval.Sample{Task: "mmlu", Subject: subject, DocID: i, LogLiks: []float64{-1, -2}, CompletionLen: []int{1, 1}, Acc: a})
+		}
+		return s
+	}
+	for name, s := range map[string][]eval.Sample{"wanda24-none.zeroshot-mmlu.samples.jsonl.gz": mmlu(0, 1, 0, 1), "wanda24-optima.zeroshot-mmlu.samples.jsonl.gz": mmlu(1, 1, 1, 0)} {
+		if err := eval.WriteSamplesFile(filepath.Join(dir, name), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ps, err := LoadPaired(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	MarkdownPaired(&b, ps)
+	want := "| Wanda 2:4 / optima − Wanda 2:4 / none | +100.00 ± N/A | +0.00 ± 57.74 | +25.00 ± N/A | +41.67 ± N/A | N/A |"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("markdown lacks %q:\n%s", want, b.String())
+	}
+}
