@@ -162,7 +162,7 @@ func LoadPaired(dir string) ([]Paired, error) {
 		p := Paired{A: pr[0], B: pr[1]}
 		var se2, un2 float64
 		for _, t := range tasks {
-			pt, err := pairedTask(t, a[t], b[t])
+			pt, err := pairedTask(t, pr[0], pr[1], a[t], b[t])
 			if err != nil {
 				return nil, fmt.Errorf("%s vs %s, %s: %w", pr[1], pr[0], t, err)
 			}
@@ -181,11 +181,42 @@ func LoadPaired(dir string) ([]Paired, error) {
 	return out, nil
 }
 
-// pairedTask compares task's samples of row B with row A's. Diff is over
-// all documents (for MMLU the difference of the micro averages, which its
-// acc is); with subjects, SE and Unpaired pool the subjects' errors
-// (PairedTask).
-func pairedTask(task string, a, b []eval.Sample) (PairedTask, error) {
+// pairedTask compares task's samples b of row rowB with a of row rowA. Diff
+// is over all documents (for MMLU the difference of the micro averages,
+// which its acc is); with subjects, SE and Unpaired pool the subjects'
+// errors (PairedTask). Rows that scored different documents, or a document
+// twice, are an error naming the rows and the document.
+func pairedTask(task, rowA, rowB string, a, b []eval.Sample) (PairedTask, error) {
+	type doc struct {
+		subject string
+		id      int
+	}
+	docs := func(row string, s []eval.Sample) (map[doc]bool, error) {
+		m := make(map[doc]bool, len(s))
+		for _, x := range s {
+			d := doc{x.Subject, x.DocID}
+			if m[d] {
+				return nil, fmt.Errorf("%s scored %s doc %d twice", row, strings.TrimSpace(x.Subject+" "), x.DocID)
+			}
+			m[d] = true
+		}
+		return m, nil
+	}
+	da, err := docs(rowA, a)
+	if err != nil {
+		return PairedTask{}, err
+	}
+	if _, err := docs(rowB, b); err != nil {
+		return PairedTask{}, err
+	}
+	if len(a) != len(b) {
+		return PairedTask{}, fmt.Errorf("%s scored %d documents, %s %d: run both rows with the same limit and data", rowA, len(a), rowB, len(b))
+	}
+	for _, x := range b {
+		if !da[doc{x.Subject, x.DocID}] {
+			return PairedTask{}, fmt.Errorf("%s scored %s doc %d, %s did not: run both rows with the same data", rowB, strings.TrimSpace(x.Subject+" "), x.DocID, rowA)
+		}
+	}
 	diff, se, n, err := eval.PairedDifference(b, a)
 	if err != nil {
 		return PairedTask{}, err

@@ -82,12 +82,44 @@ func TestLoadPairedErrors(t *testing.T) {
 	}{
 		{"task only in the optima row", map[string][]float64{"piqa": {1}}, map[string][]float64{"piqa": {1}, "arc_easy": {0}}, "wanda24-optima has samples of arc_easy"},
 		{"task only in the base row", map[string][]float64{"piqa": {1}, "winogrande": {0}}, map[string][]float64{"piqa": {1}}, "wanda24-none has samples of winogrande"},
-		{"different documents", map[string][]float64{"piqa": {1, 0}}, map[string][]float64{"piqa": {1}}, "wanda24-optima vs wanda24-none, piqa"},
+		{"different documents", map[string][]float64{"piqa": {1, 0}}, map[string][]float64{"piqa": {1}}, "wanda24-optima vs wanda24-none, piqa: wanda24-none scored 2 documents, wanda24-optima 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			writeSamples(t, dir, "wanda24-none.zeroshot.samples.jsonl.gz", tc.a)
 			writeSamples(t, dir, "wanda24-optima.zeroshot.samples.jsonl.gz", tc.b)
+			_, err := LoadPaired(dir)
+			if err == nil || !strings.Contains(err.Error(), tc.wantContains) {
+				t.Fatalf("error %v, want one containing %q", err, tc.wantContains)
+			}
+		})
+	}
+}
+
+// TestLoadPairedOtherDocuments: rows that scored as many documents but
+// not the same ones, or one twice, are errors naming the row and the
+// document (the base row is A, the optima row B, as in the table).
+func TestLoadPairedOtherDocuments(t *testing.T) {
+	sample := func(subject string, id int) eval.Sample {
+		return eval.Sample{Task: "mmlu", Subject: subject, DocID: id, LogLiks: []float64{-1, -2}, CompletionLen: []int{1, 1}}
+	}
+	for _, tc := range []struct {
+		name         string
+		a, b         []eval.Sample
+		wantContains string
+	}{
+		{"other document", []eval.Sample{sample("anatomy", 0), sample("anatomy", 1)}, []eval.Sample{sample("anatomy", 0), sample("anatomy", 2)},
+			"thanos24-optima vs thanos24-own, mmlu: thanos24-optima scored anatomy doc 2, thanos24-own did not"},
+		{"document twice", []eval.Sample{sample("anatomy", 0), sample("anatomy", 0)}, []eval.Sample{sample("anatomy", 0), sample("anatomy", 1)},
+			"thanos24-optima vs thanos24-own, mmlu: thanos24-own scored anatomy doc 0 twice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, s := range map[string][]eval.Sample{"thanos24-own.zeroshot-mmlu.samples.jsonl.gz": tc.a, "thanos24-optima.zeroshot-mmlu.samples.jsonl.gz": tc.b} {
+				if err := eval.WriteSamplesFile(filepath.Join(dir, name), s); err != nil {
+					t.Fatal(err)
+				}
+			}
 			_, err := LoadPaired(dir)
 			if err == nil || !strings.Contains(err.Error(), tc.wantContains) {
 				t.Fatalf("error %v, want one containing %q", err, tc.wantContains)
