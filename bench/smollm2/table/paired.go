@@ -313,15 +313,29 @@ func MarkdownPaired(w io.Writer, ps []Paired) {
 		fmt.Fprintf(w, "| %s − %s | %s | %+.2f ± %s | %s |\n", Label(p.B), Label(p.A), strings.Join(cells, " | "),
 			100*p.AvgDiff, pct(p.AvgSE), pct(p.AvgUnpaired))
 	}
-	n := map[string]int{}
+	// The documents of each task, per pair: pairs run with other limits
+	// scored other numbers of documents, and the note says so.
+	n := map[string][]int{}
 	for _, p := range ps {
 		for _, t := range p.Tasks {
-			n[t.Task] = t.N
+			if !slices.Contains(n[t.Task], t.N) {
+				n[t.Task] = append(n[t.Task], t.N)
+			}
 		}
 	}
 	var parts []string
 	for _, t := range tasks {
-		parts = append(parts, fmt.Sprintf("%s %d", t, n[t]))
+		ns := n[t]
+		if len(ns) == 1 {
+			parts = append(parts, fmt.Sprintf("%s %d", t, ns[0]))
+			continue
+		}
+		slices.Sort(ns)
+		s := make([]string, len(ns))
+		for i, v := range ns {
+			s[i] = fmt.Sprint(v)
+		}
+		parts = append(parts, fmt.Sprintf("%s %s (differs between pairs)", t, strings.Join(s, " or ")))
 	}
 	fmt.Fprintf(w, "\nDocuments per task: %s. Paired SE: eval.PairedDifference over the documents both rows scored;\n", strings.Join(parts, ", "))
 	fmt.Fprintln(w, "MMLU's, and its unpaired SE, pool its subjects' errors as lm-evaluation-harness's group acc_stderr does; the averages' SE is sqrt(Σ SE²)/T over the T tasks.")

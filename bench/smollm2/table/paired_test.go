@@ -247,3 +247,22 @@ func TestLoadPairedOneDocument(t *testing.T) {
 		t.Errorf("markdown lacks %q:\n%s", want, b.String())
 	}
 }
+
+// TestMarkdownPairedDocuments: the note gives each task's documents, and
+// says so when pairs scored different numbers of them.
+func TestMarkdownPairedDocuments(t *testing.T) {
+	dir := t.TempDir()
+	writeSamples(t, dir, "wanda50-none.zeroshot.samples.jsonl.gz", map[string][]float64{"piqa": {1, 0, 1}, "arc_easy": {0, 1}})
+	writeSamples(t, dir, "wanda50-optima.zeroshot.samples.jsonl.gz", map[string][]float64{"piqa": {1, 1, 0}, "arc_easy": {1, 1}})
+	writeSamples(t, dir, "sgpt50-own.zeroshot.samples.jsonl.gz", map[string][]float64{"piqa": {1, 0, 1, 1, 0}, "arc_easy": {0, 0}})
+	writeSamples(t, dir, "sgpt50-optima.zeroshot.samples.jsonl.gz", map[string][]float64{"piqa": {1, 1, 1, 0, 1}, "arc_easy": {1, 0}})
+	ps, err := LoadPaired(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	MarkdownPaired(&b, ps)
+	if want := "Documents per task: piqa 3 or 5 (differs between pairs), arc_easy 2."; !strings.Contains(b.String(), want) {
+		t.Errorf("markdown lacks %q:\n%s", want, b.String())
+	}
+}
