@@ -81,8 +81,8 @@ type Paired struct {
 }
 
 // pairs are the comparisons of -paired: each selector's mask with its own
-// update (none for Wanda) against the same mask re-fit by OPTIMA, then
-// dense against each base row.
+// update (none for Wanda) against the same mask re-fit by OPTIMA, in the
+// order of Rows. (Dense is compared with no row.)
 func pairs() [][2]string {
 	var p [][2]string
 	for _, row := range Rows {
