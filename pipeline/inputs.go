@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 
 	"github.com/optima-llm/optima/internal/fileio"
@@ -172,4 +174,67 @@ func newWork(dir string, cfg *prune.Config, inputs []inputID) (prune.Work, error
 		return w, err
 	}
 	return w, prune.WriteFileAtomic(fileio.Join(dir, workConfigFile), c)
+}
+
+// warnStaleWork logs with log.Warn each work directory in root, other than
+// the one named key, that was made with the configuration cfg from inputs
+// at the same paths but identified otherwise (its inputs.json differs from
+// inputs in a size, hash, time or checksum): an input changed since, or an
+// earlier optima identified it differently (before large gs:// inputs were
+// identified by GCS's CRC32C), so this run does not resume it and starts
+// afresh. The message names the directory and the inputs that differ; the
+// directory is left alone (it may still be wanted). Best effort: a root
+// that cannot be listed, or a directory whose records cannot be read, is
+// passed over silently.
+func warnStaleWork(ctx context.Context, root, key string, cfg *prune.Config, inputs []inputID, log *slog.Logger) {
+	records, err := fileio.Glob(ctx, fileio.Join(root, "*", workInputsFile))
+	if err != nil {
+		return
+	}
+	c, err := json.Marshal(cfg)
+	if err != nil {
+		return
+	}
+	var ours any
+	if json.Unmarshal(c, &ours) != nil {
+		return
+	}
+	for _, rec := range records {
+		dir := fileio.Dir(rec)
+		name := fileio.Base(dir)
+		if name == key || !workKeyRE.MatchString(name) {
+			continue
+		}
+		raw, err := fileio.ReadFile(ctx, fileio.Join(dir, workConfigFile))
+		if err != nil {
+			continue
+		}
+		var theirs any
+		if json.Unmarshal(raw, &theirs) != nil || !reflect.DeepEqual(ours, theirs) {
+			continue
+		}
+		raw, err = fileio.ReadFile(ctx, rec)
+		if err != nil {
+			continue
+		}
+		var old []inputID
+		if json.Unmarshal(raw, &old) != nil || len(old) != len(inputs) {
+			continue
+		}
+		var differ []string
+		for i, in := range inputs {
+			if old[i].Path != in.Path {
+				differ = nil
+				break
+			}
+			if old[i] != in {
+				differ = append(differ, in.Path)
+			}
+		}
+		if len(differ) == 0 {
+			continue
+		}
+		log.Warn("not resuming a work directory made with this configuration from the same input paths: those inputs are identified otherwise now (changed since, or identified by an earlier optima, which recorded no CRC32C for large gs:// inputs); this run starts afresh, and that directory stays until removed",
+			"dir", dir, "inputs", strings.Join(differ, " "))
+	}
 }

@@ -1,17 +1,21 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"hash/crc32"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/optima-llm/optima/internal/fileio"
 	"github.com/optima-llm/optima/internal/fileio/gcstest"
+	"github.com/optima-llm/optima/stages/prune"
 )
 
 // TestFileIDLargeFile: above fullHashLimit a file's identity is its size,
@@ -105,5 +109,50 @@ func TestFileIDLargeObject(t *testing.T) {
 	tail[len(tail)-1] ^= 1
 	if id := write(tail); id == base {
 		t.Errorf("a byte changed past the head kept the identity %+v", id)
+	}
+}
+
+// TestWarnStaleWork: a work directory made with the same configuration from
+// the same input paths, identified otherwise (here as an optima before
+// CRC32C identified a large gs:// model: no crc32c), is named in a warning,
+// with the input that differs; the run's own directory, one of another
+// configuration, one of other input paths and a directory that is not a
+// work directory are not. Local and gs:// work roots.
+func TestWarnStaleWork(t *testing.T) {
+	gcstest.Start(t, "bkt")
+	ctx := context.Background()
+	cfg := &prune.Config{Method: "wanda", Sparsity: 0.5, NSamples: 4, SeqLen: 16}
+	other := *cfg
+	other.Sparsity = 0.6
+	inputs := []inputID{
+		{Path: "gs://m/model.gguf", Size: 3 << 20, SHA256: "aa", Head: true, CRC32C: "0badf00d"},
+		{Path: "gs://m/c4.jsonl", Size: 10, SHA256: "bb"},
+	}
+	old := append([]inputID(nil), inputs...)
+	old[0].CRC32C = ""
+	elsewhere := append([]inputID(nil), old...)
+	elsewhere[1].Path = "gs://m/other.jsonl"
+	for _, root := range []string{filepath.Join(t.TempDir(), "work"), "gs://bkt/work"} {
+		t.Run(root[:2], func(t *testing.T) {
+			key := workKey(cfg, inputs)
+			write := func(name string, c *prune.Config, in []inputID) {
+				t.Helper()
+				if _, err := newWork(fileio.Join(root, name), c, in); err != nil {
+					t.Fatal(err)
+				}
+			}
+			write(key, cfg, inputs)
+			write(workKey(cfg, old), cfg, old)
+			write(workKey(&other, old), &other, old)
+			write(workKey(cfg, elsewhere), cfg, elsewhere)
+			write("not-a-work-key", cfg, old)
+			var buf bytes.Buffer
+			warnStaleWork(ctx, root, key, cfg, inputs, slog.New(slog.NewTextHandler(&buf, nil)))
+			lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+			if len(lines) != 1 || !strings.Contains(lines[0], "level=WARN") ||
+				!strings.Contains(lines[0], "dir="+fileio.Join(root, workKey(cfg, old))) || !strings.HasSuffix(lines[0], " inputs=gs://m/model.gguf") {
+				t.Errorf("log:\n%s\nwant one warning naming %s and gs://m/model.gguf only", buf.String(), fileio.Join(root, workKey(cfg, old)))
+			}
+		})
 	}
 }

@@ -343,6 +343,7 @@ func Prepare(cfg *Config) (*Plan, error) {
 	}
 	p := &Plan{Family: fam, Work: work, Done: done}
 	if len(done) == 0 {
+		warnStaleWork(context.Background(), root, fileio.Base(work.Dir), &cfg.Config, inputs, cfg.logger())
 		tok, err := src.Tokenizer()
 		if err != nil {
 			return nil, fmt.Errorf("--model %s: tokenizer: %w", cfg.Model, err)

@@ -386,9 +386,18 @@ func TestWorkKeyCoversContents(t *testing.T) {
 	t.Run("corpus changed", func(t *testing.T) {
 		// Same size, so that only the contents tell the files apart.
 		rewrite(t, corpus, func(b []byte) []byte { return bytes.Replace(b, []byte("the"), []byte("and"), 1) })
+		var logs syncBuffer
+		cfg.Log = slog.New(slog.NewTextHandler(&logs, nil))
 		plan := prepare(t)
+		cfg.Log = nil
 		if plan.Work.Dir == first.Work.Dir || len(plan.Done) != 0 {
 			t.Errorf("a changed corpus resumes from %s (%d blocks done)", plan.Work.Dir, len(plan.Done))
+		}
+		// Starting afresh beside the old work is said, naming it and the
+		// input that differs (an input changed, or identified otherwise by
+		// an earlier optima: large gs:// inputs before CRC32C).
+		if l := logs.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "dir="+first.Work.Dir) || !strings.Contains(l, "inputs="+corpus) {
+			t.Errorf("log %q: want a warning naming %s and %s", l, first.Work.Dir, corpus)
 		}
 		rewrite(t, corpus, func(b []byte) []byte { return bytes.Replace(b, []byte("and"), []byte("the"), 1) })
 	})
