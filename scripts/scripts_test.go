@@ -1,7 +1,3 @@
-// Package scripts_test runs the CI entry point (.ci/run) and the test
-// command (scripts/test.sh) with stand-ins for go, python3 and df on $PATH:
-// which go commands they run, with which CGO_ENABLED, and what the disk
-// guard of .ci/run does.
 package scripts_test
 
 import (
@@ -32,6 +28,11 @@ echo "Filesystem 1024-blocks Used Available Capacity Mounted on"
 echo "/dev/x 100000000 1 $FAKE_FREE 1% /"
 `
 
+// TestCIScripts runs .ci/run and test.sh with fakeGo, fakeDf and an empty
+// python3 first on $PATH, and every file test.sh would fetch given: which
+// go commands they run and with which CGO_ENABLED, what the disk guard of
+// .ci/run says and does, and that it creates a build cache that does not
+// exist yet.
 func TestCIScripts(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Skip("no bash")
