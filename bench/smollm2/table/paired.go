@@ -73,8 +73,11 @@ type PairedTask struct {
 type Paired struct {
 	A, B  string
 	Tasks []PairedTask
-	// AvgDiff is the difference of the unweighted task averages (the
-	// table's avg acc column), AvgSE its paired standard error
+	// AvgDiff is the difference of the unweighted averages over Tasks, the
+	// tasks with samples (the table's avg acc column only when those are
+	// all the row's tasks: bench/device/paired_rows.sh keeps no MMLU
+	// samples, so there it averages five tasks, the table six), AvgSE its
+	// paired standard error
 	// sqrt(Σ SE²)/T (tasks are disjoint documents), AvgUnpaired the same
 	// from the unpaired errors; NaN when a task's is.
 	AvgDiff, AvgSE, AvgUnpaired float64
