@@ -65,6 +65,31 @@ type Backend interface {
 	Cholesky(a []float64, n int) error
 }
 
+// GramSetter is an optional interface of a Backend whose AccumulateGram
+// moves h between two memories (kernels/cuda uploads h, adds the products on
+// the device and downloads h). SetGram sets h to XᵀX instead of adding to
+// it, without reading h first, which saves the upload of h: its result
+// equals AccumulateGram on an all-zero h bit for bit. Shapes, dtypes and
+// panics are those of AccumulateGram. stages/hessian uses it for the first
+// Add of a Hessian (one per input group and calibration shard).
+type GramSetter interface {
+	SetGram(h []float64, x []float32, tokens, in int)
+}
+
+// SetGram sets h ([in, in] float64) to XᵀX of x ([tokens, in] float32) on
+// be: with be's SetGram when be is a GramSetter, else by zeroing h[:in·in]
+// and calling be.AccumulateGram. It panics as AccumulateGram does.
+func SetGram(be Backend, h []float64, x []float32, tokens, in int) {
+	if g, ok := be.(GramSetter); ok {
+		g.SetGram(h, x, tokens, in)
+		return
+	}
+	if in > 0 && len(h) >= in*in {
+		clear(h[:in*in])
+	}
+	be.AccumulateGram(h, x, tokens, in)
+}
+
 // BatchedCholesky is an optional interface of a Backend that factors and
 // solves many independent symmetric positive definite systems of one size in
 // one call (kernels/cpu: a parallel loop over its Cholesky; kernels/cuda:

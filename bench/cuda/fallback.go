@@ -27,6 +27,14 @@ type gramResult struct {
 	PinnedSec       float64 `json:"pinned_sec,omitempty"`
 	PinnedSpeedup   float64 `json:"pinned_speedup,omitempty"`
 	PinnedIdentical bool    `json:"pinned_identical,omitempty"`
+	// SetGram (kernels.GramSetter: h set, not uploaded) on the pinned
+	// backend (the pageable one without pinned staging): seconds, the
+	// AccumulateGram seconds of that backend over it, and whether h is bit
+	// for bit AccumulateGram's on an all-zero h. Absent when the backend
+	// has no SetGram.
+	SetSec       float64 `json:"set_sec,omitempty"`
+	SetSpeedup   float64 `json:"set_speedup,omitempty"`
+	SetIdentical bool    `json:"set_identical,omitempty"`
 }
 
 // fallbackVariant is one way --fallback-bench solved the fallback rows.
@@ -256,6 +264,31 @@ func runFallback(be kernels.Backend, cb *cuda.Backend, name string, hidden, inte
 			}
 			pinNote = fmt.Sprintf("; pinned staging %.3fs (ratio %.2f, speedup %.2f), h bit-identical to pageable: %v",
 				gr.PinnedSec, gr.PinnedSec/gr.FloorSec, gr.PinnedSpeedup, gr.PinnedIdentical)
+		}
+		sb, accSec := be, gr.Sec
+		if pinned != nil {
+			sb, accSec = pinned, gr.PinnedSec
+		}
+		if setter, ok := sb.(kernels.GramSetter); ok {
+			ref := make([]float64, n*n)
+			sb.AccumulateGram(ref, x, tokens, n)
+			gs := make([]float64, n*n)
+			setter.SetGram(gs, x, tokens, n) // warm-up
+			t := time.Now()
+			for range reps {
+				setter.SetGram(gs, x, tokens, n)
+			}
+			gr.SetSec = time.Since(t).Seconds() / reps
+			gr.SetSpeedup = accSec / gr.SetSec
+			gr.SetIdentical = true
+			for i := range ref {
+				if math.Float64bits(ref[i]) != math.Float64bits(gs[i]) {
+					gr.SetIdentical = false
+					break
+				}
+			}
+			pinNote += fmt.Sprintf("; SetGram %.3fs (ratio %.2f, speedup %.2f over AccumulateGram), h bit-identical to AccumulateGram on zeros: %v",
+				gr.SetSec, gr.SetSec/gr.FloorSec, gr.SetSpeedup, gr.SetIdentical)
 		}
 		rep.Gram = append(rep.Gram, gr)
 		fmt.Printf("AccumulateGram %d tokens × %d: %.3fs (host transfers %.0f MiB), FP32 SGEMM floor %.3fs, ratio %.2f%s\n",

@@ -426,16 +426,36 @@ const gramBlock = 256
 // tokens*in. With Options.PinnedStaging the copies of X and h go through
 // the pinned buffers (identical results).
 func (b *Backend) AccumulateGram(h []float64, x []float32, tokens, in int) {
+	b.gram("AccumulateGram", h, x, tokens, in, false)
+}
+
+// SetGram implements kernels.GramSetter: h = XᵀX as AccumulateGram computes
+// it on an all-zero h (bit for bit), with the device copy of h zeroed by
+// cuMemsetD8 instead of uploaded from h, so only X goes up and h comes
+// down. With tokens = 0 it zeroes h. It panics as AccumulateGram does.
+func (b *Backend) SetGram(h []float64, x []float32, tokens, in int) {
+	b.gram("SetGram", h, x, tokens, in, true)
+}
+
+// gram is AccumulateGram (set false: h += XᵀX) and SetGram (set true:
+// h = XᵀX, h not read); op names the method in panics.
+func (b *Backend) gram(op string, h []float64, x []float32, tokens, in int, set bool) {
 	if tokens < 0 || in < 0 {
-		panic(fmt.Sprintf("cuda: AccumulateGram: negative dimension tokens=%d in=%d", tokens, in))
+		panic(fmt.Sprintf("cuda: %s: negative dimension tokens=%d in=%d", op, tokens, in))
 	}
 	if len(h) < in*in {
-		panic(fmt.Sprintf("cuda: AccumulateGram: len(h) = %d < in*in = %d", len(h), in*in))
+		panic(fmt.Sprintf("cuda: %s: len(h) = %d < in*in = %d", op, len(h), in*in))
 	}
 	if len(x) < tokens*in {
-		panic(fmt.Sprintf("cuda: AccumulateGram: len(x) = %d < tokens*in = %d", len(x), tokens*in))
+		panic(fmt.Sprintf("cuda: %s: len(x) = %d < tokens*in = %d", op, len(x), tokens*in))
 	}
-	if tokens == 0 || in == 0 {
+	if in == 0 {
+		return
+	}
+	if tokens == 0 {
+		if set {
+			clear(h[:in*in])
+		}
 		return
 	}
 	piece := max(gramBlock, (64<<20)/(4*in)/gramBlock*gramBlock) // about 64 MiB of X per upload
@@ -444,7 +464,11 @@ func (b *Backend) AccumulateGram(h []float64, x []float32, tokens, in int) {
 		b.grow(&b.bufC, nn*8)
 		b.grow(&b.bufB, nn*4)
 		b.grow(&b.bufA, uintptr(min(piece, tokens)*in)*4)
-		b.htodStaged(b.bufC.ptr, unsafe.Pointer(&h[0]), nn*8)
+		if set {
+			b.a.mustCU("cuMemsetD8", call(b.a.cuMemsetD8, b.bufC.ptr, 0, nn*8))
+		} else {
+			b.htodStaged(b.bufC.ptr, unsafe.Pointer(&h[0]), nn*8)
+		}
 		grid := int(min((nn+255)/256, 8192))
 		for t0 := 0; t0 < tokens; t0 += piece {
 			nt := min(piece, tokens-t0)

@@ -48,6 +48,7 @@ func Run(t *testing.T, b kernels.Backend) {
 	t.Run("GemmPanics", func(t *testing.T) { testGemmPanics(t, b) })
 	t.Run("AccumulateGram", func(t *testing.T) { testGram(t, b) })
 	t.Run("AccumulateGramLong", func(t *testing.T) { testGramLong(t, b) })
+	t.Run("SetGram", func(t *testing.T) { testSetGram(t, b) })
 	t.Run("Cholesky", func(t *testing.T) { testCholesky(t, b) })
 	t.Run("CholeskyNotPD", func(t *testing.T) { testCholeskyNotPD(t, b) })
 	if _, ok := b.(kernels.BatchedCholesky); ok {
@@ -525,6 +526,39 @@ func testGramLong(t *testing.T, b kernels.Backend) {
 		}
 		checkGram(t, h, want, scale, in, tol)
 	})
+}
+
+// testSetGram: kernels.SetGram (b's own SetGram when b is a
+// kernels.GramSetter, else zeroing and AccumulateGram) gives bit for bit what
+// AccumulateGram gives on an all-zero h, whatever h held before (NaN
+// included), and zeroes h for zero tokens; elements past in·in are left
+// alone.
+func testSetGram(t *testing.T, b kernels.Backend) {
+	r := rand.New(rand.NewPCG(15, 16))
+	for _, tc := range []struct{ tokens, in int }{{0, 4}, {1, 1}, {7, 5}, {300, 33}, {600, 70}} {
+		t.Run(fmt.Sprintf("%dx%d", tc.tokens, tc.in), func(t *testing.T) {
+			x := make([]float32, tc.tokens*tc.in)
+			for i := range x {
+				x[i] = float32(r.NormFloat64())
+			}
+			want := make([]float64, tc.in*tc.in)
+			b.AccumulateGram(want, x, tc.tokens, tc.in)
+			h := make([]float64, tc.in*tc.in+1)
+			for i := range h {
+				h[i] = math.NaN()
+			}
+			h[0] = 7
+			kernels.SetGram(b, h, x, tc.tokens, tc.in)
+			for i, w := range want {
+				if math.Float64bits(h[i]) != math.Float64bits(w) {
+					t.Fatalf("element %d: SetGram %v, AccumulateGram on zeros %v", i, h[i], w)
+				}
+			}
+			if !math.IsNaN(h[len(h)-1]) {
+				t.Errorf("SetGram wrote past in·in: %v", h[len(h)-1])
+			}
+		})
+	}
 }
 
 func testCholesky(t *testing.T, b kernels.Backend) {

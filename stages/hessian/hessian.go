@@ -50,7 +50,9 @@ func New(group string, in int) *Hessian {
 
 // Add accumulates XᵀX of x (tokens×In row-major float32) into h.Sum with
 // be.AccumulateGram (float32 products in blocks of at most 256 tokens, summed
-// in float64) and adds tokens to h.Tokens. The lower triangle is then set to
+// in float64), or kernels.SetGram while h.Tokens is 0 (the same values, with
+// h.Sum not read: a Hessian with no tokens must be all zero, as New makes
+// it), and adds tokens to h.Tokens. The lower triangle is then set to
 // the upper one so that Sum stays exactly symmetric whatever the backend's
 // rounding.
 //
@@ -72,7 +74,14 @@ func (h *Hessian) Add(be kernels.Backend, x []float32, tokens int) error {
 	if tokens == 0 {
 		return nil
 	}
-	be.AccumulateGram(h.Sum, x, tokens, h.In)
+	if h.Tokens == 0 {
+		// Sum is all zero while no token is in it (New; Add and Merge
+		// keep it so): set it instead of adding, which spares a backend
+		// with its own memory (kernels/cuda) the upload of h.
+		kernels.SetGram(be, h.Sum, x, tokens, h.In)
+	} else {
+		be.AccumulateGram(h.Sum, x, tokens, h.In)
+	}
 	h.symmetrize()
 	h.Tokens += int64(tokens)
 	return nil

@@ -421,3 +421,52 @@ func TestSymmetrizeTiles(t *testing.T) {
 		}
 	}
 }
+
+// setter is naive with kernels.GramSetter, counting the calls of each.
+type setter struct {
+	naive
+	sets, adds int
+}
+
+func (s *setter) SetGram(h []float64, x []float32, tokens, in int) {
+	s.sets++
+	for i := range h[:in*in] {
+		h[i] = 0
+	}
+	s.naive.AccumulateGram(h, x, tokens, in)
+}
+
+func (s *setter) AccumulateGram(h []float64, x []float32, tokens, in int) {
+	s.adds++
+	s.naive.AccumulateGram(h, x, tokens, in)
+}
+
+// TestAddSetsFirst: on a backend with SetGram, the first Add of a Hessian
+// (no tokens yet) sets Sum with SetGram and later ones accumulate; Sum is
+// what AccumulateGram alone gives. An empty Add changes nothing.
+func TestAddSetsFirst(t *testing.T) {
+	const in = 5
+	r := rand.New(rand.NewPCG(21, 22))
+	x := make([]float32, 9*in)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	want := New("g", in)
+	s := &setter{}
+	got := New("g", in)
+	for _, part := range [][2]int{{0, 0}, {0, 4}, {4, 9}} {
+		a, b := part[0], part[1]
+		if err := want.Add(naive{}, x[a*in:b*in], b-a); err != nil {
+			t.Fatal(err)
+		}
+		if err := got.Add(s, x[a*in:b*in], b-a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.sets != 1 || s.adds != 1 {
+		t.Errorf("SetGram %d times, AccumulateGram %d times; want 1 and 1", s.sets, s.adds)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Hessian (-AccumulateGram only +SetGram first):\n%s", diff)
+	}
+}

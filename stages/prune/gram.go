@@ -154,6 +154,16 @@ func (r routed) AccumulateGram(h []float64, x []float32, tokens, in int) {
 	r.gram.AccumulateGram(h, x, tokens, in)
 }
 
+// SetGram implements kernels.GramSetter on the backend AccumulateGram goes
+// to (kernels.SetGram: its own SetGram, else zeroing h and accumulating).
+func (r routed) SetGram(h []float64, x []float32, tokens, in int) {
+	if r.gram == nil {
+		kernels.SetGram(r.Backend, h, x, tokens, in)
+		return
+	}
+	kernels.SetGram(r.gram, h, x, tokens, in)
+}
+
 func (r routed) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if r.gemm != nil && r.route.ToGPU(m, n, k, beta) {
 		r.gemm.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)

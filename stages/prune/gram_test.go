@@ -139,3 +139,52 @@ func TestGramBackend(t *testing.T) {
 		}
 	}
 }
+
+// gramSetter is gramOnly with kernels.GramSetter: SetGram records the width
+// in sets and sets h as the CPU backend's AccumulateGram on zeros would.
+type gramSetter struct {
+	gramOnly
+	sets []int
+}
+
+func (g *gramSetter) SetGram(h []float64, x []float32, tokens, in int) {
+	g.mu.Lock()
+	g.sets = append(g.sets, in)
+	g.mu.Unlock()
+	clear(h[:in*in])
+	g.cpu.AccumulateGram(h, x, tokens, in)
+}
+
+// TestWithGramSetGram: through WithGram (and WithGPUGemm on top), a Gram
+// backend with SetGram gets each shard's first product of every group as
+// SetGram, not AccumulateGram (kernels/cuda then skips the upload of the
+// zero Hessian), and the Hessians are bit-identical to the CPU's.
+func TestWithGramSetGram(t *testing.T) {
+	c := cpu.New(2)
+	want := calibrateTiny(t, c)
+	for _, tc := range []struct {
+		name string
+		wrap func(gram kernels.Backend) kernels.Backend
+	}{
+		{"WithGram", func(g kernels.Backend) kernels.Backend { return WithGram(c, g) }},
+		{"WithGram then WithGPUGemm", func(g kernels.Backend) kernels.Backend {
+			return WithGPUGemm(WithGram(c, g), c, DefaultGemmRoute)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := &gramSetter{gramOnly: gramOnly{cpu: c, scale: 1}}
+			got := calibrateTiny(t, tc.wrap(fake))
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("Hessians differ from the CPU's (-want +got):\n%s", diff)
+			}
+			sort.Ints(fake.sets)
+			o := tinymodel.Default()
+			if diff := cmp.Diff([]int{o.Hidden, o.Hidden, o.Hidden, o.Intermediate}, fake.sets); diff != "" {
+				t.Errorf("SetGram widths (-want +got):\n%s", diff)
+			}
+			if len(fake.widths) != 0 {
+				t.Errorf("AccumulateGram called for widths %v; a shard's first product should be SetGram", fake.widths)
+			}
+		})
+	}
+}
