@@ -57,24 +57,7 @@ func TestGGUFvsHFDirManyBlocks(t *testing.T) {
 	if !slices.Contains(names, "model.layers.11.mlp.down_proj.weight") {
 		t.Fatalf("tensors %v: no block 11", names)
 	}
-	for _, name := range names {
-		a, err := src.Load(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := dst.Load(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !slices.Equal(a.Shape, b.Shape) || len(a.Data) != len(b.Data) {
-			t.Fatalf("%s: shape %v written, %v read back", name, a.Shape, b.Shape)
-		}
-		for i := range a.Data {
-			if math.Float32bits(a.Data[i]) != math.Float32bits(b.Data[i]) {
-				t.Fatalf("%s[%d]: %v written, %v read back", name, i, a.Data[i], b.Data[i])
-			}
-		}
-	}
+	sameTensors(t, src, dst, names)
 	r := rand.New(rand.NewPCG(12, 1))
 	const seqlen, windows = 32, 2
 	ids := make([]int32, seqlen*windows)

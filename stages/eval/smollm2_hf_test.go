@@ -97,24 +97,7 @@ func TestSmolLM2GGUFvsHFDir(t *testing.T) {
 	if !slices.Contains(names, "model.layers.1.mlp.down_proj.weight") || slices.Contains(names, "model.layers.2.mlp.down_proj.weight") {
 		t.Fatalf("tensors %v: want blocks 0 and 1 only", names)
 	}
-	for _, name := range names {
-		a, err := src.Load(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := dst.Load(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !slices.Equal(a.Shape, b.Shape) || len(a.Data) != len(b.Data) {
-			t.Fatalf("%s: shape %v written, %v read back", name, a.Shape, b.Shape)
-		}
-		for i := range a.Data {
-			if math.Float32bits(a.Data[i]) != math.Float32bits(b.Data[i]) {
-				t.Fatalf("%s[%d]: %v written, %v read back", name, i, a.Data[i], b.Data[i])
-			}
-		}
-	}
+	sameTensors(t, src, dst, names)
 	text, err := WikiText2Text(testenv.DataDir(t))
 	if err != nil {
 		t.Fatal(err)
@@ -149,5 +132,29 @@ func TestSmolLM2GGUFvsHFDir(t *testing.T) {
 	}
 	if relDiff(ppl["hf"], ppl["gguf"]) > 1e-5 {
 		t.Errorf("HF directory perplexity %.7f, GGUF %.7f: rel diff %.3g > 1e-5", ppl["hf"], ppl["gguf"], relDiff(ppl["hf"], ppl["gguf"]))
+	}
+}
+
+// sameTensors fails t unless every tensor of names loads from src and dst
+// with the same shape and the same float32 bits.
+func sameTensors(t *testing.T, src, dst model.Source, names []string) {
+	t.Helper()
+	for _, name := range names {
+		a, err := src.Load(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := dst.Load(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(a.Shape, b.Shape) || len(a.Data) != len(b.Data) {
+			t.Fatalf("%s: shape %v written, %v read back", name, a.Shape, b.Shape)
+		}
+		for i := range a.Data {
+			if math.Float32bits(a.Data[i]) != math.Float32bits(b.Data[i]) {
+				t.Fatalf("%s[%d]: %v written, %v read back", name, i, a.Data[i], b.Data[i])
+			}
+		}
 	}
 }
