@@ -82,7 +82,7 @@ func TestResumeCorrupt(t *testing.T) {
 
 	// A run stopped after two of the three blocks: blocks 0 and 1 are done,
 	// the shards entering block 2 are kept.
-	stopped, plan := stopAfterTwo(t, full, filepath.Join(dir, "stopped"), filepath.Join(dir, "work"))
+	stopped, plan := stopAfter(t, full, filepath.Join(dir, "stopped"), filepath.Join(dir, "work"), 2)
 	key := filepath.Base(plan.Work.Dir)
 	shard := filepath.Base(plan.Done[1].Next[0].Path)
 
@@ -313,14 +313,7 @@ func sameModelFiles(t *testing.T, a, b string) {
 func TestPrepareDryRunKeepsCorrupt(t *testing.T) {
 	modelDir, corpus := fixture(t)
 	dir := t.TempDir()
-	cfg := baseConfig(modelDir, corpus, filepath.Join(dir, "out"))
-	cfg.WorkRoot, cfg.StopAfter = filepath.Join(dir, "work"), 1
-	runPipeline(t, cfg)
-	cfg.StopAfter = 0
-	plan, err := pipeline.Prepare(&cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, plan := stopAfter(t, baseConfig(modelDir, corpus, ""), filepath.Join(dir, "out"), filepath.Join(dir, "work"), 1)
 	bad := filepath.Join(plan.Work.Dir, "block-000.done.json")
 	if err := os.WriteFile(bad, []byte("{"), 0o644); err != nil {
 		t.Fatal(err)
@@ -328,7 +321,8 @@ func TestPrepareDryRunKeepsCorrupt(t *testing.T) {
 	var logs syncBuffer
 	cfg.Log = slog.New(slog.NewTextHandler(&logs, nil))
 	cfg.PlanOnly = true
-	if plan, err = pipeline.Prepare(&cfg); err != nil {
+	plan, err := pipeline.Prepare(&cfg)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if len(plan.Done) != 0 || !strings.Contains(logs.String(), bad) {
@@ -347,17 +341,7 @@ func TestPrepareDryRunKeepsCorrupt(t *testing.T) {
 func TestWorkKeyCoversContents(t *testing.T) {
 	modelDir, corpus := fixture(t)
 	dir := t.TempDir()
-	cfg := baseConfig(modelDir, corpus, filepath.Join(dir, "out"))
-	cfg.WorkRoot, cfg.StopAfter = filepath.Join(dir, "work"), 1
-	runPipeline(t, cfg)
-	cfg.StopAfter = 0
-	first, err := pipeline.Prepare(&cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(first.Done) != 1 {
-		t.Fatalf("the stopped run left %d finished blocks, want 1", len(first.Done))
-	}
+	cfg, first := stopAfter(t, baseConfig(modelDir, corpus, ""), filepath.Join(dir, "out"), filepath.Join(dir, "work"), 1)
 	prepare := func(t *testing.T) *pipeline.Plan {
 		t.Helper()
 		plan, err := pipeline.Prepare(&cfg)
@@ -669,7 +653,7 @@ func TestResumeChecksumGCS(t *testing.T) {
 	dir := t.TempDir()
 	full := baseConfig(modelDir, corpus, filepath.Join(dir, "full"))
 	runPipeline(t, full)
-	stopped, plan := stopAfterTwo(t, full, filepath.Join(dir, "stopped"), "gs://bkt/stopped")
+	stopped, plan := stopAfter(t, full, filepath.Join(dir, "stopped"), "gs://bkt/stopped", 2)
 	key := fileio.Base(plan.Work.Dir)
 	objects, err := fileio.Glob(ctx, plan.Work.Dir+"/*")
 	if err != nil {
@@ -735,22 +719,22 @@ func TestResumeChecksumGCS(t *testing.T) {
 	}
 }
 
-// stopAfterTwo runs full with out and workRoot stopped after two of its
-// three blocks, and returns that configuration without the stop (the
-// command that resumes it) with its plan: blocks 0 and 1 done, the shards
-// entering block 2 kept.
-func stopAfterTwo(t *testing.T, full pipeline.Config, out, workRoot string) (pipeline.Config, *pipeline.Plan) {
+// stopAfter runs full with out and workRoot stopped after n of its three
+// blocks, and returns that configuration without the stop (the command
+// that resumes it) with its plan: blocks 0 to n−1 done, the shards entering
+// block n kept.
+func stopAfter(t *testing.T, full pipeline.Config, out, workRoot string, n int) (pipeline.Config, *pipeline.Plan) {
 	t.Helper()
 	stopped := full
-	stopped.Out, stopped.WorkRoot, stopped.StopAfter = out, workRoot, 2
+	stopped.Out, stopped.WorkRoot, stopped.StopAfter = out, workRoot, n
 	runPipeline(t, stopped)
 	stopped.StopAfter = 0
 	plan, err := pipeline.Prepare(&stopped)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(plan.Done) != 2 || len(plan.Done[1].Next) == 0 {
-		t.Fatalf("the stopped run left %d finished blocks, want 2 with shards after them", len(plan.Done))
+	if len(plan.Done) != n || len(plan.Done[n-1].Next) == 0 {
+		t.Fatalf("the stopped run left %d finished blocks, want %d with shards after them", len(plan.Done), n)
 	}
 	return stopped, plan
 }
